@@ -1,0 +1,144 @@
+"""The typed event stream. The scheduler emits only these; every view subscribes.
+
+Times are wall-clock seconds since the epoch (`time.time()` or the run's injected clock).
+Every event carries `run_id`; `kind` tells them apart once serialised (`Event` is the union).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+TaskState = Literal["pending", "running", "retrying", "completed", "failed", "skipped", "cancelled"]
+FINAL_STATES: frozenset[str] = frozenset({"completed", "failed", "skipped", "cancelled"})
+RunStatus = Literal["running", "completed", "failed", "cancelled", "interrupted"]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    run_id: str
+    at: float
+
+
+class TaskInfo(BaseModel):
+    """A task as the run saw it when it started (enough for a view to draw the graph)."""
+
+    model_config = ConfigDict(frozen=True)
+    id: str
+    dependencies: tuple[str, ...] = ()
+    description: str | None = None
+    retry_attempts: int = 0
+    retry_delay_ms: float = 0
+    retry_backoff: str = "fixed"
+    trigger_rule: str = "all_success"
+    runner: str = "async"
+    timeout_s: float | None = None
+    map_over: str | None = None
+    has_fallback: bool = False
+    parent: str | None = None  # for `task[3]` instances of a map_over task: the task's id
+
+
+class RunStarted(_Event):
+    kind: Literal["run_started"] = "run_started"
+    workflow: str
+    file: str | None = None
+    source_hash: str | None = None
+    max_concurrency: int
+    tasks: list[TaskInfo]
+    initial_context: dict[str, Any] = Field(default_factory=dict)
+    resumed_from: str | None = None  # a run id when this run resumes / re-runs another
+    reused: dict[str, str] = Field(default_factory=dict)  # task id -> state taken from before
+    executor: str = "local"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskStateChanged(_Event):
+    kind: Literal["task_state"] = "task_state"
+    task_id: str
+    state: TaskState
+    attempt: int = 0  # 1-based attempt number; 0 before the first attempt
+    max_attempts: int = 1
+    error: str | None = None  # one-line summary ("ValueError: bad row 12")
+    traceback: str | None = None
+    reason: str | None = None  # why skipped / cancelled, "timed out", "via fallback", ...
+    via_fallback: bool = False
+
+
+class RetryScheduled(_Event):
+    kind: Literal["retry_scheduled"] = "retry_scheduled"
+    task_id: str
+    attempt: int  # the attempt that failed
+    next_attempt: int
+    max_attempts: int
+    delay_s: float
+    error: str
+
+
+class LogLine(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    task_id: str
+    attempt: int
+    at: float
+    level: str
+    text: str
+
+
+class TaskLogs(_Event):
+    """A batch of log lines (several tasks may be mixed, in the order they were written)."""
+
+    kind: Literal["task_logs"] = "task_logs"
+    lines: list[LogLine]
+
+
+class TaskProgress(_Event):
+    kind: Literal["task_progress"] = "task_progress"
+    task_id: str
+    done: float
+    total: float | None = None
+    message: str | None = None
+
+
+class ContextWritten(_Event):
+    """The keys a task wrote, emitted when it completes, just before its state change."""
+
+    kind: Literal["context_written"] = "context_written"
+    task_id: str
+    values: dict[str, Any]
+
+
+class TasksAdded(_Event):
+    """Tasks created while running (the instances of a map_over task)."""
+
+    kind: Literal["tasks_added"] = "tasks_added"
+    parent: str
+    tasks: list[TaskInfo]
+
+
+class RunFinished(_Event):
+    kind: Literal["run_finished"] = "run_finished"
+    status: RunStatus
+    report: dict[str, Any]
+    context: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+
+
+Event = Annotated[
+    RunStarted
+    | TaskStateChanged
+    | RetryScheduled
+    | TaskLogs
+    | TaskProgress
+    | ContextWritten
+    | TasksAdded
+    | RunFinished,
+    Field(discriminator="kind"),
+]
+EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Event)
+
+
+def event_from_json(data: str | bytes | dict[str, Any]) -> Any:
+    """Parse one serialised event back into its model."""
+    if isinstance(data, dict):
+        return EVENT_ADAPTER.validate_python(data)
+    return EVENT_ADAPTER.validate_json(data)

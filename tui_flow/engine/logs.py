@@ -1,0 +1,247 @@
+"""Attributing output to the task that wrote it.
+
+While a task body runs, a context variable names its attempt. `print()` (through a proxy on
+sys.stdout / sys.stderr), `logging` (through a root handler) and `context.log` all look it up
+and append to the run's `LogBuffer`, from the loop or from a worker thread. The buffer hands
+lines to the loop in batches: one wake-up per batch, not per line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from .events import LogLine
+
+_current: contextvars.ContextVar[AttemptSink | None] = contextvars.ContextVar(
+    "tui_flow_attempt", default=None
+)
+
+
+_CLEAN = contextvars.Context()
+
+
+def current_sink() -> AttemptSink | None:
+    """The sink of the attempt running in this context (None outside task bodies)."""
+    return _current.get()
+
+
+class LogBuffer:
+    """Collects lines and progress from any thread; flushes them on the loop in batches."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_lines: Callable[[list[LogLine]], None],
+        on_progress: Callable[[str, float, float | None, str | None], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
+        self._on_lines = on_lines
+        self._on_progress = on_progress
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._lines: list[LogLine] = []
+        self._progress: dict[str, tuple[float, float | None, str | None]] = {}
+        self._scheduled = False
+        self.closed = False
+
+    def add(self, task_id: str, attempt: int, level: str, text: str) -> None:
+        line = LogLine(task_id=task_id, attempt=attempt, at=self._clock(), level=level, text=text)
+        with self._lock:
+            self._lines.append(line)
+            wake = not self._scheduled
+            self._scheduled = True
+        if wake:
+            self._wake()
+
+    def progress(self, task_id: str, done: float, total: float | None, msg: str | None) -> None:
+        with self._lock:
+            self._progress[task_id] = (done, total, msg)
+            wake = not self._scheduled
+            self._scheduled = True
+        if wake:
+            self._wake()
+
+    def _wake(self) -> None:
+        if self.closed:
+            return
+        try:
+            # run the flush outside any task's context, or its output would be the task's
+            if threading.get_ident() == self._loop_thread:
+                self._loop.call_soon(self.flush, context=_CLEAN)
+            else:
+                self._loop.call_soon_threadsafe(self.flush, context=_CLEAN)
+        except RuntimeError:  # loop closed: a zombie thread outlived its run
+            pass
+
+    def flush(self) -> None:
+        """Hand every pending line and progress update to the run (call on the loop)."""
+        with self._lock:
+            lines, self._lines = self._lines, []
+            progress, self._progress = self._progress, {}
+            self._scheduled = False
+        if lines:
+            self._on_lines(lines)
+        for task_id, (done, total, msg) in progress.items():
+            self._on_progress(task_id, done, total, msg)
+
+
+class AttemptSink:
+    """What `context.log`, `print` and `logging` write to during one attempt."""
+
+    __slots__ = ("_partial", "attempt", "buffer", "task_id")
+
+    def __init__(self, buffer: Any, task_id: str, attempt: int) -> None:
+        self.buffer = buffer
+        self.task_id = task_id
+        self.attempt = attempt
+        self._partial: dict[str, str] = {}
+
+    def log(self, level: str, text: str) -> None:
+        for line in str(text).splitlines() or [""]:
+            self.buffer.add(self.task_id, self.attempt, level, line)
+
+    def progress(self, done: float, total: float | None, message: str | None) -> None:
+        self.buffer.progress(self.task_id, done, total, message)
+
+    def write(self, stream: str, text: str) -> None:
+        """Text written to stdout/stderr: complete lines go to the log, the rest waits."""
+        level = "info" if stream == "stdout" else "error"
+        data = self._partial.pop(stream, "") + text
+        *complete, rest = data.split("\n")
+        for line in complete:
+            self.buffer.add(self.task_id, self.attempt, level, line.rstrip("\r"))
+        if rest:
+            self._partial[stream] = rest
+
+    def close(self) -> None:
+        """Flush a last line that had no newline."""
+        for stream, rest in list(self._partial.items()):
+            level = "info" if stream == "stdout" else "error"
+            self.buffer.add(self.task_id, self.attempt, level, rest)
+        self._partial.clear()
+
+
+def enter_attempt(sink: AttemptSink) -> contextvars.Token[AttemptSink | None]:
+    return _current.set(sink)
+
+
+def exit_attempt(token: contextvars.Token[AttemptSink | None]) -> None:
+    sink = _current.get()
+    if sink is not None:
+        sink.close()
+    _current.reset(token)
+
+
+class _StreamProxy:
+    """Stands in for sys.stdout/sys.stderr: task output to its log, the rest passes through."""
+
+    def __init__(self, real: TextIO, name: str) -> None:
+        self._real = real
+        self._name = name
+
+    def write(self, text: str) -> int:
+        sink = _current.get()
+        if sink is None:
+            return self._real.write(text)
+        sink.write(self._name, text)
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        if _current.get() is None:
+            self._real.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+class _TaskLogHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        self.lone = False  # True when the root logger had no handler of its own
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sink = _current.get()
+        if sink is None:
+            if self.lone and record.levelno >= logging.lastResort.level:  # type: ignore[union-attr]
+                logging.lastResort.handle(record)  # type: ignore[union-attr]
+            return
+        try:
+            text = record.getMessage() if record.name == "root" else self.format(record)
+            if record.exc_info and record.name == "root":
+                text += "\n" + self.formatException(record.exc_info)
+        except Exception:  # a bad format string must not kill the task
+            text = str(record.msg)
+        sink.log(record.levelname.lower(), text)
+
+
+class _NotInTask(logging.Filter):
+    """Keeps the user's own root handlers as they were: no task records, no new levels."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _current.get() is None and record.levelno >= self.level
+
+
+class _Capture:
+    """Installs the stdout/stderr proxies and the logging handler while any run is active."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved: dict[str, Any] = {}
+
+    def install(self) -> None:
+        with self._lock:
+            self._users += 1
+            if self._users > 1:
+                return
+            self._saved = {"stdout": sys.stdout, "stderr": sys.stderr}
+            sys.stdout = _StreamProxy(sys.stdout, "stdout")  # type: ignore[assignment]
+            sys.stderr = _StreamProxy(sys.stderr, "stderr")  # type: ignore[assignment]
+            root = logging.getLogger()
+            handler = _TaskLogHandler()
+            handler.lone = not root.handlers
+            level = root.level
+            filt = _NotInTask(level)
+            for h in root.handlers:
+                h.addFilter(filt)
+            self._saved.update(handler=handler, level=level, filter=filt)
+            root.addHandler(handler)
+            if root.level > logging.INFO:
+                root.setLevel(logging.INFO)
+
+    def uninstall(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users > 0:
+                return
+            for name in ("stdout", "stderr"):
+                current = getattr(sys, name)
+                if isinstance(current, _StreamProxy):
+                    setattr(sys, name, current._real)
+            root = logging.getLogger()
+            root.removeHandler(self._saved["handler"])
+            for h in root.handlers:
+                h.removeFilter(self._saved["filter"])
+            root.setLevel(self._saved["level"])
+            self._saved = {}
+
+
+capture = _Capture()

@@ -1,0 +1,145 @@
+"""The efficiency report: one function from recorded task timings, used by every view.
+
+Figures, named as the views print them:
+- wall time: first task start (or run start) to run end
+- total task time: the sum of every attempt's running time (what one worker would need)
+- speedup: total task time / wall time
+- efficiency: speedup / max concurrency (1.0 = every slot busy all the time)
+- critical path: the dependency chain with the largest summed task duration
+  (a task's duration is its span, first start to final end, retry waits included)
+- best possible speedup: total task time / critical path length
+- time waiting on retries: summed gaps between a task's attempts
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from pydantic import BaseModel, Field
+
+from ..workflow import longest_path
+
+
+class AttemptTiming(BaseModel):
+    started_at: float
+    finished_at: float | None = None
+
+
+class TaskTiming(BaseModel):
+    """A task's recorded times. `span_start`/`span_end` override the attempts' span (a
+    map_over task runs no body itself: its span is that of its instances)."""
+
+    id: str
+    status: str
+    dependencies: tuple[str, ...] = ()
+    attempts: list[AttemptTiming] = Field(default_factory=list)
+    span_start: float | None = None
+    span_end: float | None = None
+    error: str | None = None
+    via_fallback: bool = False
+
+    @property
+    def started_at(self) -> float | None:
+        if self.span_start is not None:
+            return self.span_start
+        return self.attempts[0].started_at if self.attempts else None
+
+    @property
+    def finished_at(self) -> float | None:
+        if self.span_end is not None:
+            return self.span_end
+        ends = [a.finished_at for a in self.attempts if a.finished_at is not None]
+        return max(ends) if ends else None
+
+
+class TaskRow(BaseModel):
+    id: str
+    status: str
+    attempts: int
+    started_at: float | None
+    finished_at: float | None
+    duration_s: float  # span: first start to final end
+    run_s: float  # summed running time of the attempts
+    error: str | None = None
+    via_fallback: bool = False
+
+
+class Report(BaseModel):
+    wall_s: float
+    total_task_s: float
+    speedup: float
+    efficiency: float
+    max_concurrency: int
+    critical_path: list[str]
+    critical_path_s: float
+    max_speedup: float
+    retry_wait_s: float
+    tasks: list[TaskRow]
+
+    def slowest(self, n: int = 5) -> list[TaskRow]:
+        return sorted(self.tasks, key=lambda r: (-r.duration_s, r.id))[:n]
+
+    def summary(self) -> dict[str, object]:
+        """The headline figures (the `report` object of `tui-flow run --json`)."""
+        return self.model_dump(exclude={"tasks"})
+
+
+def compute_report(
+    timings: Iterable[TaskTiming],
+    max_concurrency: int,
+    started_at: float | None = None,
+    finished_at: float | None = None,
+    order: Sequence[str] | None = None,
+) -> Report:
+    """Build the report from task timings (live run, store or test alike)."""
+    tasks = {t.id: t for t in timings}
+    rows: list[TaskRow] = []
+    total = 0.0
+    retry_wait = 0.0
+    durations: dict[str, float] = {}
+    first_start: float | None = None
+    last_end: float | None = None
+    for t in tasks.values():
+        run_s = 0.0
+        for a in t.attempts:
+            if a.finished_at is not None:
+                run_s += max(0.0, a.finished_at - a.started_at)
+        start, end = t.started_at, t.finished_at
+        span = max(0.0, end - start) if start is not None and end is not None else 0.0
+        total += run_s
+        retry_wait += max(0.0, span - run_s) if len(t.attempts) > 1 else 0.0
+        durations[t.id] = span
+        if start is not None:
+            first_start = start if first_start is None else min(first_start, start)
+        if end is not None:
+            last_end = end if last_end is None else max(last_end, end)
+        rows.append(
+            TaskRow(
+                id=t.id,
+                status=t.status,
+                attempts=len(t.attempts),
+                started_at=start,
+                finished_at=end,
+                duration_s=span,
+                run_s=run_s,
+                error=t.error,
+                via_fallback=t.via_fallback,
+            )
+        )
+    begin = started_at if started_at is not None else first_start
+    stop = finished_at if finished_at is not None else last_end
+    wall = max(0.0, stop - begin) if begin is not None and stop is not None else 0.0
+    path, path_s = longest_path({k: v.dependencies for k, v in tasks.items()}, durations, order)
+    speedup = total / wall if wall > 0 else 0.0
+    return Report(
+        wall_s=wall,
+        total_task_s=total,
+        speedup=speedup,
+        efficiency=speedup / max_concurrency if max_concurrency else 0.0,
+        max_concurrency=max_concurrency,
+        critical_path=path,
+        critical_path_s=path_s,
+        max_speedup=total / path_s if path_s > 0 else 0.0,
+        retry_wait_s=retry_wait,
+        tasks=rows,
+    )

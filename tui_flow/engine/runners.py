@@ -1,0 +1,406 @@
+"""Where task bodies run when not on the event loop: threads and a pool of worker processes.
+
+The process pool is ours rather than `concurrent.futures`' so that one worker can be killed
+(a timeout, a cancelled task) and replaced without breaking the others, and so that a body's
+log lines stream back while it runs. Workers are forked from a forkserver that has tui_flow
+preloaded, so a new worker costs milliseconds; the pool lives as long as the process, across
+runs. A worker imports the task's file by path (cached while the file is unchanged), gets the
+task's context slice as plain data, and sends back its writes, its return value and its logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import logging
+import multiprocessing
+import multiprocessing.spawn
+import os
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from ..errors import TuiFlowError
+
+
+class WorkerDied(TuiFlowError):
+    """The worker process running an attempt ended without answering."""
+
+
+@dataclass(frozen=True)
+class ProcessJob:
+    """Everything a worker needs to run one attempt (plain, picklable data)."""
+
+    source_file: str
+    fn_name: str
+    task_id: str  # the Task's id in its module (used when fn_name is not a module global)
+    kind: str  # "body" | "fallback"
+    display_id: str  # the id in events (`task[3]` for a map_over instance)
+    visible: dict[str, Any]
+    item: Any = None
+    index: int | None = None
+    has_item: bool = False
+
+
+def describe_error(exc: BaseException) -> tuple[str, str]:
+    """A one-line summary and the full traceback of an exception."""
+    summary = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+    first = summary.splitlines()[0] if summary else type(exc).__name__
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return first, tb
+
+
+# ---------------------------------------------------------------------------------------------
+# worker side (runs in the child process)
+
+
+class _WorkerSink:
+    """Context sink in a worker: batches log lines and sends them to the parent."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.lock = threading.Lock()
+        self.lines: list[tuple[float, str, str]] = []
+        self.last_send = time.monotonic()
+        self.partial: dict[str, str] = {}
+
+    def log(self, level: str, text: str) -> None:
+        now = time.time()
+        with self.lock:
+            for line in str(text).splitlines() or [""]:
+                self.lines.append((now, level, line))
+            if len(self.lines) >= 500 or time.monotonic() - self.last_send > 0.05:
+                self._send_locked()
+
+    def progress(self, done: float, total: float | None, message: str | None) -> None:
+        with self.lock:
+            self._send_locked()
+            self.conn.send(("progress", done, total, message))
+
+    def write(self, stream: str, text: str) -> None:
+        level = "info" if stream == "stdout" else "error"
+        data = self.partial.pop(stream, "") + text
+        *complete, rest = data.split("\n")
+        for line in complete:
+            self.log(level, line.rstrip("\r"))
+        if rest:
+            self.partial[stream] = rest
+
+    def close(self) -> None:
+        for stream, rest in list(self.partial.items()):
+            self.log("info" if stream == "stdout" else "error", rest)
+        self.partial.clear()
+        with self.lock:
+            self._send_locked()
+
+    def _send_locked(self) -> None:
+        if self.lines:
+            self.conn.send(("logs", self.lines))
+            self.lines = []
+        self.last_send = time.monotonic()
+
+
+class _WorkerStream:
+    def __init__(self, sink: _WorkerSink, name: str, real: Any) -> None:
+        self.sink, self.name, self.real = sink, name, real
+
+    def write(self, text: str) -> int:
+        self.sink.write(self.name, text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+class _WorkerLogHandler(logging.Handler):
+    def __init__(self, sink: _WorkerSink) -> None:
+        super().__init__(logging.DEBUG)
+        self.sink = sink
+        self.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage() if record.name == "root" else self.format(record)
+        except Exception:
+            text = str(record.msg)
+        self.sink.log(record.levelname.lower(), text)
+
+
+_module_cache: dict[str, tuple[tuple[int, int], Any]] = {}
+
+
+def _find_function(job: ProcessJob) -> Callable[..., Any]:
+    from ..loader import import_fresh
+    from ..task import Task
+    from ..workflow import Workflow
+
+    path = Path(job.source_file)
+    st = path.stat()
+    key = (st.st_mtime_ns, st.st_size)
+    cached = _module_cache.get(job.source_file)
+    if cached is None or cached[0] != key:
+        module = import_fresh(path)
+        _module_cache[job.source_file] = (key, module)
+    else:
+        module = cached[1]
+    found = vars(module).get(job.fn_name)
+    if isinstance(found, Task):
+        found = found.fn if job.kind == "body" else found.fallback_fn
+    if callable(found):
+        return found
+    candidates: list[Task] = [v for v in vars(module).values() if isinstance(v, Task)]
+    for wf in (v for v in vars(module).values() if isinstance(v, Workflow)):
+        candidates += list(wf.tasks.values())
+    for t in candidates:
+        if t.id == job.task_id:
+            fn = t.fn if job.kind == "body" else t.fallback_fn
+            if fn is not None:
+                return fn
+    raise TuiFlowError(
+        f"task {job.task_id!r}: runner='process' could not find function {job.fn_name!r} at "
+        f"module level of {job.source_file}; process bodies must be module-level functions"
+    )
+
+
+def run_job_in_worker(job: ProcessJob, sink: Any) -> tuple[dict[str, Any], Any]:
+    """Run one attempt's body here (also used by the Dask runner on its workers)."""
+    from ..context import _MISSING, Context, to_json_value
+
+    fn = _find_function(job)
+    ctx = Context.for_task(
+        job.display_id,
+        job.visible,
+        sink,
+        item=job.item if job.has_item else _MISSING,
+        index=job.index,
+    )
+    result = fn(ctx)
+    if asyncio.iscoroutine(result):
+        result = asyncio.run(result)
+    value = None if result is None else to_json_value(f"result of {job.display_id}", result)
+    return ctx.writes, value
+
+
+def worker_main(conn: Connection) -> None:
+    """The loop of a worker process: receive a job, run it, answer; until told to stop."""
+    sink = _WorkerSink(conn)
+    sys.stdout = _WorkerStream(sink, "stdout", sys.stdout)  # type: ignore[assignment]
+    sys.stderr = _WorkerStream(sink, "stderr", sys.stderr)  # type: ignore[assignment]
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.addHandler(_WorkerLogHandler(sink))
+    root.setLevel(logging.INFO)
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError, KeyboardInterrupt):
+            return
+        if job is None:
+            return
+        try:
+            writes, value = run_job_in_worker(job, sink)
+            sink.close()
+            conn.send(("done", writes, value))
+        except KeyboardInterrupt:
+            return
+        except BaseException as exc:
+            sink.close()
+            summary, tb = describe_error(exc)
+            try:
+                conn.send(("error", summary, tb))
+            except Exception:
+                return
+
+
+# ---------------------------------------------------------------------------------------------
+# parent side
+
+
+_spawn_lock = threading.Lock()
+
+
+def _preparation_without_main(name: str) -> dict[str, Any]:
+    """Like multiprocessing's, minus re-running the parent's __main__ in the worker: workers
+    import task files by path, and a user's script without a main guard must not run twice."""
+    data = _original_preparation(name)
+    data.pop("init_main_from_path", None)
+    data.pop("init_main_from_name", None)
+    return data
+
+
+_original_preparation = multiprocessing.spawn.get_preparation_data
+
+
+class _Worker:
+    def __init__(self, mp: Any) -> None:
+        parent, child = mp.Pipe(duplex=True)
+        self.conn: Connection = parent
+        self.proc = mp.Process(target=worker_main, args=(child,), daemon=True)
+        with _spawn_lock:
+            multiprocessing.spawn.get_preparation_data = _preparation_without_main
+            try:
+                self.proc.start()
+            finally:
+                multiprocessing.spawn.get_preparation_data = _original_preparation
+        child.close()
+        self.dead = False
+
+    async def run(self, job: ProcessJob, on_message: Callable[[tuple[Any, ...]], None]) -> Any:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Any] = loop.create_future()
+        fd = self.conn.fileno()
+
+        def readable() -> None:
+            try:
+                while self.conn.poll():
+                    msg = self.conn.recv()
+                    if msg[0] in ("done", "error"):
+                        if not done.done():
+                            done.set_result(msg)
+                        return
+                    on_message(msg)
+            except (EOFError, OSError):
+                self.dead = True
+                self.proc.join(timeout=0.5)
+                if not done.done():
+                    code = self.proc.exitcode
+                    done.set_exception(
+                        WorkerDied(f"worker process died (exit code {code}) while running")
+                    )
+                loop.remove_reader(fd)
+
+        self.conn.send(job)
+        loop.add_reader(fd, readable)
+        try:
+            return await done
+        finally:
+            with contextlib.suppress(Exception):
+                loop.remove_reader(fd)
+
+    def kill(self) -> None:
+        self.dead = True
+        with contextlib.suppress(Exception):
+            self.proc.kill()
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.send(None)
+        with contextlib.suppress(Exception):
+            self.proc.join(timeout=1)
+        if self.proc.is_alive():
+            self.kill()
+
+
+class ProcessPool:
+    """A fixed number of reusable worker processes; one attempt per worker at a time."""
+
+    def __init__(self, size: int | None = None) -> None:
+        self.size = max(1, size or os.cpu_count() or 1)
+        self._mp = multiprocessing.get_context("forkserver")
+        self._mp.set_forkserver_preload(["tui_flow.engine.runners", "tui_flow.loader"])
+        self._idle: list[_Worker] = []
+        self._count = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._lock = threading.Lock()
+
+    @property
+    def workers(self) -> int:
+        return self._count
+
+    async def warm(self, n: int | None = None) -> None:
+        """Start workers ahead of need (in a thread: starting one may block briefly)."""
+        want = min(self.size, n or self.size)
+        while self._count < want:
+            self._count += 1
+            try:
+                w = await asyncio.to_thread(_Worker, self._mp)
+            except BaseException:
+                self._count -= 1
+                raise
+            self._idle.append(w)
+            self._wake()
+
+    async def run(
+        self, job: ProcessJob, on_message: Callable[[tuple[Any, ...]], None]
+    ) -> tuple[Any, ...]:
+        """Run a job on a free worker; cancelling this kills the worker (then replaced)."""
+        w = await self._acquire()
+        ok = False
+        try:
+            msg = await w.run(job, on_message)
+            ok = True
+            return msg
+        finally:
+            if ok and not w.dead:
+                self._idle.append(w)
+            else:
+                w.kill()
+                self._count -= 1
+                reaper = threading.Thread(target=w.proc.join, args=(2,), daemon=True)
+                reaper.start()
+            self._wake()
+
+    async def _acquire(self) -> _Worker:
+        while True:
+            while self._idle:
+                w = self._idle.pop()
+                if w.proc.is_alive():
+                    return w
+                self._count -= 1
+            if self._count < self.size:
+                self._count += 1
+                try:
+                    return await asyncio.to_thread(_Worker, self._mp)
+                except BaseException:
+                    self._count -= 1
+                    raise
+            fut = asyncio.get_running_loop().create_future()
+            self._waiters.append(fut)
+            try:
+                await fut
+            except BaseException:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(fut)
+                raise
+
+    def _wake(self) -> None:
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+
+    def shutdown(self) -> None:
+        idle, self._idle = self._idle, []
+        for w in idle:
+            w.stop()
+        self._count = 0
+
+
+_pool: ProcessPool | None = None
+
+
+def get_process_pool() -> ProcessPool:
+    """The process-wide pool, created on first use, sized to the machine."""
+    global _pool
+    if _pool is None:
+        _pool = ProcessPool()
+        atexit.register(_pool.shutdown)
+    return _pool

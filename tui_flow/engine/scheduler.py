@@ -1,0 +1,995 @@
+"""The scheduler: runs a workflow's tasks as soon as their dependencies allow and a slot is free.
+
+It knows nothing of the UI or the database: it emits typed events (see `events.py`) to its
+subscribers and accepts a few commands (cancel the run, cancel a task).
+
+Rules, in one place:
+- at most `max_concurrency` bodies hold a slot at once; a task waiting out a retry delay
+  gives its slot back; a timed-out thread body (which cannot be stopped) keeps its slot until
+  it really ends, and the next attempt of that task never overlaps it;
+- ready tasks take free slots in a stable order (topological, then by name);
+- a task's final state decides its dependents through their trigger rule; skips propagate;
+- each task sees the initial context plus its ancestors' writes; two tasks that may run in
+  parallel writing one key is a conflict, which fails the later one with both ids named;
+- the run always ends: every task reaches a final state, whatever fails or is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import heapq
+import itertools
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..context import _MISSING, Context, to_json_value
+from ..errors import ConflictError, ContextError, TuiFlowError
+from ..task import Task
+from ..workflow import Workflow
+from .events import (
+    FINAL_STATES,
+    ContextWritten,
+    LogLine,
+    RetryScheduled,
+    RunFinished,
+    RunStarted,
+    TaskInfo,
+    TaskLogs,
+    TaskProgress,
+    TasksAdded,
+    TaskStateChanged,
+)
+from .logs import AttemptSink, LogBuffer, capture, enter_attempt, exit_attempt
+from .report import Report
+from .retry import retry_delay_s
+from .runners import ProcessJob, describe_error, get_process_pool
+from .state import RunView
+
+Subscriber = Callable[[Any], None]
+
+
+class RemoteRunner(Protocol):
+    """Runs a body elsewhere (a process pool, a Dask cluster). Cancelling `run` stops it."""
+
+    name: str
+
+    async def run(
+        self, job: ProcessJob, on_message: Callable[[tuple[Any, ...]], None]
+    ) -> tuple[Any, ...]: ...
+
+
+@dataclass
+class TaskOutcome:
+    """How one task ended (what `RunResult.tasks` holds)."""
+
+    id: str
+    status: str
+    attempts: int
+    started_at: float | None
+    finished_at: float | None
+    duration_s: float | None
+    error: str | None = None
+    traceback: str | None = None
+    via_fallback: bool = False
+    attempt_errors: list[str | None] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "attempts": self.attempts,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration_s": self.duration_s,
+            "error": self.error,
+            "via_fallback": self.via_fallback,
+        }
+
+
+@dataclass
+class RunResult:
+    """What `run()` returns: status, per-task outcomes, the final context and the report."""
+
+    run_id: str
+    workflow: str
+    status: str
+    started_at: float
+    finished_at: float
+    tasks: dict[str, TaskOutcome]
+    context: dict[str, Any]
+    report: Report
+    view: RunView
+    executor: str = "local"
+    subscriber_errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "completed"
+
+    def to_json(self) -> dict[str, Any]:
+        """The object `tui-flow run --json` prints."""
+        return {
+            "workflow": self.workflow,
+            "run_id": self.run_id,
+            "status": self.status,
+            "executor": self.executor,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "tasks": {k: v.to_json() for k, v in self.tasks.items()},
+            "report": self.report.summary(),
+            "context": self.context,
+        }
+
+
+@dataclass
+class _Unit:
+    """Something that takes a slot: a task, or one instance of a map_over task."""
+
+    id: str
+    task: Task
+    parent: str | None = None
+    item: Any = _MISSING
+    index: int | None = None
+    holds_slot: bool = False
+    lifecycle: asyncio.Task[None] | None = None
+    value: Any = None
+    writes: dict[str, Any] = field(default_factory=dict)
+
+
+class _Attempt:
+    __slots__ = ("error", "ok", "reason", "retryable", "traceback", "value", "writes", "zombie")
+
+    def __init__(self) -> None:
+        self.ok = False
+        self.writes: dict[str, Any] = {}
+        self.value: Any = None
+        self.error: str | None = None
+        self.traceback: str | None = None
+        self.reason: str | None = None
+        self.retryable = True
+        self.zombie: concurrent.futures.Future[Any] | None = None
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def _run_sync_body(fn: Callable[[Context], Any], ctx: Context, sink: AttemptSink) -> Any:
+    """In a worker thread: mark the thread as running this attempt, then run the body."""
+    token = enter_attempt(sink)
+    try:
+        result = fn(ctx)
+        if asyncio.iscoroutine(result):
+            result = asyncio.run(result)
+        return result
+    finally:
+        exit_attempt(token)
+
+
+def _task_info(t: Task, wf: Workflow) -> TaskInfo:
+    s = t.spec
+    return TaskInfo(
+        id=s.id,
+        dependencies=s.dependencies,
+        description=s.description,
+        retry_attempts=s.retry_attempts,
+        retry_delay_ms=s.retry_delay_ms,
+        retry_backoff=s.retry_backoff,
+        trigger_rule=s.trigger_rule,
+        runner=t.runner,
+        timeout_s=s.timeout_s,
+        map_over=s.map_over,
+        has_fallback=t.fallback_fn is not None,
+    )
+
+
+class Execution:
+    """One run of a workflow. Create with `start()`; await `wait()` for the result."""
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        context: Mapping[str, Any] | Context | None = None,
+        *,
+        max_concurrency: int | None = None,
+        subscribers: Iterable[Subscriber] = (),
+        run_id: str | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        reuse: Mapping[str, Mapping[str, Any]] | None = None,
+        resumed_from: str | None = None,
+        remote: RemoteRunner | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.wf = workflow
+        self.run_id = run_id or uuid.uuid4().hex[:12]
+        self.cap = int(max_concurrency or workflow.max_concurrency)
+        if self.cap < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.remote = remote
+        self.options = dict(options or {})
+        self.resumed_from = resumed_from
+        self.view = RunView()
+        self._subscribers: list[Subscriber] = [self.view.apply, *subscribers]
+        self.subscriber_errors: list[str] = []
+        if isinstance(context, Context):
+            context = context.to_dict()
+        self.initial: dict[str, Any] = {k: to_json_value(k, v) for k, v in (context or {}).items()}
+        self.reuse = {k: dict(v) for k, v in (reuse or {}).items() if k in workflow.tasks}
+
+        order = workflow.order
+        self.rank = {tid: i for i, tid in enumerate(order)}
+        self.children: dict[str, list[str]] = {
+            tid: sorted(workflow.graph.successors(tid), key=self.rank.__getitem__) for tid in order
+        }
+        self.deps_left = {tid: len(workflow.tasks[tid].spec.dependencies) for tid in order}
+        self.state: dict[str, str] = dict.fromkeys(order, "pending")
+        self.units: dict[str, _Unit] = {tid: _Unit(tid, workflow.tasks[tid]) for tid in order}
+        self.writes: dict[str, dict[str, Any]] = {}
+        self.key_writers: dict[str, list[str]] = {}
+        self.views: dict[str, dict[str, Any]] = {}
+        self.any_writes = False
+        self.done = 0
+        self.running = 0
+        self.peak_running = 0
+        self.cancelled = False
+        self.group_left: dict[str, int] = {}
+        self._ready: list[tuple[int, int, int, str, asyncio.Future[None] | None]] = []
+        self._seq = itertools.count()
+        self._ancestors: dict[str, set[str]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._finished: asyncio.Future[RunResult] | None = None
+        self._threads: concurrent.futures.ThreadPoolExecutor | None = None
+        self._buffer: LogBuffer | None = None
+        self._started = False
+
+    # -- public --------------------------------------------------------------------------------
+
+    def subscribe(self, fn: Subscriber) -> None:
+        """Add a subscriber (before `start()` to see every event)."""
+        self._subscribers.append(fn)
+
+    def start(self) -> Execution:
+        """Begin the run on the running loop. Returns self."""
+        if self._started:
+            raise RuntimeError("this execution has already started")
+        self._started = True
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._context = contextvars.copy_context()  # lifecycles start from the caller's context
+        self._finished = loop.create_future()
+        self._buffer = LogBuffer(loop, self._emit_lines, self._emit_progress, self.clock)
+        capture.install()
+        if any(t.runner == "thread" for t in self.wf.tasks.values()):
+            self._threads = concurrent.futures.ThreadPoolExecutor(
+                max_workers=self.cap + 2, thread_name_prefix=f"tui-flow-{self.run_id}"
+            )
+        n_proc = sum(1 for t in self.wf.tasks.values() if t.runner == "process")
+        if n_proc and self.remote is None:
+            pool = get_process_pool()
+            warming = loop.create_task(pool.warm(min(n_proc, self.cap)))
+            warming.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self.started_at = self.clock()
+        self._emit(
+            RunStarted(
+                run_id=self.run_id,
+                at=self.started_at,
+                workflow=self.wf.name,
+                file=self.wf.file,
+                source_hash=self.wf.source_hash,
+                max_concurrency=self.cap,
+                tasks=[_task_info(self.wf.tasks[tid], self.wf) for tid in self.wf.order],
+                initial_context=self.initial,
+                resumed_from=self.resumed_from,
+                reused=dict.fromkeys(self.reuse, "completed"),
+                executor=getattr(self.remote, "name", "local"),
+                options=self.options,
+            )
+        )
+        settled: list[str] = []
+        for tid in self.wf.order:
+            if tid in self.reuse:
+                self.state[tid] = "completed"
+                writes = self.reuse[tid]
+                self._record_writes(tid, writes, check=False)
+                if writes:
+                    self._emit(
+                        ContextWritten(
+                            run_id=self.run_id, at=self.started_at, task_id=tid, values=writes
+                        )
+                    )
+                self._emit(
+                    TaskStateChanged(
+                        run_id=self.run_id,
+                        at=self.started_at,
+                        task_id=tid,
+                        state="completed",
+                        reason="reused from earlier run",
+                    )
+                )
+                settled.append(tid)
+        if settled:
+            self._settle(settled, propagate_only=True)
+        for tid in self.wf.order:
+            if self.state[tid] == "pending" and not self.units[tid].task.spec.dependencies:
+                self._resolve(tid)
+        self._pump()
+        if self.done == len(self.wf.tasks):
+            self._finish()
+        return self
+
+    async def wait(self) -> RunResult:
+        """Wait for the run to end (cancelling this waiter cancels the run)."""
+        assert self._finished is not None, "start() the execution first"
+        try:
+            return await asyncio.shield(self._finished)
+        except asyncio.CancelledError:
+            self.cancel()
+            return await asyncio.shield(self._finished)
+
+    @property
+    def is_done(self) -> bool:
+        return self._finished is not None and self._finished.done()
+
+    def cancel(self) -> None:
+        """Cancel the run: running bodies are cancelled, nothing new starts."""
+        if self.cancelled or self.is_done:
+            return
+        self.cancelled = True
+        for unit in list(self.units.values()):
+            if unit.lifecycle is not None and not unit.lifecycle.done():
+                unit.lifecycle.cancel()
+        pending = [
+            uid
+            for uid, unit in self.units.items()
+            if self.state[uid] == "pending" and unit.lifecycle is None
+        ]
+        for uid in pending:
+            self._set_state(uid, "cancelled", reason="run cancelled")
+        self._ready.clear()
+        self._settle(pending)
+
+    def cancel_task(self, task_id: str) -> bool:
+        """Cancel one task (or instance). Its dependents follow their trigger rules."""
+        unit = self.units.get(task_id)
+        if unit is None or self.state.get(task_id) in FINAL_STATES:
+            return False
+        if task_id in self.group_left:
+            for u in self.units.values():
+                if u.parent == task_id:
+                    self.cancel_task(u.id)
+            return True
+        if unit.lifecycle is not None and not unit.lifecycle.done():
+            unit.lifecycle.cancel()
+            return True
+        self._ready = [e for e in self._ready if e[3] != task_id]
+        heapq.heapify(self._ready)
+        self._set_state(task_id, "cancelled", reason="cancelled by user")
+        self._settle([task_id])
+        return True
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _emit(self, event: Any) -> None:
+        for fn in self._subscribers:
+            try:
+                fn(event)
+            except Exception as exc:  # a broken view must not break the run
+                msg = f"subscriber {getattr(fn, '__qualname__', fn)!r} failed: {exc!r}"
+                if msg not in self.subscriber_errors:
+                    self.subscriber_errors.append(msg)
+
+    def _emit_lines(self, lines: list[LogLine]) -> None:
+        self._emit(TaskLogs(run_id=self.run_id, at=lines[-1].at, lines=lines))
+
+    def _emit_progress(
+        self, task_id: str, done: float, total: float | None, msg: str | None
+    ) -> None:
+        if self.state.get(task_id) not in ("running", "retrying"):
+            return
+        self._emit(
+            TaskProgress(
+                run_id=self.run_id,
+                at=self.clock(),
+                task_id=task_id,
+                done=done,
+                total=total,
+                message=msg,
+            )
+        )
+
+    def _set_state(self, tid: str, state: str, attempt: int = 0, **extra: Any) -> None:
+        self.state[tid] = state
+        unit = self.units[tid]
+        self._emit(
+            TaskStateChanged(
+                run_id=self.run_id,
+                at=self.clock(),
+                task_id=tid,
+                state=state,  # type: ignore[arg-type]
+                attempt=attempt,
+                max_attempts=unit.task.spec.max_attempts,
+                **extra,
+            )
+        )
+
+    # -- the graph -----------------------------------------------------------------------------
+
+    def _settle(self, finals: list[str], propagate_only: bool = False) -> None:
+        """Tasks reached a final state: count them, then decide their dependents."""
+        work = list(finals)
+        while work:
+            tid = work.pop()
+            unit = self.units[tid]
+            if unit.parent is not None:
+                self._instance_settled(unit)
+                continue
+            self.done += 1
+            for child in self.children[tid]:
+                self.deps_left[child] -= 1
+                if self.deps_left[child] == 0 and self.state[child] == "pending":
+                    if self.cancelled:
+                        self._set_state(child, "cancelled", reason="run cancelled")
+                        work.append(child)
+                    elif child in self.reuse:
+                        continue
+                    else:
+                        decided = self._resolve(child, defer=True)
+                        if decided:
+                            work.append(child)
+        if not propagate_only:
+            self._pump()
+            if self.done == len(self.wf.tasks):
+                self._finish()
+
+    def _resolve(self, tid: str, defer: bool = False) -> bool:
+        """All dependencies of `tid` are final: run it or skip it. True if it was skipped."""
+        spec = self.units[tid].task.spec
+        states = [self.state[d] for d in spec.dependencies]
+        rule = spec.trigger_rule
+        failed = [d for d in spec.dependencies if self.state[d] == "failed"]
+        if rule == "all_success":
+            bad = [d for d in spec.dependencies if self.state[d] != "completed"]
+            run, why = not bad, f"upstream {bad[0]!r} {self.state[bad[0]]}" if bad else None
+        elif rule == "all_done":
+            run, why = True, None
+        elif rule == "one_failed":
+            run, why = bool(failed), "no upstream task failed"
+        else:  # none_failed
+            cancelled = [d for d in spec.dependencies if self.state[d] == "cancelled"]
+            blocker = failed or cancelled
+            run = not blocker
+            why = f"upstream {blocker[0]!r} {self.state[blocker[0]]}" if blocker else None
+        del states
+        if not run:
+            self._set_state(tid, "skipped", reason=why)
+            if not defer:
+                self._settle([tid])
+            return True
+        if spec.map_over is not None:
+            return self._expand(tid, defer)
+        self._push(tid)
+        return False
+
+    def _push(self, uid: str, fut: asyncio.Future[None] | None = None) -> None:
+        unit = self.units[uid]
+        top = unit.parent or uid
+        heapq.heappush(self._ready, (self.rank[top], unit.index or 0, next(self._seq), uid, fut))
+
+    def _pump(self) -> None:
+        """Give free slots to ready units, in order."""
+        while self._ready and self.running < self.cap and not self.cancelled:
+            _, _, _, uid, fut = heapq.heappop(self._ready)
+            unit = self.units[uid]
+            if fut is not None:
+                if fut.done():
+                    continue
+                self._take_slot(unit)
+                fut.set_result(None)
+            else:
+                if self.state[uid] in FINAL_STATES:
+                    continue
+                self._take_slot(unit)
+                assert self._loop is not None
+                unit.lifecycle = self._loop.create_task(
+                    self._lifecycle(unit), name=f"task {uid}", context=self._context.copy()
+                )
+
+    def _take_slot(self, unit: _Unit) -> None:
+        unit.holds_slot = True
+        self.running += 1
+        if self.running > self.peak_running:
+            self.peak_running = self.running
+
+    def _release_slot(self, unit: _Unit) -> None:
+        if unit.holds_slot:
+            unit.holds_slot = False
+            self.running -= 1
+            if not self.is_done:
+                self._pump()
+
+    def _hand_slot_to_thread(self, unit: _Unit, zombie: concurrent.futures.Future[Any]) -> None:
+        """A timed-out thread still runs: its slot stays taken until it really ends."""
+        if not unit.holds_slot:
+            return
+        unit.holds_slot = False
+        loop = self._loop
+        assert loop is not None
+
+        def ended(_: Any) -> None:
+            def release() -> None:
+                self.running -= 1
+                if not self.is_done:
+                    self._pump()
+
+            try:
+                loop.call_soon_threadsafe(release)
+            except RuntimeError:
+                pass
+
+        zombie.add_done_callback(ended)
+
+    async def _wait_slot(self, unit: _Unit) -> None:
+        assert self._loop is not None
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._push(unit.id, fut)
+        self._pump()
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                pass  # the slot was granted just before the cancel: it is released below
+            raise
+
+    # -- context -------------------------------------------------------------------------------
+
+    def _ancestors_of(self, tid: str) -> set[str]:
+        found = self._ancestors.get(tid)
+        if found is None:
+            found = self._ancestors[tid] = self.wf.ancestors(tid)
+        return found
+
+    def _visible_for(self, tid: str) -> dict[str, Any]:
+        """The initial context plus the writes of `tid`'s ancestors, latest writer winning."""
+        cached = self.views.get(tid)
+        if cached is not None:
+            return cached
+        deps = self.units[tid].task.spec.dependencies
+        if not self.any_writes or not deps:
+            view = self.initial
+        elif len(deps) == 1 and deps[0] in self.views:
+            d = deps[0]
+            w = self.writes.get(d)
+            view = {**self.views[d], **w} if w else self.views[d]
+        else:
+            anc = self._ancestors_of(tid)
+            writers = sorted((self.rank[a], a) for a in anc if self.writes.get(a))
+            view = dict(self.initial)
+            for _, a in writers:
+                view.update(self.writes[a])
+        self.views[tid] = view
+        return view
+
+    def _conflict(self, owner: str, writes: Mapping[str, Any]) -> ConflictError | None:
+        for key in writes:
+            for other in self.key_writers.get(key, ()):
+                if other == owner:
+                    continue
+                if other in self._ancestors_of(owner) or owner in self._ancestors_of(other):
+                    continue
+                return ConflictError(key, other, owner)
+        return None
+
+    def _record_writes(self, tid: str, writes: Mapping[str, Any], check: bool = True) -> None:
+        if not writes:
+            return
+        self.writes[tid] = dict(writes)
+        self.any_writes = True
+        for key in writes:
+            self.key_writers.setdefault(key, []).append(tid)
+
+    def _final_context(self) -> dict[str, Any]:
+        merged = dict(self.initial)
+        for tid in self.wf.order:
+            if self.state[tid] == "completed" and tid in self.writes:
+                merged.update(self.writes[tid])
+        return merged
+
+    # -- map_over ------------------------------------------------------------------------------
+
+    def _expand(self, tid: str, defer: bool) -> bool:
+        """Create one instance per item of the mapped list. True if the task already ended."""
+        task = self.units[tid].task
+        key = task.spec.map_over
+        assert key is not None
+        items = self._visible_for(tid).get(key, _MISSING)
+        if items is _MISSING or not isinstance(items, list):
+            what = "is not set" if items is _MISSING else f"is a {type(items).__name__}, not a list"
+            self._set_state(tid, "failed", error=f"map_over: context key {key!r} {what}")
+            if not defer:
+                self._settle([tid])
+            return True
+        self._set_state(tid, "running")
+        if not items:
+            self._complete_group(tid, defer)
+            return True
+        infos = []
+        for i, item in enumerate(items):
+            uid = f"{tid}[{i}]"
+            self.units[uid] = _Unit(uid, task, parent=tid, item=item, index=i)
+            self.state[uid] = "pending"
+            info = _task_info(task, self.wf).model_copy(
+                update={"id": uid, "dependencies": (), "map_over": None, "parent": tid}
+            )
+            infos.append(info)
+        self.group_left[tid] = len(items)
+        self._emit(TasksAdded(run_id=self.run_id, at=self.clock(), parent=tid, tasks=infos))
+        for info in infos:
+            self._push(info.id)
+        return False
+
+    def _instance_settled(self, unit: _Unit) -> None:
+        parent = unit.parent
+        assert parent is not None
+        self.group_left[parent] -= 1
+        if self.group_left[parent] == 0 and self.state[parent] not in FINAL_STATES:
+            self._complete_group(parent, defer=False)
+
+    def _complete_group(self, tid: str, defer: bool) -> None:
+        instances = [u for u in self.units.values() if u.parent == tid]
+        instances.sort(key=lambda u: u.index or 0)
+        bad = [u for u in instances if self.state[u.id] != "completed"]
+        if bad:
+            if all(self.state[u.id] == "cancelled" for u in bad):
+                self._set_state(tid, "cancelled", reason="instances cancelled")
+            else:
+                failed = [u for u in bad if self.state[u.id] == "failed"]
+                first = failed[0] if failed else bad[0]
+                err = self.view.tasks[first.id].error if first.id in self.view.tasks else None
+                self._set_state(
+                    tid,
+                    "failed",
+                    error=f"{len(bad)} of {len(instances)} instances did not complete; "
+                    f"{first.id}: {err or self.state[first.id]}",
+                )
+        else:
+            writes: dict[str, Any] = {}
+            for u in instances:
+                writes.update(u.writes)
+            writes[tid] = [u.value for u in instances]
+            conflict = self._conflict(tid, writes)
+            if conflict is not None:
+                self._set_state(tid, "failed", error=str(conflict))
+            else:
+                self._record_writes(tid, writes)
+                self._emit(
+                    ContextWritten(run_id=self.run_id, at=self.clock(), task_id=tid, values=writes)
+                )
+                self._set_state(tid, "completed")
+        if not defer:
+            self._settle([tid])
+
+    # -- running a task ------------------------------------------------------------------------
+
+    async def _lifecycle(self, unit: _Unit) -> None:
+        spec = unit.task.spec
+        attempt = 0
+        try:
+            while True:
+                attempt += 1
+                result = await self._attempt(unit, attempt, unit.task.fn, "body")
+                if result.ok:
+                    self._succeed(unit, attempt, result, via_fallback=False)
+                    return
+                if result.retryable and attempt < spec.max_attempts:
+                    delay = retry_delay_s(spec, attempt, self.rng)
+                    self._emit(
+                        RetryScheduled(
+                            run_id=self.run_id,
+                            at=self.clock(),
+                            task_id=unit.id,
+                            attempt=attempt,
+                            next_attempt=attempt + 1,
+                            max_attempts=spec.max_attempts,
+                            delay_s=delay,
+                            error=result.error or "failed",
+                        )
+                    )
+                    self._set_state(
+                        unit.id,
+                        "retrying",
+                        attempt,
+                        error=result.error,
+                        traceback=result.traceback,
+                        reason=result.reason,
+                    )
+                    if result.zombie is not None:
+                        self._hand_slot_to_thread(unit, result.zombie)
+                    else:
+                        self._release_slot(unit)
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    if result.zombie is not None and not result.zombie.done():
+                        await asyncio.wrap_future(result.zombie)
+                    await self._wait_slot(unit)
+                    continue
+                if result.retryable and unit.task.fallback_fn is not None:
+                    self._set_state(
+                        unit.id,
+                        "retrying",
+                        attempt,
+                        error=result.error,
+                        traceback=result.traceback,
+                        reason="falling back",
+                    )
+                    if result.zombie is not None and not result.zombie.done():
+                        await asyncio.wrap_future(result.zombie)
+                    fb = await self._attempt(unit, attempt + 1, unit.task.fallback_fn, "fallback")
+                    if fb.ok:
+                        self._succeed(unit, attempt + 1, fb, via_fallback=True)
+                        return
+                    self._fail(
+                        unit,
+                        attempt + 1,
+                        error=f"{fb.error} (fallback, after: {result.error})",
+                        traceback=fb.traceback,
+                        reason="fallback failed",
+                        zombie=fb.zombie,
+                    )
+                    return
+                self._fail(
+                    unit,
+                    attempt,
+                    error=result.error,
+                    traceback=result.traceback,
+                    reason=result.reason,
+                    zombie=result.zombie,
+                )
+                return
+        except asyncio.CancelledError:
+            if self.state[unit.id] not in FINAL_STATES:
+                why = "run cancelled" if self.cancelled else "cancelled by user"
+                self._set_state(unit.id, "cancelled", attempt, reason=why)
+                self._release_slot(unit)
+                self._settle([unit.id])
+        finally:
+            self._release_slot(unit)
+
+    def _succeed(self, unit: _Unit, attempt: int, result: _Attempt, via_fallback: bool) -> None:
+        self._flush_logs()
+        if unit.parent is not None:
+            siblings = [u for u in self.units.values() if u.parent == unit.parent and u is not unit]
+            for key in result.writes:
+                other = next((u.id for u in siblings if key in u.writes), None)
+                if other is not None:
+                    self._fail(unit, attempt, error=str(ConflictError(key, other, unit.id)))
+                    return
+            unit.writes = result.writes
+            unit.value = result.value
+            self._set_state(
+                unit.id,
+                "completed",
+                attempt,
+                reason="via fallback" if via_fallback else None,
+                via_fallback=via_fallback,
+            )
+        else:
+            conflict = self._conflict(unit.id, result.writes)
+            if conflict is not None:
+                self._fail(unit, attempt, error=f"ConflictError: {conflict}")
+                return
+            self._record_writes(unit.id, result.writes)
+            if result.writes:
+                self._emit(
+                    ContextWritten(
+                        run_id=self.run_id, at=self.clock(), task_id=unit.id, values=result.writes
+                    )
+                )
+            self._set_state(
+                unit.id,
+                "completed",
+                attempt,
+                reason="via fallback" if via_fallback else None,
+                via_fallback=via_fallback,
+            )
+        self._release_slot(unit)
+        self._settle([unit.id])
+
+    def _fail(
+        self,
+        unit: _Unit,
+        attempt: int,
+        error: str | None,
+        traceback: str | None = None,
+        reason: str | None = None,
+        zombie: concurrent.futures.Future[Any] | None = None,
+    ) -> None:
+        self._flush_logs()
+        self._set_state(unit.id, "failed", attempt, error=error, traceback=traceback, reason=reason)
+        if zombie is not None:
+            self._hand_slot_to_thread(unit, zombie)
+        self._release_slot(unit)
+        self._settle([unit.id])
+
+    def _flush_logs(self) -> None:
+        if self._buffer is not None:
+            self._buffer.flush()
+
+    async def _attempt(
+        self, unit: _Unit, attempt: int, fn: Callable[..., Any], kind: str
+    ) -> _Attempt:
+        """Run the body once, under the task's timeout. Never raises but CancelledError."""
+        assert self._buffer is not None and self._loop is not None
+        out = _Attempt()
+        task = unit.task
+        top = unit.parent or unit.id
+        self._set_state(
+            unit.id, "running", attempt, reason="fallback" if kind == "fallback" else None
+        )
+        sink = AttemptSink(self._buffer, unit.id, attempt)
+        visible = self._visible_for(top)
+        timeout = task.spec.timeout_s
+        runner = task.runner
+        if self.remote is not None and runner in ("thread", "process"):
+            runner = "remote"
+        cf: concurrent.futures.Future[Any] | None = None
+        try:
+            async with asyncio.timeout(timeout):
+                if runner == "async":
+                    ctx = Context.for_task(unit.id, visible, sink, item=unit.item, index=unit.index)
+                    token = enter_attempt(sink)
+                    try:
+                        value = fn(ctx)
+                        if asyncio.iscoroutine(value):
+                            value = await value
+                    finally:
+                        exit_attempt(token)
+                    out.writes = ctx.writes
+                elif runner == "thread":
+                    ctx = Context.for_task(unit.id, visible, sink, item=unit.item, index=unit.index)
+                    assert self._threads is not None
+                    cf = self._threads.submit(_run_sync_body, fn, ctx, sink)
+                    value = await asyncio.wrap_future(cf)
+                    out.writes = ctx.writes
+                else:
+                    job = ProcessJob(
+                        source_file=task.source_file or "",
+                        fn_name=getattr(fn, "__name__", task.id),
+                        task_id=task.id,
+                        kind=kind,
+                        display_id=unit.id,
+                        visible=visible,
+                        item=None if unit.item is _MISSING else unit.item,
+                        index=unit.index,
+                        has_item=unit.item is not _MISSING,
+                    )
+                    executor = self.remote or get_process_pool()
+                    msg = await executor.run(job, lambda m: self._worker_message(sink, m))
+                    if msg[0] == "error":
+                        out.error, out.traceback = msg[1], msg[2]
+                        return out
+                    out.writes, value = msg[1], msg[2]
+            if unit.item is not _MISSING and value is not None:
+                value = to_json_value(f"result of {unit.id}", value)
+            out.value = value
+            out.ok = True
+        except asyncio.CancelledError:
+            raise
+        except TimeoutError:
+            out.error = f"TimeoutError: timed out after {timeout:g} s"
+            out.reason = "timed out"
+            if cf is not None and not cf.done():
+                out.zombie = cf
+        except (ContextError, TuiFlowError) as exc:
+            out.error, out.traceback = describe_error(exc)
+        except Exception as exc:
+            out.error, out.traceback = describe_error(exc)
+        return out
+
+    def _worker_message(self, sink: AttemptSink, msg: tuple[Any, ...]) -> None:
+        if msg[0] == "logs":
+            for at, level, text in msg[1]:
+                del at
+                sink.buffer.add(sink.task_id, sink.attempt, level, text)
+        elif msg[0] == "progress":
+            sink.progress(msg[1], msg[2], msg[3])
+
+    # -- the end -------------------------------------------------------------------------------
+
+    def _finish(self) -> None:
+        assert self._finished is not None
+        if self._finished.done():
+            return
+        self._flush_logs()
+        if self._buffer is not None:
+            self._buffer.closed = True
+        finished_at = self.clock()
+        states = [self.state[t] for t in self.wf.order]
+        if self.cancelled:
+            status = "cancelled"
+        elif "failed" in states:
+            status = "failed"
+        elif "cancelled" in states:
+            status = "cancelled"
+        else:
+            status = "completed"
+        context = self._final_context()
+        report = self.view.compute_report(finished_at)
+        self._emit(
+            RunFinished(
+                run_id=self.run_id,
+                at=finished_at,
+                status=status,  # type: ignore[arg-type]
+                report=report.summary(),
+                context=context,
+            )
+        )
+        capture.uninstall()
+        if self._threads is not None:
+            self._threads.shutdown(wait=False, cancel_futures=True)
+        outcomes = {}
+        for tid, tv in self.view.tasks.items():
+            outcomes[tid] = TaskOutcome(
+                id=tid,
+                status=tv.state,
+                attempts=len(tv.attempts),
+                started_at=tv.started_at,
+                finished_at=tv.finished_at,
+                duration_s=tv.duration(),
+                error=tv.error,
+                traceback=tv.traceback,
+                via_fallback=tv.via_fallback,
+                attempt_errors=[a.error for a in tv.attempts],
+            )
+        self._finished.set_result(
+            RunResult(
+                run_id=self.run_id,
+                workflow=self.wf.name,
+                status=status,
+                started_at=self.started_at,
+                finished_at=finished_at,
+                tasks=outcomes,
+                context=context,
+                report=report,
+                view=self.view,
+                executor=getattr(self.remote, "name", "local"),
+                subscriber_errors=self.subscriber_errors,
+            )
+        )
+
+
+def start(
+    workflow: Workflow, context: Mapping[str, Any] | Context | None = None, **options: Any
+) -> Execution:
+    """Start a run on the running loop and return its handle (`cancel()`, `wait()`)."""
+    return Execution(workflow, context, **options).start()
+
+
+async def run(
+    workflow: Workflow | str | Path,
+    context: Mapping[str, Any] | Context | None = None,
+    **options: Any,
+) -> RunResult:
+    """Run a workflow to its end and return the result. Accepts a Workflow or a file path."""
+    if not isinstance(workflow, Workflow):
+        from ..loader import load
+
+        workflow = load(workflow).workflow(options.pop("workflow_name", None))
+    return await start(workflow, context, **options).wait()
+
+
+def run_sync(
+    workflow: Workflow | str | Path,
+    context: Mapping[str, Any] | Context | None = None,
+    **options: Any,
+) -> RunResult:
+    """`run()` for code that is not async (a script, a notebook cell without a loop)."""
+    return asyncio.run(run(workflow, context, **options))

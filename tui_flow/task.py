@@ -1,0 +1,269 @@
+"""The `@task` decorator: turns a plain function into a workflow task.
+
+    @task(id="partition_data", dependencies=["generate_data"], retry_attempts=3)
+    def partition_data(context: Context) -> None: ...
+
+Every option is checked when the decorator runs. The decorated object still behaves like the
+function (call it directly in a unit test), and carries a validated `TaskSpec` in `.spec`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import TaskDefinitionError
+
+RetryBackoff = Literal["fixed", "linear", "exponential"]
+TriggerRule = Literal["all_success", "all_done", "one_failed", "none_failed"]
+RunnerName = Literal["async", "thread", "process"]
+
+
+class TaskSpec(BaseModel):
+    """What a task is, minus its body. Immutable once built."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1)
+    dependencies: tuple[str, ...] = ()
+    retry_attempts: int = Field(default=0, ge=0)
+    retry_delay_ms: float = Field(default=0, ge=0)
+    retry_backoff: RetryBackoff = "fixed"
+    retry_max_delay_ms: float | None = Field(default=None, ge=0)
+    retry_jitter: bool = False
+    timeout_s: float | None = Field(default=None, gt=0)
+    trigger_rule: TriggerRule = "all_success"
+    runner: RunnerName | None = None
+    description: str | None = None
+    map_over: str | None = None
+    fallback: str | None = None  # the fallback function's name (the callable lives on Task)
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_clean(cls, v: str) -> str:
+        if v != v.strip() or any(c in v for c in "\n\r\t[]"):
+            raise ValueError("must not contain whitespace at the ends, tabs, newlines or '[]'")
+        return v
+
+    @property
+    def max_attempts(self) -> int:
+        return self.retry_attempts + 1
+
+
+TASK_OPTIONS: tuple[str, ...] = tuple(n for n in TaskSpec.model_fields if n != "fallback") + (
+    "fallback",
+)
+
+_ALLOWED: dict[str, str] = {
+    "retry_backoff": " | ".join(repr(a) for a in get_args(RetryBackoff)),
+    "trigger_rule": " | ".join(repr(a) for a in get_args(TriggerRule)),
+    "runner": "None | " + " | ".join(repr(a) for a in get_args(RunnerName)),
+}
+
+
+class Task:
+    """A function marked with `@task`. Calling it calls the function."""
+
+    spec: TaskSpec
+    fn: Callable[..., Any]
+    fallback_fn: Callable[..., Any] | None
+    source_file: str | None
+    source_line: int | None
+    signature_problem: str | None
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        spec: TaskSpec,
+        fallback_fn: Callable[..., Any] | None = None,
+    ) -> None:
+        self.fn = fn
+        self.spec = spec
+        self.fallback_fn = fallback_fn
+        self.source_file, self.source_line = _source_of(fn)
+        self.signature_problem = _signature_problem(fn)
+        functools.update_wrapper(self, fn)
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.fn)
+
+    @property
+    def runner(self) -> str:
+        """Where the body runs: "async" (on the loop), "thread" or "process"."""
+        if self.spec.runner:
+            return self.spec.runner
+        return "async" if self.is_async else "thread"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:  # keep methods working
+        return self if obj is None else functools.partial(self.__call__, obj)
+
+    def __repr__(self) -> str:
+        return f"<task {self.id!r} at {self.source_file}:{self.source_line}>"
+
+    def with_spec(self, **changes: Any) -> Task:
+        """A copy with some options changed (used by the DSL and by tests)."""
+        new = Task(self.fn, self.spec.model_copy(update=changes), self.fallback_fn)
+        new.source_file, new.source_line = self.source_file, self.source_line
+        return new
+
+
+def _source_of(fn: Callable[..., Any]) -> tuple[str | None, int | None]:
+    try:
+        target = inspect.unwrap(fn)
+        code = target.__code__
+    except (AttributeError, ValueError):
+        return None, None
+    return code.co_filename, code.co_firstlineno
+
+
+def _signature_problem(fn: Callable[..., Any]) -> str | None:
+    """A task body takes exactly one positional argument: the Context."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    required = [
+        p
+        for p in sig.parameters.values()
+        if p.default is p.empty
+        and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    positional = [
+        p
+        for p in sig.parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+    ]
+    if not positional:
+        return f"takes no arguments; a task body must take one argument, the Context: {sig}"
+    if len(required) > 1:
+        names = ", ".join(p.name for p in required)
+        return f"requires {len(required)} arguments ({names}); a task body takes only the Context"
+    return None
+
+
+def _dependency_id(dep: Any) -> str:
+    if isinstance(dep, Task):
+        return dep.id
+    if isinstance(dep, str):
+        return dep
+    if callable(dep) and hasattr(dep, "__name__"):
+        # a plain function that was not decorated: refer to it by name, validation will tell
+        return dep.__name__
+    raise TypeError(f"a dependency must be a task id or a task function, not {type(dep).__name__}")
+
+
+def _describe_validation_error(task_id: str, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        option = ".".join(str(x) for x in e["loc"]) or "?"
+        msg = e["msg"]
+        if option in _ALLOWED:
+            msg = f"{msg}; allowed: {_ALLOWED[option]}"
+        lines.append(f"task {task_id!r}: option {option!r}: {msg} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def make_task(fn: Callable[..., Any], **options: Any) -> Task:
+    """Build a Task from a function and `@task` options, validating every option."""
+    if isinstance(fn, Task):
+        raise TaskDefinitionError(f"task {fn.id!r} is decorated with @task twice")
+    if not callable(fn):
+        raise TaskDefinitionError(f"@task must decorate a function, not {type(fn).__name__}")
+    task_id = options.get("id") or getattr(fn, "__name__", None) or "?"
+    unknown = [k for k in options if k not in TASK_OPTIONS]
+    if unknown:
+        parts = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, TASK_OPTIONS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            parts.append(f"task {task_id!r}: unknown option {name!r}{hint}")
+        allowed = ", ".join(TASK_OPTIONS)
+        raise TaskDefinitionError("\n".join(parts) + f"\nallowed options: {allowed}")
+
+    opts = dict(options)
+    opts["id"] = task_id if options.get("id") is None else options["id"]
+    deps = opts.get("dependencies") or ()
+    if isinstance(deps, str | Task) or not isinstance(deps, Iterable):
+        deps = (deps,)
+    try:
+        opts["dependencies"] = tuple(_dependency_id(d) for d in deps)
+    except TypeError as exc:
+        raise TaskDefinitionError(f"task {task_id!r}: option 'dependencies': {exc}") from None
+    fallback = opts.pop("fallback", None)
+    if fallback is not None:
+        if not callable(fallback):
+            raise TaskDefinitionError(
+                f"task {task_id!r}: option 'fallback' must be a function taking the Context"
+            )
+        fallback = fallback.fn if isinstance(fallback, Task) else fallback
+        opts["fallback"] = getattr(fallback, "__name__", "fallback")
+    if not opts.get("description") and getattr(fn, "__doc__", None):
+        opts["description"] = inspect.cleandoc(fn.__doc__).split("\n", 1)[0]
+    try:
+        spec = TaskSpec(**opts)
+    except ValidationError as err:
+        raise TaskDefinitionError(_describe_validation_error(task_id, err)) from None
+    return Task(fn, spec, fallback)
+
+
+def task(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    id: str | None = None,
+    dependencies: Iterable[str | Task | Callable[..., Any]] = (),
+    retry_attempts: int = 0,
+    retry_delay_ms: float = 0,
+    retry_backoff: RetryBackoff = "fixed",
+    retry_max_delay_ms: float | None = None,
+    retry_jitter: bool = False,
+    timeout_s: float | None = None,
+    trigger_rule: TriggerRule = "all_success",
+    runner: RunnerName | None = None,
+    description: str | None = None,
+    map_over: str | None = None,
+    fallback: Callable[..., Any] | None = None,
+    **unknown: Any,
+) -> Any:
+    """Mark a function as a workflow task.
+
+    Use as `@task` or `@task(...)`. `retry_attempts` counts retries after the first attempt.
+    `runner=None` runs async bodies on the event loop and sync bodies in a thread;
+    `"process"` runs the body in a worker process (for CPU-bound Python).
+    """
+    options: dict[str, Any] = {
+        "id": id,
+        "dependencies": dependencies,
+        "retry_attempts": retry_attempts,
+        "retry_delay_ms": retry_delay_ms,
+        "retry_backoff": retry_backoff,
+        "retry_max_delay_ms": retry_max_delay_ms,
+        "retry_jitter": retry_jitter,
+        "timeout_s": timeout_s,
+        "trigger_rule": trigger_rule,
+        "runner": runner,
+        "description": description,
+        "map_over": map_over,
+        "fallback": fallback,
+        **unknown,
+    }
+
+    def decorate(f: Callable[..., Any]) -> Task:
+        return make_task(f, **options)
+
+    if fn is not None:
+        return decorate(fn)
+    return decorate

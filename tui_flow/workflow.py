@@ -1,0 +1,232 @@
+"""`Workflow`: a named set of tasks, their dependency graph, and its validation.
+
+Building a Workflow validates it and reports every problem at once (cycles with their path,
+unknown dependencies with suggestions, duplicate ids, self-dependencies, bad signatures), each
+located at the file and line of the offending `@task`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cached_property
+
+import networkx as nx
+
+from .errors import Problem, ValidationError
+from .task import Task
+
+
+class Workflow:
+    """A named DAG of tasks.
+
+    `Workflow("catalog", tasks=[generate_data, partition_data], max_concurrency=4)`
+    """
+
+    def __init__(
+        self,
+        name: str,
+        tasks: Iterable[Task] = (),
+        *,
+        max_concurrency: int = 4,
+        description: str | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ValidationError([Problem("a workflow needs a non-empty name")])
+        self.name = name
+        self.description = description
+        self.max_concurrency = max_concurrency
+        self.file: str | None = None  # set by the loader: the file the workflow came from
+        self.source_hash: str | None = None  # set by the loader: hash of the file's source
+        frame = inspect.currentframe()
+        caller = frame.f_back if frame else None
+        self.line: int | None = caller.f_lineno if caller else None
+        self.defined_in: str | None = caller.f_code.co_filename if caller else None
+        del frame, caller
+
+        task_list = list(tasks)
+        problems: list[Problem] = []
+        if not isinstance(max_concurrency, int) or isinstance(max_concurrency, bool):
+            problems.append(Problem(f"max_concurrency must be an integer, not {max_concurrency!r}"))
+        elif max_concurrency < 1:
+            problems.append(Problem(f"max_concurrency must be at least 1, not {max_concurrency}"))
+
+        self.tasks: dict[str, Task] = {}
+        for t in task_list:
+            if not isinstance(t, Task):
+                what = getattr(t, "__name__", repr(t))
+                problems.append(
+                    Problem(
+                        f"{what} is not a task: decorate it with @task",
+                        *_location_of(t),
+                    )
+                )
+                continue
+            if t.id in self.tasks:
+                first = self.tasks[t.id]
+                if first is t:
+                    continue  # the same task listed twice is harmless
+                problems.append(
+                    Problem(
+                        f"duplicate task id {t.id!r} (first defined at "
+                        f"{first.source_file}:{first.source_line})",
+                        t.source_file,
+                        t.source_line,
+                        t.id,
+                    )
+                )
+                continue
+            self.tasks[t.id] = t
+
+        problems += _graph_problems(self.tasks)
+        if problems:
+            raise ValidationError(problems, workflow=name)
+
+        g: nx.DiGraph = nx.DiGraph()
+        g.add_nodes_from(self.tasks)
+        for t in self.tasks.values():
+            g.add_edges_from((dep, t.id) for dep in t.spec.dependencies)
+        self.graph = g
+
+    # -- derived views -------------------------------------------------------------------------
+
+    @cached_property
+    def order(self) -> list[str]:
+        """Task ids in a stable topological order (ties broken by name)."""
+        return list(nx.lexicographical_topological_sort(self.graph))
+
+    @cached_property
+    def stages(self) -> list[list[str]]:
+        """Topological generations: tasks in one stage do not depend on each other."""
+        return [sorted(gen) for gen in nx.topological_generations(self.graph)]
+
+    def dependencies(self, task_id: str) -> tuple[str, ...]:
+        return self.tasks[task_id].spec.dependencies
+
+    def dependents(self, task_id: str) -> list[str]:
+        return sorted(self.graph.successors(task_id))
+
+    def ancestors(self, task_id: str) -> set[str]:
+        return nx.ancestors(self.graph, task_id)
+
+    def descendants(self, task_id: str) -> set[str]:
+        return nx.descendants(self.graph, task_id)
+
+    def longest_path(self, durations: Mapping[str, float]) -> tuple[list[str], float]:
+        """The path through the graph with the largest sum of `durations` (missing = 0)."""
+        deps = {t: self.tasks[t].spec.dependencies for t in self.order}
+        return longest_path(deps, durations, self.order)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.tasks.values())
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self.tasks
+
+    def __repr__(self) -> str:
+        return f"<Workflow {self.name!r}: {len(self.tasks)} tasks>"
+
+
+def _location_of(obj: object) -> tuple[str | None, int | None]:
+    try:
+        code = inspect.unwrap(obj).__code__  # type: ignore[arg-type]
+        return code.co_filename, code.co_firstlineno
+    except (AttributeError, TypeError, ValueError):
+        return None, None
+
+
+def _graph_problems(tasks: Mapping[str, Task]) -> list[Problem]:
+    problems: list[Problem] = []
+    ids = list(tasks)
+    g: nx.DiGraph = nx.DiGraph()
+    g.add_nodes_from(ids)
+    for t in tasks.values():
+        where = (t.source_file, t.source_line, t.id)
+        if t.signature_problem:
+            problems.append(Problem(f"task {t.id!r}: function {t.signature_problem}", *where))
+        for dep in t.spec.dependencies:
+            if dep == t.id:
+                problems.append(Problem(f"task {t.id!r} depends on itself", *where))
+            elif dep not in tasks:
+                close = difflib.get_close_matches(dep, ids, n=3)
+                hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+                if not close and ids:
+                    hint = f"; known tasks: {', '.join(sorted(ids)[:12])}"
+                problems.append(
+                    Problem(f"task {t.id!r} depends on unknown task {dep!r}{hint}", *where)
+                )
+            else:
+                g.add_edge(dep, t.id)
+        if t.spec.map_over is not None and not t.spec.map_over.strip():
+            problems.append(Problem(f"task {t.id!r}: map_over needs a context key", *where))
+    for component in nx.strongly_connected_components(g):
+        if len(component) < 2:
+            continue
+        sub = g.subgraph(component)
+        start = min(component, key=ids.index)
+        cycle = nx.find_cycle(sub, source=start)
+        path = [cycle[0][0]] + [v for _, v in cycle]
+        first = tasks[path[0]]
+        problems.append(
+            Problem(
+                "dependency cycle: " + " -> ".join(path),
+                first.source_file,
+                first.source_line,
+                first.id,
+            )
+        )
+    return problems
+
+
+def longest_path(
+    dependencies: Mapping[str, Sequence[str]],
+    durations: Mapping[str, float],
+    order: Sequence[str] | None = None,
+) -> tuple[list[str], float]:
+    """Longest duration-weighted path. Unknown dependencies are ignored. Ties: earlier id."""
+    if order is None:
+        order = _topological(dependencies)
+    best: dict[str, float] = {}
+    prev: dict[str, str | None] = {}
+    for node in order:
+        if node not in dependencies:
+            continue
+        top, via = 0.0, None
+        for p in sorted(dependencies[node]):
+            if p in best and (via is None or best[p] > top):
+                top, via = best[p], p
+        best[node] = top + durations.get(node, 0.0)
+        prev[node] = via
+    if not best:
+        return [], 0.0
+    end = min(best, key=lambda n: (-best[n], n))
+    path: list[str] = []
+    cur: str | None = end
+    while cur is not None:
+        path.append(cur)
+        cur = prev[cur]
+    path.reverse()
+    return path, best[end]
+
+
+def _topological(dependencies: Mapping[str, Sequence[str]]) -> list[str]:
+    remaining = {k: sum(1 for d in v if d in dependencies) for k, v in dependencies.items()}
+    children: dict[str, list[str]] = {k: [] for k in dependencies}
+    for k, v in dependencies.items():
+        for d in v:
+            if d in children:
+                children[d].append(k)
+    ready = sorted(k for k, n in remaining.items() if n == 0)
+    out: list[str] = []
+    while ready:
+        node = ready.pop()
+        out.append(node)
+        for c in children[node]:
+            remaining[c] -= 1
+            if remaining[c] == 0:
+                ready.append(c)
+    return out
