@@ -55,9 +55,7 @@ class TaskSpec(BaseModel):
         return self.retry_attempts + 1
 
 
-TASK_OPTIONS: tuple[str, ...] = tuple(n for n in TaskSpec.model_fields if n != "fallback") + (
-    "fallback",
-)
+TASK_OPTIONS: tuple[str, ...] = tuple(TaskSpec.model_fields)
 
 _ALLOWED: dict[str, str] = {
     "retry_backoff": " | ".join(repr(a) for a in get_args(RetryBackoff)),
