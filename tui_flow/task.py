@@ -85,6 +85,7 @@ class Task:
         self.fallback_fn = fallback_fn
         self.source_file, self.source_line = _source_of(fn)
         self.signature_problem = _signature_problem(fn)
+        self._is_async = inspect.iscoroutinefunction(fn)
         functools.update_wrapper(self, fn)
 
     @property
@@ -93,14 +94,14 @@ class Task:
 
     @property
     def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.fn)
+        return self._is_async
 
     @property
     def runner(self) -> str:
         """Where the body runs: "async" (on the loop), "thread" or "process"."""
         if self.spec.runner:
             return self.spec.runner
-        return "async" if self.is_async else "thread"
+        return "async" if self._is_async else "thread"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)

@@ -8,6 +8,7 @@ located at the file and line of the offending `@task`.
 from __future__ import annotations
 
 import difflib
+import heapq
 import inspect
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
@@ -94,7 +95,7 @@ class Workflow:
     @cached_property
     def order(self) -> list[str]:
         """Task ids in a stable topological order (ties broken by name)."""
-        return list(nx.lexicographical_topological_sort(self.graph))
+        return stable_topological_order({t: s.spec.dependencies for t, s in self.tasks.items()})
 
     @cached_property
     def stages(self) -> list[list[str]]:
@@ -189,7 +190,7 @@ def longest_path(
 ) -> tuple[list[str], float]:
     """Longest duration-weighted path. Unknown dependencies are ignored. Ties: earlier id."""
     if order is None:
-        order = _topological(dependencies)
+        order = stable_topological_order(dependencies)
     best: dict[str, float] = {}
     prev: dict[str, str | None] = {}
     for node in order:
@@ -213,20 +214,25 @@ def longest_path(
     return path, best[end]
 
 
-def _topological(dependencies: Mapping[str, Sequence[str]]) -> list[str]:
-    remaining = {k: sum(1 for d in v if d in dependencies) for k, v in dependencies.items()}
+def stable_topological_order(dependencies: Mapping[str, Sequence[str]]) -> list[str]:
+    """Topological order, ready nodes taken by name. Unknown dependencies are ignored."""
+    remaining: dict[str, int] = {}
     children: dict[str, list[str]] = {k: [] for k in dependencies}
-    for k, v in dependencies.items():
-        for d in v:
+    for k, deps in dependencies.items():
+        n = 0
+        for d in deps:
             if d in children:
                 children[d].append(k)
-    ready = sorted(k for k, n in remaining.items() if n == 0)
+                n += 1
+        remaining[k] = n
+    ready = [k for k, n in remaining.items() if n == 0]
+    heapq.heapify(ready)
     out: list[str] = []
     while ready:
-        node = ready.pop()
+        node = heapq.heappop(ready)
         out.append(node)
         for c in children[node]:
             remaining[c] -= 1
             if remaining[c] == 0:
-                ready.append(c)
+                heapq.heappush(ready, c)
     return out

@@ -13,26 +13,31 @@ Figures, named as the views print them:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
-
-from pydantic import BaseModel, Field
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..workflow import longest_path
 
+# Plain dataclasses, not pydantic models: a 10,000-task run builds 30,000 of these at its end.
 
-class AttemptTiming(BaseModel):
+
+@dataclass(slots=True)
+class AttemptTiming:
     started_at: float
     finished_at: float | None = None
 
 
-class TaskTiming(BaseModel):
+@dataclass(slots=True)
+class TaskTiming:
     """A task's recorded times. `span_start`/`span_end` override the attempts' span (a
     map_over task runs no body itself: its span is that of its instances)."""
 
     id: str
     status: str
     dependencies: tuple[str, ...] = ()
-    attempts: list[AttemptTiming] = Field(default_factory=list)
+    attempts: list[AttemptTiming] = field(default_factory=list)
     span_start: float | None = None
     span_end: float | None = None
     error: str | None = None
@@ -52,7 +57,8 @@ class TaskTiming(BaseModel):
         return max(ends) if ends else None
 
 
-class TaskRow(BaseModel):
+@dataclass(slots=True)
+class TaskRow:
     id: str
     status: str
     attempts: int
@@ -64,7 +70,8 @@ class TaskRow(BaseModel):
     via_fallback: bool = False
 
 
-class Report(BaseModel):
+@dataclass
+class Report:
     wall_s: float
     total_task_s: float
     speedup: float
@@ -79,9 +86,20 @@ class Report(BaseModel):
     def slowest(self, n: int = 5) -> list[TaskRow]:
         return sorted(self.tasks, key=lambda r: (-r.duration_s, r.id))[:n]
 
-    def summary(self) -> dict[str, object]:
+    def summary(self) -> dict[str, Any]:
         """The headline figures (the `report` object of `tui-flow run --json`)."""
-        return self.model_dump(exclude={"tasks"})
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "tasks"}
+        out["critical_path"] = list(self.critical_path)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, per-task rows included, as JSON-ready data."""
+        return {**self.summary(), "tasks": [dataclasses.asdict(r) for r in self.tasks]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        rows = [TaskRow(**r) for r in data.get("tasks", [])]
+        return cls(**{**{k: v for k, v in data.items() if k != "tasks"}, "tasks": rows})
 
 
 def compute_report(

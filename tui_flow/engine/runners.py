@@ -299,6 +299,24 @@ class _Worker:
         with contextlib.suppress(Exception):
             self.conn.close()
 
+    async def kill_and_wait(self, limit: float = 5.0) -> None:
+        """Kill the worker and return once it has really ended (its sentinel fires)."""
+        self.kill()
+        loop = asyncio.get_running_loop()
+        ended: asyncio.Future[None] = loop.create_future()
+        try:
+            sentinel = self.proc.sentinel
+            loop.add_reader(sentinel, lambda: ended.done() or ended.set_result(None))
+        except (ValueError, OSError):
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(ended), limit)
+        except (TimeoutError, asyncio.CancelledError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                loop.remove_reader(sentinel)
+
     def stop(self) -> None:
         with contextlib.suppress(Exception):
             self.conn.send(None)
@@ -350,12 +368,11 @@ class ProcessPool:
         finally:
             if ok and not w.dead:
                 self._idle.append(w)
+                self._wake()
             else:
-                w.kill()
                 self._count -= 1
-                reaper = threading.Thread(target=w.proc.join, args=(2,), daemon=True)
-                reaper.start()
-            self._wake()
+                self._wake()
+                await w.kill_and_wait()
 
     async def _acquire(self) -> _Worker:
         while True:

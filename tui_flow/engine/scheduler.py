@@ -156,8 +156,15 @@ class _Attempt:
         self.zombie: concurrent.futures.Future[Any] | None = None
 
 
-class _Cancelled(Exception):
-    pass
+class _NoTimeout:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_TIMEOUT = _NoTimeout()
 
 
 def _run_sync_body(fn: Callable[[Context], Any], ctx: Context, sink: AttemptSink) -> Any:
@@ -173,6 +180,15 @@ def _run_sync_body(fn: Callable[[Context], Any], ctx: Context, sink: AttemptSink
 
 
 def _task_info(t: Task, wf: Workflow) -> TaskInfo:
+    cached = t.__dict__.get("_tui_flow_info")
+    if cached is not None and cached[0] is t.spec:
+        return cached[1]
+    info = _build_task_info(t)
+    t.__dict__["_tui_flow_info"] = (t.spec, info)
+    return info
+
+
+def _build_task_info(t: Task) -> TaskInfo:
     s = t.spec
     return TaskInfo(
         id=s.id,
@@ -242,6 +258,7 @@ class Execution:
         self.peak_running = 0
         self.cancelled = False
         self.group_left: dict[str, int] = {}
+        self.group_units: dict[str, list[_Unit]] = {}
         self._ready: list[tuple[int, int, int, str, asyncio.Future[None] | None]] = []
         self._seq = itertools.count()
         self._ancestors: dict[str, set[str]] = {}
@@ -327,13 +344,15 @@ class Execution:
         return self
 
     async def wait(self) -> RunResult:
-        """Wait for the run to end (cancelling this waiter cancels the run)."""
+        """Wait for the run to end. Cancelling this waiter cancels the run, lets it wind down
+        (every task reaches a final state, subscribers see RunFinished), then re-raises."""
         assert self._finished is not None, "start() the execution first"
         try:
             return await asyncio.shield(self._finished)
         except asyncio.CancelledError:
             self.cancel()
-            return await asyncio.shield(self._finished)
+            await asyncio.shield(self._finished)
+            raise
 
     @property
     def is_done(self) -> bool:
@@ -363,9 +382,8 @@ class Execution:
         if unit is None or self.state.get(task_id) in FINAL_STATES:
             return False
         if task_id in self.group_left:
-            for u in self.units.values():
-                if u.parent == task_id:
-                    self.cancel_task(u.id)
+            for u in self.group_units.get(task_id, []):
+                self.cancel_task(u.id)
             return True
         if unit.lifecycle is not None and not unit.lifecycle.done():
             unit.lifecycle.cancel()
@@ -414,7 +432,7 @@ class Execution:
                 run_id=self.run_id,
                 at=self.clock(),
                 task_id=tid,
-                state=state,  # type: ignore[arg-type]
+                state=state,
                 attempt=attempt,
                 max_attempts=unit.task.spec.max_attempts,
                 **extra,
@@ -622,14 +640,15 @@ class Execution:
             self._complete_group(tid, defer)
             return True
         infos = []
+        members = self.group_units[tid] = []
+        base = _task_info(task, self.wf).model_dump()
+        base.update(dependencies=(), map_over=None, parent=tid)
         for i, item in enumerate(items):
             uid = f"{tid}[{i}]"
-            self.units[uid] = _Unit(uid, task, parent=tid, item=item, index=i)
+            unit = self.units[uid] = _Unit(uid, task, parent=tid, item=item, index=i)
+            members.append(unit)
             self.state[uid] = "pending"
-            info = _task_info(task, self.wf).model_copy(
-                update={"id": uid, "dependencies": (), "map_over": None, "parent": tid}
-            )
-            infos.append(info)
+            infos.append(TaskInfo(**{**base, "id": uid}))
         self.group_left[tid] = len(items)
         self._emit(TasksAdded(run_id=self.run_id, at=self.clock(), parent=tid, tasks=infos))
         for info in infos:
@@ -644,8 +663,7 @@ class Execution:
             self._complete_group(parent, defer=False)
 
     def _complete_group(self, tid: str, defer: bool) -> None:
-        instances = [u for u in self.units.values() if u.parent == tid]
-        instances.sort(key=lambda u: u.index or 0)
+        instances = self.group_units.get(tid, [])
         bad = [u for u in instances if self.state[u.id] != "completed"]
         if bad:
             if all(self.state[u.id] == "cancelled" for u in bad):
@@ -766,9 +784,15 @@ class Execution:
     def _succeed(self, unit: _Unit, attempt: int, result: _Attempt, via_fallback: bool) -> None:
         self._flush_logs()
         if unit.parent is not None:
-            siblings = [u for u in self.units.values() if u.parent == unit.parent and u is not unit]
             for key in result.writes:
-                other = next((u.id for u in siblings if key in u.writes), None)
+                other = next(
+                    (
+                        u.id
+                        for u in self.group_units[unit.parent]
+                        if u is not unit and key in u.writes
+                    ),
+                    None,
+                )
                 if other is not None:
                     self._fail(unit, attempt, error=str(ConflictError(key, other, unit.id)))
                     return
@@ -842,7 +866,7 @@ class Execution:
             runner = "remote"
         cf: concurrent.futures.Future[Any] | None = None
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(timeout) if timeout else _NO_TIMEOUT:
                 if runner == "async":
                     ctx = Context.for_task(unit.id, visible, sink, item=unit.item, index=unit.index)
                     token = enter_attempt(sink)

@@ -224,17 +224,20 @@ class RunView:
         out = []
         for t in self.tasks.values():
             group = t.info.map_over is not None and t.info.parent is None
+            attempts = (
+                []
+                if group
+                else [
+                    AttemptTiming(started_at=a.started_at, finished_at=a.finished_at)
+                    for a in t.attempts
+                ]
+            )
             out.append(
                 TaskTiming(
                     id=t.id,
                     status=t.state,
                     dependencies=t.info.dependencies,
-                    attempts=[]
-                    if group
-                    else [
-                        AttemptTiming(started_at=a.started_at, finished_at=a.finished_at)
-                        for a in t.attempts
-                    ],
+                    attempts=attempts,
                     span_start=t.started_at if group else None,
                     span_end=t.finished_at if group else None,
                     error=t.error,
@@ -249,6 +252,7 @@ class RunView:
             self.max_concurrency,
             self.started_at,
             finished_at if finished_at is not None else self.finished_at,
+            order=self.order,
         )
 
     def counts(self) -> dict[str, int]:

@@ -1,0 +1,646 @@
+"""The scheduler's rules, proven with events and futures (no settling sleeps)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+
+import pytest
+
+from tui_flow import Context, Workflow, task
+from tui_flow.engine import Execution, RetryScheduled, TaskLogs, TaskStateChanged, run
+from tui_flow.engine.retry import retry_delay_s
+from tui_flow.task import TaskSpec
+
+LIMIT = 10  # seconds: a guard against a hung test, never reached when the code is right
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list = []
+
+    def __call__(self, e) -> None:
+        self.events.append(e)
+
+    def states(self, task_id: str) -> list[str]:
+        return [e.state for e in self.events if e.kind == "task_state" and e.task_id == task_id]
+
+    def of(self, kind: type) -> list:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+async def run_wf(wf: Workflow, context=None, **kw):
+    rec = Recorder()
+    result = await asyncio.wait_for(run(wf, context, subscribers=[rec], **kw), LIMIT)
+    return result, rec
+
+
+# -- scheduling ----------------------------------------------------------------------------------
+
+
+async def test_every_task_runs_exactly_once_and_in_dependency_order():
+    calls: list[str] = []
+
+    def make(name, deps=()):
+        async def body(ctx: Context) -> None:
+            calls.append(name)
+
+        body.__name__ = name
+        return task(body, dependencies=deps)
+
+    a = make("a")
+    b, c = make("b", [a]), make("c", [a])
+    d = make("d", [b, c])
+    result, _ = await run_wf(Workflow("w", [a, b, c, d]))
+    assert result.status == "completed"
+    assert sorted(calls) == ["a", "b", "c", "d"]
+    assert calls[0] == "a" and calls[-1] == "d"
+    assert all(o.attempts == 1 for o in result.tasks.values())
+
+
+async def test_concurrency_cap_is_never_exceeded():
+    active = 0
+    peak = 0
+    tasks = []
+    for i in range(20):
+
+        async def body(ctx: Context) -> None:
+            nonlocal active, peak
+            active += 1
+            peak = max(peak, active)
+            await asyncio.sleep(0.002)  # workload, allowed
+            active -= 1
+
+        body.__name__ = f"t{i}"
+        tasks.append(task(body))
+    result, _ = await run_wf(Workflow("w", tasks, max_concurrency=3))
+    assert result.status == "completed"
+    assert peak == 3
+
+
+async def test_sync_tasks_cap_and_overlap_in_threads():
+    active = 0
+    peak = 0
+    lock = threading.Lock()
+    barrier = threading.Barrier(2, timeout=LIMIT)
+    tasks = []
+    for i in range(6):
+
+        def body(ctx: Context) -> None:
+            nonlocal active, peak
+            with lock:
+                active += 1
+                peak = max(peak, active)
+            barrier.wait()  # two bodies must be inside at once, or this breaks
+            with lock:
+                active -= 1
+
+        body.__name__ = f"s{i}"
+        tasks.append(task(body))
+    result, _ = await run_wf(Workflow("w", tasks, max_concurrency=2))
+    assert result.status == "completed", result.tasks
+    assert peak == 2
+
+
+async def test_independent_tasks_truly_overlap():
+    a_started, b_started = asyncio.Event(), asyncio.Event()
+
+    @task
+    async def a(ctx: Context) -> None:
+        a_started.set()
+        await asyncio.wait_for(b_started.wait(), LIMIT)
+
+    @task
+    async def b(ctx: Context) -> None:
+        b_started.set()
+        await asyncio.wait_for(a_started.wait(), LIMIT)
+
+    result, _ = await run_wf(Workflow("w", [a, b]))
+    assert result.status == "completed"
+
+
+async def test_a_task_starts_as_soon_as_its_own_dependencies_end_not_in_waves():
+    c_ran = asyncio.Event()
+
+    @task
+    async def fast(ctx: Context) -> None:
+        pass
+
+    @task
+    async def slow(ctx: Context) -> None:
+        # finishes only once `after_fast` (a stage-2 task) has run: waves would deadlock here
+        await asyncio.wait_for(c_ran.wait(), LIMIT)
+
+    @task(dependencies=[fast])
+    async def after_fast(ctx: Context) -> None:
+        c_ran.set()
+
+    result, _ = await run_wf(Workflow("w", [fast, slow, after_fast]))
+    assert result.status == "completed"
+
+
+async def test_ready_tasks_take_slots_in_a_stable_order():
+    order: list[str] = []
+    tasks = []
+    for name in ["d", "b", "a", "c"]:
+
+        async def body(ctx: Context, name=name) -> None:
+            order.append(name)
+
+        body.__name__ = name
+        tasks.append(task(body))
+    await run_wf(Workflow("w", tasks, max_concurrency=1))
+    assert order == ["a", "b", "c", "d"]
+
+
+# -- retries -------------------------------------------------------------------------------------
+
+
+def test_retry_delays_fixed_linear_exponential_cap_and_jitter():
+    spec = TaskSpec(id="t", retry_delay_ms=100)
+    assert [retry_delay_s(spec, n) for n in (1, 2, 3)] == [0.1, 0.1, 0.1]
+    lin = spec.model_copy(update={"retry_backoff": "linear"})
+    assert [round(retry_delay_s(lin, n), 6) for n in (1, 2, 3)] == [0.1, 0.2, 0.3]
+    exp = spec.model_copy(update={"retry_backoff": "exponential"})
+    assert [round(retry_delay_s(exp, n), 6) for n in (1, 2, 3, 4)] == [0.1, 0.2, 0.4, 0.8]
+    capped = exp.model_copy(update={"retry_max_delay_ms": 250})
+    assert [round(retry_delay_s(capped, n), 6) for n in (1, 2, 3, 4)] == [0.1, 0.2, 0.25, 0.25]
+    jit = exp.model_copy(update={"retry_jitter": True})
+    rng = random.Random(7)
+    draws = [retry_delay_s(jit, 3, rng) for _ in range(50)]
+    assert all(0.2 <= d <= 0.4 for d in draws)
+    assert len(set(draws)) > 1
+
+
+async def test_retries_record_every_attempt_and_delay():
+    calls = 0
+
+    @task(retry_attempts=3, retry_delay_ms=5, retry_backoff="exponential")
+    async def flaky(ctx: Context) -> None:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise ValueError(f"bad attempt {calls}")
+        ctx.set("ok", calls)
+
+    result, rec = await run_wf(Workflow("w", [flaky]))
+    assert result.status == "completed"
+    assert calls == 3
+    retries = rec.of(RetryScheduled)
+    assert [(r.attempt, r.next_attempt) for r in retries] == [(1, 2), (2, 3)]
+    assert [round(r.delay_s, 6) for r in retries] == [0.005, 0.01]
+    assert retries[0].error == "ValueError: bad attempt 1"
+    assert rec.states("flaky") == [
+        "running",
+        "retrying",
+        "running",
+        "retrying",
+        "running",
+        "completed",
+    ]
+    view = result.view.tasks["flaky"]
+    assert [a.status for a in view.attempts] == ["failed", "failed", "completed"]
+    assert "ValueError: bad attempt 2" in (view.attempts[1].traceback or "")
+    assert result.context == {"ok": 3}
+
+
+async def test_downstream_waits_until_retries_are_exhausted_then_is_skipped():
+    @task(retry_attempts=2, retry_delay_ms=1)
+    async def always_fails(ctx: Context) -> None:
+        raise RuntimeError("nope")
+
+    @task(dependencies=[always_fails])
+    async def child(ctx: Context) -> None:
+        raise AssertionError("must not run")
+
+    @task(dependencies=[child])
+    async def grandchild(ctx: Context) -> None:
+        raise AssertionError("must not run")
+
+    @task
+    async def independent(ctx: Context) -> None:
+        ctx.set("independent", True)
+
+    result, rec = await run_wf(Workflow("w", [always_fails, child, grandchild, independent]))
+    assert result.status == "failed"
+    assert result.tasks["always_fails"].attempts == 3
+    assert result.tasks["always_fails"].error == "RuntimeError: nope"
+    assert result.tasks["child"].status == "skipped"
+    assert result.tasks["grandchild"].status == "skipped"
+    assert result.tasks["independent"].status == "completed"
+    final = [
+        i
+        for i, e in enumerate(rec.events)
+        if isinstance(e, TaskStateChanged) and e.task_id == "always_fails" and e.state == "failed"
+    ][0]
+    skipped = [
+        i
+        for i, e in enumerate(rec.events)
+        if isinstance(e, TaskStateChanged) and e.task_id == "child"
+    ][0]
+    assert skipped > final
+
+
+# -- trigger rules -------------------------------------------------------------------------------
+
+
+def _rules_workflow(upstream_fails: bool) -> Workflow:
+    @task
+    async def up(ctx: Context) -> None:
+        if upstream_fails:
+            raise ValueError("upstream broke")
+
+    @task(dependencies=[up])
+    async def normal(ctx: Context) -> None:
+        pass
+
+    @task(dependencies=[up], trigger_rule="all_done")
+    async def cleanup(ctx: Context) -> None:
+        pass
+
+    @task(dependencies=[up], trigger_rule="one_failed")
+    async def alert(ctx: Context) -> None:
+        pass
+
+    @task(dependencies=[normal], trigger_rule="none_failed")
+    async def after_normal(ctx: Context) -> None:
+        pass
+
+    @task(dependencies=[up], trigger_rule="none_failed")
+    async def after_up(ctx: Context) -> None:
+        pass
+
+    return Workflow("rules", [up, normal, cleanup, alert, after_normal, after_up])
+
+
+async def test_trigger_rules_when_upstream_fails():
+    result, _ = await run_wf(_rules_workflow(upstream_fails=True))
+    st = {k: v.status for k, v in result.tasks.items()}
+    assert st == {
+        "up": "failed",
+        "normal": "skipped",  # all_success
+        "cleanup": "completed",  # all_done
+        "alert": "completed",  # one_failed
+        "after_normal": "completed",  # none_failed: a skipped upstream is fine
+        "after_up": "skipped",  # none_failed: a failed upstream is not
+    }
+    assert result.status == "failed"
+
+
+async def test_trigger_rules_when_upstream_succeeds():
+    result, _ = await run_wf(_rules_workflow(upstream_fails=False))
+    st = {k: v.status for k, v in result.tasks.items()}
+    assert st == {
+        "up": "completed",
+        "normal": "completed",
+        "cleanup": "completed",
+        "alert": "skipped",
+        "after_normal": "completed",
+        "after_up": "completed",
+    }
+    assert result.status == "completed"
+
+
+# -- timeouts ------------------------------------------------------------------------------------
+
+
+async def test_async_timeout_cancels_the_body():
+    cancelled = asyncio.Event()
+
+    @task(timeout_s=0.05)
+    async def hangs(ctx: Context) -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    result, _ = await run_wf(Workflow("w", [hangs]))
+    assert result.status == "failed"
+    assert cancelled.is_set()
+    assert result.tasks["hangs"].error == "TimeoutError: timed out after 0.05 s"
+    assert result.view.tasks["hangs"].attempts[0].status == "timed_out"
+
+
+async def test_thread_timeout_discards_late_result_and_never_overlaps_the_retry():
+    release = threading.Event()
+    timeline: list[str] = []
+    attempts = 0
+
+    @task(timeout_s=0.05, retry_attempts=1)
+    def slow(ctx: Context) -> None:
+        nonlocal attempts
+        attempts += 1
+        n = attempts
+        timeline.append(f"start {n}")
+        if n == 1:
+            release.wait(LIMIT)
+            ctx.set("late", "from attempt 1")  # must be discarded
+        else:
+            ctx.set("result", "from attempt 2")
+        timeline.append(f"end {n}")
+
+    def on_event(e) -> None:
+        if isinstance(e, RetryScheduled):
+            release.set()
+
+    result = await asyncio.wait_for(run(Workflow("w", [slow]), subscribers=[on_event]), LIMIT)
+    assert result.status == "completed"
+    assert timeline == ["start 1", "end 1", "start 2", "end 2"]
+    assert result.context == {"result": "from attempt 2"}
+    assert result.view.tasks["slow"].attempts[0].status == "timed_out"
+
+
+PROCESS_FLOW = """
+import os, time
+from pathlib import Path
+from tui_flow import task, Context
+
+@task(timeout_s=1.0, runner="process")
+def spin(ctx: Context) -> None:
+    Path(ctx.get("pidfile")).write_text(str(os.getpid()))
+    while True:
+        pass
+
+@task(runner="process")
+def after(ctx: Context) -> None:
+    import logging
+    print("printed in", os.getpid())
+    logging.getLogger("flow").warning("logged in a worker")
+    ctx.log("context log in a worker")
+    ctx.set("after_pid", os.getpid())
+"""
+
+
+async def test_process_timeout_kills_the_worker_and_the_pool_recovers(tmp_path):
+    from tui_flow import load
+
+    flow = tmp_path / "procflow.py"
+    flow.write_text(PROCESS_FLOW)
+    wf = load(flow).workflow()
+    pidfile = tmp_path / "pid"
+    rec = Recorder()
+    result = await asyncio.wait_for(
+        run(wf, {"pidfile": str(pidfile)}, subscribers=[rec]), LIMIT * 3
+    )
+    assert result.tasks["spin"].status == "failed"
+    assert "timed out" in (result.tasks["spin"].error or "")
+    pid = int(pidfile.read_text())
+    assert not _alive(pid)  # the spinning worker is gone
+    assert result.tasks["after"].status == "completed"
+    assert result.context["after_pid"] != pid
+    lines = [(line.task_id, line.text) for e in rec.of(TaskLogs) for line in e.lines]
+    assert ("after", f"printed in {result.context['after_pid']}") in lines
+    assert ("after", "flow: logged in a worker") in lines
+    assert ("after", "context log in a worker") in lines
+
+
+# -- cancellation --------------------------------------------------------------------------------
+
+
+async def test_cancelling_the_run_cancels_running_and_pending_tasks():
+    started = asyncio.Event()
+    body_cancelled = asyncio.Event()
+
+    @task
+    async def blocker(ctx: Context) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            body_cancelled.set()
+            raise
+
+    @task(dependencies=[blocker])
+    async def later(ctx: Context) -> None:
+        raise AssertionError("must not run")
+
+    @task
+    async def queued(ctx: Context) -> None:
+        raise AssertionError("must not run: no slot until the blocker ends")
+
+    execution = Execution(Workflow("w", [blocker, later, queued], max_concurrency=1)).start()
+    await asyncio.wait_for(started.wait(), LIMIT)
+    execution.cancel()
+    result = await asyncio.wait_for(execution.wait(), LIMIT)
+    assert result.status == "cancelled"
+    assert body_cancelled.is_set()
+    assert {k: v.status for k, v in result.tasks.items()} == {
+        "blocker": "cancelled",
+        "later": "cancelled",
+        "queued": "cancelled",
+    }
+
+
+async def test_cancelling_one_task_lets_the_rest_finish():
+    started = asyncio.Event()
+
+    @task
+    async def stuck(ctx: Context) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    @task(dependencies=[stuck])
+    async def downstream(ctx: Context) -> None:
+        pass
+
+    @task
+    async def other(ctx: Context) -> None:
+        await asyncio.wait_for(started.wait(), LIMIT)
+        ctx.set("other", 1)
+
+    execution = Execution(Workflow("w", [stuck, downstream, other])).start()
+    await asyncio.wait_for(started.wait(), LIMIT)
+    assert execution.cancel_task("stuck")
+    result = await asyncio.wait_for(execution.wait(), LIMIT)
+    st = {k: v.status for k, v in result.tasks.items()}
+    assert st == {"stuck": "cancelled", "downstream": "skipped", "other": "completed"}
+    assert result.status == "cancelled"
+
+
+async def test_cancelling_the_waiter_cancels_the_run():
+    started = asyncio.Event()
+
+    @task
+    async def forever(ctx: Context) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    execution = Execution(Workflow("w", [forever])).start()
+    waiter = asyncio.ensure_future(execution.wait())
+    await asyncio.wait_for(started.wait(), LIMIT)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert execution.cancelled
+    result = await execution.wait()  # the run wound down before the waiter re-raised
+    assert result.status == "cancelled"
+    assert result.tasks["forever"].status == "cancelled"
+
+
+# -- context flow --------------------------------------------------------------------------------
+
+
+async def test_a_task_sees_ancestors_writes_but_never_a_siblings():
+    a_done = asyncio.Event()
+    seen: dict = {}
+
+    @task
+    async def root(ctx: Context) -> None:
+        ctx.insert("base", 1)
+
+    @task(dependencies=[root])
+    async def a(ctx: Context) -> None:
+        ctx.insert("from_a", "a")
+        a_done.set()
+
+    @task(dependencies=[root])
+    async def b(ctx: Context) -> None:
+        await asyncio.wait_for(a_done.wait(), LIMIT)
+        seen["b"] = (ctx.get("base"), ctx.get("from_a", None))
+
+    @task(dependencies=[a, b])
+    async def join(ctx: Context) -> None:
+        seen["join"] = ctx.to_dict()
+
+    result, _ = await run_wf(Workflow("w", [root, a, b, join]), {"initial": True})
+    assert seen["b"] == (1, None)
+    assert seen["join"] == {"initial": True, "base": 1, "from_a": "a"}
+    assert result.context == {"initial": True, "base": 1, "from_a": "a"}
+
+
+async def test_a_descendant_may_overwrite_and_later_readers_see_the_latest():
+    @task
+    async def first(ctx: Context) -> None:
+        ctx.set("k", 1)
+
+    @task(dependencies=[first])
+    async def second(ctx: Context) -> None:
+        ctx.update("k", ctx.get("k") + 1)
+
+    @task(dependencies=[first])
+    async def side(ctx: Context) -> None:
+        pass
+
+    @task(dependencies=[second, side])
+    async def reader(ctx: Context) -> None:
+        ctx.set("seen", ctx.get("k"))
+
+    result, _ = await run_wf(Workflow("w", [first, second, side, reader]))
+    assert result.context == {"k": 2, "seen": 2}
+
+
+async def test_parallel_writers_of_one_key_conflict_naming_both():
+    @task
+    async def left(ctx: Context) -> None:
+        ctx.set("shared", "left")
+
+    @task(dependencies=[left])
+    async def right(ctx: Context) -> None:
+        pass
+
+    @task
+    async def other(ctx: Context) -> None:
+        ctx.set("shared", "other")
+
+    result, _ = await run_wf(Workflow("w", [left, right, other], max_concurrency=1))
+    assert result.status == "failed"
+    failed = [k for k, v in result.tasks.items() if v.status == "failed"]
+    assert len(failed) == 1
+    error = result.tasks[failed[0]].error or ""
+    assert "'shared'" in error and "'left'" in error and "'other'" in error
+
+
+async def test_a_value_the_context_cannot_store_fails_the_task_naming_key_and_type():
+    @task
+    async def bad(ctx: Context) -> None:
+        ctx.set("handle", object())
+
+    result, _ = await run_wf(Workflow("w", [bad]))
+    error = result.tasks["bad"].error or ""
+    assert "'handle'" in error and "builtins.object" in error
+
+
+# -- logs and progress ---------------------------------------------------------------------------
+
+
+async def test_logs_are_attributed_to_task_and_attempt_for_async_and_thread_bodies():
+    import logging
+
+    tries = 0
+
+    @task(retry_attempts=1)
+    async def chatty(ctx: Context) -> None:
+        nonlocal tries
+        tries += 1
+        print(f"print attempt {tries}")
+        logging.getLogger("mine").info("logging attempt %d", tries)
+        ctx.log(f"context attempt {tries}")
+        if tries == 1:
+            raise ValueError("again")
+
+    @task
+    def threaded(ctx: Context) -> None:
+        print("from a thread", end="")  # no newline: still one line
+        ctx.progress(1, 2, "half way")
+
+    result, rec = await run_wf(Workflow("w", [chatty, threaded]))
+    assert result.status == "completed"
+    lines = {(ln.task_id, ln.attempt, ln.text) for e in rec.of(TaskLogs) for ln in e.lines}
+    for n in (1, 2):
+        assert ("chatty", n, f"print attempt {n}") in lines
+        assert ("chatty", n, f"mine: logging attempt {n}") in lines
+        assert ("chatty", n, f"context attempt {n}") in lines
+    assert ("threaded", 1, "from a thread") in lines
+    progress = [e for e in rec.events if e.kind == "task_progress"]
+    assert [(p.task_id, p.done, p.total, p.message) for p in progress] == [
+        ("threaded", 1, 2, "half way")
+    ]
+
+
+async def test_a_broken_subscriber_does_not_break_the_run():
+    @task
+    async def one(ctx: Context) -> None:
+        pass
+
+    def broken(e) -> None:
+        raise RuntimeError("view bug")
+
+    result = await run(Workflow("w", [one]), subscribers=[broken])
+    assert result.status == "completed"
+    assert result.subscriber_errors and "view bug" in result.subscriber_errors[0]
+
+
+async def test_reused_tasks_are_not_run_and_their_writes_are_restored():
+    ran: list[str] = []
+
+    @task
+    async def a(ctx: Context) -> None:
+        ran.append("a")
+        ctx.set("a", "fresh")
+
+    @task(dependencies=[a])
+    async def b(ctx: Context) -> None:
+        ran.append("b")
+        ctx.set("b", ctx.get("a") + "+b")
+
+    result, _ = await run_wf(Workflow("w", [a, b]), reuse={"a": {"a": "stored"}})
+    assert ran == ["b"]
+    assert result.context == {"a": "stored", "b": "stored+b"}
+    assert result.status == "completed"
+
+
+def _alive(pid: int) -> bool:
+    """True if the process runs (a zombie waiting to be reaped counts as ended)."""
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
