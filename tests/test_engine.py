@@ -229,16 +229,9 @@ async def test_downstream_waits_until_retries_are_exhausted_then_is_skipped():
     assert result.tasks["child"].status == "skipped"
     assert result.tasks["grandchild"].status == "skipped"
     assert result.tasks["independent"].status == "completed"
-    final = [
-        i
-        for i, e in enumerate(rec.events)
-        if isinstance(e, TaskStateChanged) and e.task_id == "always_fails" and e.state == "failed"
-    ][0]
-    skipped = [
-        i
-        for i, e in enumerate(rec.events)
-        if isinstance(e, TaskStateChanged) and e.task_id == "child"
-    ][0]
+    changes = [(e.task_id, e.state) for e in rec.of(TaskStateChanged)]
+    final = changes.index(("always_fails", "failed"))
+    skipped = changes.index(("child", "skipped"))
     assert skipped > final
 
 
