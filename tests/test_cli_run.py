@@ -184,3 +184,21 @@ def test_ctrl_c_cancels_the_run_and_exits_130(tmp_path):
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "■ cancelled  hang" in out
+
+
+STUCK_THREAD_FLOW = """
+import threading
+from tui_flow import task, Context
+
+@task(timeout_s=0.2)
+def stuck(ctx: Context) -> None:
+    threading.Event().wait()  # never returns: only the timeout ends this attempt
+"""
+
+
+def test_a_thread_body_that_never_returns_does_not_keep_the_process_alive(tmp_path):
+    (tmp_path / "stuck.py").write_text(STUCK_THREAD_FLOW)
+    p = cli("run", "stuck.py", "--json", "--no-store", cwd=tmp_path)
+    assert p.returncode == 1
+    data = json.loads(p.stdout)
+    assert data["tasks"]["stuck"]["error"] == "TimeoutError: timed out after 0.2 s"

@@ -20,6 +20,7 @@ import json
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -251,7 +252,23 @@ def app_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _exit_past_stuck_threads(code: int) -> int:
+    """A timed-out or cancelled thread body cannot be stopped, and the interpreter would wait
+    for it at exit forever. The run is over and recorded, so leave without waiting."""
+    stuck = [t for t in threading.enumerate() if t.name.startswith("tui-flow-") and t.is_alive()]
+    if stuck:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    return _exit_past_stuck_threads(_main(argv))
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     commands = set(parser._subparsers._group_actions[0].choices) if parser._subparsers else set()  # type: ignore[union-attr]

@@ -359,7 +359,16 @@ class ProcessPool:
         self, job: ProcessJob, on_message: Callable[[tuple[Any, ...]], None]
     ) -> tuple[Any, ...]:
         """Run a job on a free worker; cancelling this kills the worker (then replaced)."""
-        w = await self._acquire()
+        return await self.run_on(await self.acquire(), job, on_message)
+
+    async def acquire(self) -> _Worker:
+        """Wait for a free worker (starting one if the pool is not full)."""
+        return await self._acquire()
+
+    async def run_on(
+        self, w: _Worker, job: ProcessJob, on_message: Callable[[tuple[Any, ...]], None]
+    ) -> tuple[Any, ...]:
+        """Run a job on an acquired worker, then give it back (or kill it if interrupted)."""
         ok = False
         try:
             msg = await w.run(job, on_message)

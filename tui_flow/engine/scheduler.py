@@ -855,15 +855,19 @@ class Execution:
         out = _Attempt()
         task = unit.task
         top = unit.parent or unit.id
+        timeout = task.spec.timeout_s
+        runner = task.runner
+        if self.remote is not None and runner in ("thread", "process"):
+            runner = "remote"
+        worker = None
+        if runner == "process":
+            # wait for a free worker first: queueing is not running, and not under the timeout
+            worker = await get_process_pool().acquire()
         self._set_state(
             unit.id, "running", attempt, reason="fallback" if kind == "fallback" else None
         )
         sink = AttemptSink(self._buffer, unit.id, attempt)
         visible = self._visible_for(top)
-        timeout = task.spec.timeout_s
-        runner = task.runner
-        if self.remote is not None and runner in ("thread", "process"):
-            runner = "remote"
         cf: concurrent.futures.Future[Any] | None = None
         try:
             async with asyncio.timeout(timeout) if timeout else _NO_TIMEOUT:
@@ -895,8 +899,15 @@ class Execution:
                         index=unit.index,
                         has_item=unit.item is not _MISSING,
                     )
-                    executor = self.remote or get_process_pool()
-                    msg = await executor.run(job, lambda m: self._worker_message(sink, m))
+
+                    def on_message(m: tuple[Any, ...]) -> None:
+                        self._worker_message(sink, m)
+
+                    if worker is not None:
+                        msg = await get_process_pool().run_on(worker, job, on_message)
+                    else:
+                        assert self.remote is not None
+                        msg = await self.remote.run(job, on_message)
                     if msg[0] == "error":
                         out.error, out.traceback = msg[1], msg[2]
                         return out
