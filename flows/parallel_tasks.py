@@ -22,6 +22,7 @@ Context inputs (all optional):
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from tui_flow import Context, Workflow, task
@@ -169,7 +170,10 @@ def _process_chunk(context: Context, n: int) -> None:
     result = analyse(records, rounds, report)
     context.progress(len(records), len(records), f"chunk {n}")
     context.insert(f"chunk_{n}", result)
-    print(f"chunk {n}: {result['primes']} primes, longest Collatz run {result['collatz_max'][0]}")
+    print(
+        f"chunk {n}: {result['primes']} primes, longest Collatz run {result['collatz_max'][0]} "
+        f"(worker pid {os.getpid()})"
+    )
 
 
 @task(id="ProcessChunk1", dependencies=["DataPreparation"], runner="process")
