@@ -204,21 +204,32 @@ def test_every_problem_is_reported_at_once(
     assert str(err).startswith("workflow 'broken' is invalid (5 problems):")
 
 
-def test_non_task_in_the_list_and_bad_settings_are_problems_too() -> None:
+def test_non_task_in_the_list_and_bad_settings_are_problems_too(line_of: LineOf) -> None:
     def plain(context: Context) -> None: ...
 
     with pytest.raises(ValidationError) as err:
-        Workflow("w", [plain], max_concurrency=0)  # type: ignore[list-item]
-    messages = [p.message for p in err.value.problems]
-    assert "max_concurrency must be at least 1, not 0" in messages
-    assert "plain is not a task: decorate it with @task" in messages
-    located = [p for p in err.value.problems if p.message.startswith("plain")]
-    assert located[0].file == __file__ and located[0].line is not None
+        Workflow("w", [plain, "step"], max_concurrency=0)  # type: ignore[list-item]  # the call
+    call_line = line_of(Path(__file__), "# the call")
+    by_message = {p.message: p for p in err.value.problems}
+    assert set(by_message) == {
+        "max_concurrency must be at least 1, not 0",
+        "plain is not a task: decorate it with @task",
+        "'step' is not a task: decorate it with @task",
+    }
+    # a function points at itself; the rest at the Workflow(...) call
+    plain_line = plain.__code__.co_firstlineno
+    assert (by_message["plain is not a task: decorate it with @task"].line) == plain_line
+    for message in (
+        "max_concurrency must be at least 1, not 0",
+        "'step' is not a task: decorate it with @task",
+    ):
+        assert (by_message[message].file, by_message[message].line) == (__file__, call_line)
 
 
 def test_a_workflow_needs_a_name() -> None:
-    with pytest.raises(ValidationError, match="non-empty name"):
+    with pytest.raises(ValidationError, match="non-empty name") as err:
         Workflow(" ", [])
+    assert err.value.problems[0].file == __file__
 
 
 # -- derived views ---------------------------------------------------------------------------

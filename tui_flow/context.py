@@ -11,6 +11,7 @@ its ancestors, and its own writes; the engine merges the writes when the task co
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import math
 from collections.abc import Callable, Iterator, Mapping
@@ -94,6 +95,19 @@ def to_json_value(key: str, value: Any) -> Any:
             f"string; JSON object keys are strings (convert it, e.g. str(key))"
         )
     return json.loads(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_adapter(kind: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(kind)
+
+
+def _adapter(kind: Any) -> TypeAdapter[Any]:
+    """A (cached) pydantic TypeAdapter for `get(..., type=kind)`."""
+    try:
+        return _cached_adapter(kind)
+    except TypeError:  # an unhashable type expression
+        return TypeAdapter(kind)
 
 
 class ContextSink(Protocol):
@@ -193,7 +207,7 @@ class Context:
         if type is None:
             return value
         try:
-            return TypeAdapter(type).validate_python(value)
+            return _adapter(type).validate_python(value)
         except PydanticValidationError as exc:
             who = f"task {self._task_id!r} " if self._task_id else ""
             raise ContextError(
