@@ -11,6 +11,7 @@ its ancestors, and its own writes; the engine merges the writes when the task co
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import math
 from collections.abc import Callable, Iterator, Mapping
@@ -43,11 +44,35 @@ def _json_default(key: str) -> Callable[[Any], Any]:
     return default
 
 
+def _non_string_key(value: Any) -> tuple[Any, Any] | None:
+    """The first mapping key that is not a string, with its mapping (json would coerce it)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            for k in item:
+                if type(k) is not str:
+                    return k, item
+            stack.extend(item.values())
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif isinstance(item, dict):
+            for k in item:
+                if not isinstance(k, str):
+                    return k, item
+            stack.extend(item.values())
+    return None
+
+
 def to_json_value(key: str, value: Any) -> Any:
     """Return `value` as plain JSON data (a fresh copy), or raise `NotSerialisable`."""
-    if isinstance(value, _SCALARS):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise NotSerialisable(f"context key {key!r}: {value!r} is not valid JSON")
+    kind = type(value)
+    if kind in _SCALARS:  # exact types: a str/int/float subclass (an enum) becomes plain data
+        if kind is float and not math.isfinite(value):
+            raise NotSerialisable(
+                f"context key {key!r}: {value!r} is not valid JSON (NaN and infinity are refused)"
+            )
         return value
     if isinstance(value, BaseModel):
         value = value.model_dump(mode="json")
@@ -56,10 +81,33 @@ def to_json_value(key: str, value: Any) -> Any:
     except NotSerialisable:
         raise
     except ValueError as exc:  # NaN / infinity, circular reference
-        raise NotSerialisable(f"context key {key!r}: {exc}") from None
+        reason = str(exc)
+        if "Out of range float" in reason:
+            reason = "contains NaN or infinity, which are not valid JSON"
+        raise NotSerialisable(f"context key {key!r}: {reason}") from None
     except TypeError as exc:  # e.g. non-string dict keys of an unsupported type
         raise NotSerialisable(f"context key {key!r}: {exc}") from None
+    bad = _non_string_key(value)
+    if bad is not None:
+        k = bad[0]
+        raise NotSerialisable(
+            f"context key {key!r}: a mapping key {k!r} of type {type(k).__name__} is not a "
+            f"string; JSON object keys are strings (convert it, e.g. str(key))"
+        )
     return json.loads(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_adapter(kind: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(kind)
+
+
+def _adapter(kind: Any) -> TypeAdapter[Any]:
+    """A (cached) pydantic TypeAdapter for `get(..., type=kind)`."""
+    try:
+        return _cached_adapter(kind)
+    except TypeError:  # an unhashable type expression
+        return TypeAdapter(kind)
 
 
 class ContextSink(Protocol):
@@ -85,7 +133,8 @@ class _MemorySink:
 class Context:
     """Key/value data shared by the tasks of a run.
 
-    `Context({"n": 3})` makes a stand-alone context, handy for calling a task in a unit test.
+    `Context({"n": 3})` makes a stand-alone context, handy for calling a task in a unit test:
+    the given values are what the task can read, `writes` holds what it wrote.
     """
 
     __slots__ = ("_index", "_item", "_sink", "_task_id", "_visible", "_writes")
@@ -97,8 +146,12 @@ class Context:
         self._sink: ContextSink = _MemorySink()
         self._item: Any = _MISSING
         self._index: int | None = None
-        for key, value in (values or {}).items():
-            self.set(key, value)
+        if values:
+            initial: dict[str, Any] = {}
+            for key, value in values.items():
+                self._check_key(key)
+                initial[key] = to_json_value(key, value)
+            self._visible = initial
 
     @classmethod
     def for_task(
@@ -154,7 +207,7 @@ class Context:
         if type is None:
             return value
         try:
-            return TypeAdapter(type).validate_python(value)
+            return _adapter(type).validate_python(value)
         except PydanticValidationError as exc:
             who = f"task {self._task_id!r} " if self._task_id else ""
             raise ContextError(

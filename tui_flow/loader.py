@@ -2,12 +2,17 @@
 
 Each call imports the file as a fresh module with a unique name, after evicting modules that
 were imported from the file's own folder, so an edited helper module is read again too.
-Nothing stays registered: two loads give two independent sets of workflows.
+The flow and its helpers are compiled from source, never from (or into) `__pycache__`: a
+cached .pyc is keyed on the file's mtime in whole seconds, so an edit within the same second
+could otherwise run the old code. Nothing stays registered: two loads give two independent
+sets of workflows.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import itertools
 import os
@@ -17,6 +22,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from .errors import LoadError, TuiFlowError, ValidationError
 from .task import Task
@@ -24,6 +30,31 @@ from .workflow import Workflow
 
 _counter = itertools.count(1)
 _lock = threading.Lock()
+
+
+class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):
+    """Compiles from source every time: no stale .pyc is read, none is written."""
+
+    def path_stats(self, path: str) -> dict[str, float]:
+        raise OSError("tui-flow compiles workflow files from source")  # skips the bytecode cache
+
+
+class _FolderFinder(importlib.abc.MetaPathFinder):
+    """While a flow imports, modules found in its folder are loaded from source too."""
+
+    def __init__(self, prefixes: tuple[str, ...]) -> None:
+        self.prefixes = prefixes
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if (
+            spec is None
+            or not isinstance(spec.loader, importlib.machinery.SourceFileLoader)
+            or not str(spec.origin or "").startswith(self.prefixes)
+        ):
+            return None
+        spec.loader = _SourceOnlyLoader(spec.loader.name, spec.loader.path)
+        return spec
 
 
 @dataclass
@@ -85,18 +116,29 @@ def load(path: str | os.PathLike[str]) -> LoadedFile:
 
 
 def import_fresh(p: Path) -> ModuleType:
-    """Import `p` as a new module object; turn any failure into a `LoadError`."""
+    """Import `p` as a new module object; turn any failure into a `LoadError`.
+
+    Modules that live in the flow's folder (helpers it imports) are evicted from
+    `sys.modules` before the import, so an edited helper is read again, and after it, so a
+    helper of the same name beside another flow is never mistaken for this one.
+    """
     folder = str(p.parent)
     name = f"tui_flow_user_{_safe(p.stem)}_{next(_counter)}"
     with _lock:
         _evict_modules_under(p.parent)
-        spec = importlib.util.spec_from_file_location(name, p)
+        importlib.invalidate_caches()  # see files created since the last import
+        spec = importlib.util.spec_from_file_location(
+            name, p, loader=_SourceOnlyLoader(name, str(p))
+        )
         if spec is None or spec.loader is None:
             raise LoadError(str(p), "cannot be imported as a Python module")
         module = importlib.util.module_from_spec(spec)
         added = folder not in sys.path
         if added:
             sys.path.insert(0, folder)
+        finder = _FolderFinder((folder + os.sep,))
+        sys.meta_path.insert(0, finder)
+        before = set(sys.modules)
         sys.modules[name] = module  # dataclasses / pydantic look the module up while it runs
         try:
             spec.loader.exec_module(module)
@@ -116,7 +158,9 @@ def import_fresh(p: Path) -> ModuleType:
             kind = "import failed" if isinstance(exc, ImportError) else "error while importing"
             raise LoadError(file, f"{kind}: {type(exc).__name__}: {exc}", line) from None
         finally:
+            sys.meta_path.remove(finder)
             sys.modules.pop(name, None)
+            _evict_modules_under(p.parent, only=set(sys.modules) - before)
             if added:
                 try:
                     sys.path.remove(folder)
@@ -157,20 +201,27 @@ def _safe(stem: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in stem)
 
 
-def _evict_modules_under(folder: Path) -> None:
-    prefix = str(folder.resolve()) + os.sep
-    for mod_name, mod in list(sys.modules.items()):
+def _evict_modules_under(folder: Path, only: set[str] | None = None) -> None:
+    """Drop from `sys.modules` the modules whose file is inside `folder` (or among `only`)."""
+    resolved_folder = folder.resolve()
+    prefixes = tuple({str(resolved_folder) + os.sep, str(folder) + os.sep})
+    names = list(sys.modules) if only is None else [n for n in only if n in sys.modules]
+    for mod_name in names:
+        mod = sys.modules.get(mod_name)
         file = getattr(mod, "__file__", None)
-        if not file or "site-packages" in file:
+        if not isinstance(file, str) or not file or "site-packages" in file:
             continue
-        try:
-            resolved = str(Path(file).resolve())
-        except OSError:
+        if mod_name in ("__main__", "__mp_main__") or (
+            mod_name.startswith("tui_flow") and not mod_name.startswith("tui_flow_user_")
+        ):
             continue
-        if mod_name in ("__main__", "__mp_main__") or mod_name.startswith("tui_flow"):
-            continue
-        if resolved.startswith(prefix):
-            del sys.modules[mod_name]
+        if not os.path.isabs(file):
+            try:
+                file = str(Path(file).resolve())
+            except OSError:
+                continue
+        if file.startswith(prefixes):
+            sys.modules.pop(mod_name, None)
 
 
 def _where(exc: BaseException, p: Path) -> tuple[str, int | None]:

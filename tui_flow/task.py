@@ -50,6 +50,15 @@ class TaskSpec(BaseModel):
             raise ValueError("must not contain whitespace at the ends, tabs, newlines or '[]'")
         return v
 
+    @field_validator(
+        "retry_attempts", "retry_delay_ms", "retry_max_delay_ms", "timeout_s", mode="before"
+    )
+    @classmethod
+    def _number_not_bool(cls, v: Any) -> Any:
+        if isinstance(v, bool):  # pydantic would read True as 1
+            raise ValueError(f"must be a number, not {v!r}")
+        return v
+
     @property
     def max_attempts(self) -> int:
         return self.retry_attempts + 1
@@ -168,7 +177,7 @@ def _describe_validation_error(task_id: str, err: ValidationError) -> str:
     lines = []
     for e in err.errors():
         option = ".".join(str(x) for x in e["loc"]) or "?"
-        msg = e["msg"]
+        msg = e["msg"].removeprefix("Value error, ")
         if option in _ALLOWED:
             msg = f"{msg}; allowed: {_ALLOWED[option]}"
         lines.append(f"task {task_id!r}: option {option!r}: {msg} (got {e.get('input')!r})")

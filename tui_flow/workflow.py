@@ -12,11 +12,14 @@ import heapq
 import inspect
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
+from pathlib import Path
 
 import networkx as nx
 
 from .errors import Problem, ValidationError
 from .task import Task
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 class Workflow:
@@ -33,36 +36,37 @@ class Workflow:
         max_concurrency: int = 4,
         description: str | None = None,
     ) -> None:
-        if not isinstance(name, str) or not name.strip():
-            raise ValidationError([Problem("a workflow needs a non-empty name")])
-        self.name = name
-        self.description = description
-        self.max_concurrency = max_concurrency
-        self.file: str | None = None  # set by the loader: the file the workflow came from
-        self.source_hash: str | None = None  # set by the loader: hash of the file's source
         frame = inspect.currentframe()
         caller = frame.f_back if frame else None
         self.line: int | None = caller.f_lineno if caller else None
         self.defined_in: str | None = caller.f_code.co_filename if caller else None
         del frame, caller
+        if not isinstance(name, str) or not name.strip():
+            raise ValidationError([self._here("a workflow needs a non-empty name")])
+        self.name = name
+        self.description = description
+        self.max_concurrency = max_concurrency
+        self.file: str | None = None  # set by the loader: the file the workflow came from
+        self.source_hash: str | None = None  # set by the loader: hash of the file's source
 
         task_list = list(tasks)
         problems: list[Problem] = []
         if not isinstance(max_concurrency, int) or isinstance(max_concurrency, bool):
-            problems.append(Problem(f"max_concurrency must be an integer, not {max_concurrency!r}"))
+            problems.append(
+                self._here(f"max_concurrency must be an integer, not {max_concurrency!r}")
+            )
         elif max_concurrency < 1:
-            problems.append(Problem(f"max_concurrency must be at least 1, not {max_concurrency}"))
+            problems.append(
+                self._here(f"max_concurrency must be at least 1, not {max_concurrency}")
+            )
 
         self.tasks: dict[str, Task] = {}
         for t in task_list:
             if not isinstance(t, Task):
                 what = getattr(t, "__name__", repr(t))
-                problems.append(
-                    Problem(
-                        f"{what} is not a task: decorate it with @task",
-                        *_location_of(t),
-                    )
-                )
+                message = f"{what} is not a task: decorate it with @task"
+                file, line = _location_of(t)
+                problems.append(Problem(message, file, line) if file else self._here(message))
                 continue
             if t.id in self.tasks:
                 first = self.tasks[t.id]
@@ -89,6 +93,13 @@ class Workflow:
         for t in self.tasks.values():
             g.add_edges_from((dep, t.id) for dep in t.spec.dependencies)
         self.graph = g
+
+    def _here(self, message: str) -> Problem:
+        """A problem located at the `Workflow(...)` call (unless tui-flow itself made the call)."""
+        inside = self.defined_in is not None and Path(self.defined_in).parent == _PACKAGE_DIR
+        if self.defined_in is None or inside:
+            return Problem(message)
+        return Problem(message, self.defined_in, self.line)
 
     # -- derived views -------------------------------------------------------------------------
 

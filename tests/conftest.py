@@ -1,0 +1,67 @@
+"""Shared fixtures: where the repository and its example flows are, and running the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FLOWS = ROOT / "flows"
+
+
+@pytest.fixture
+def flows_dir() -> Path:
+    """The folder of the example flows."""
+    return FLOWS
+
+
+@pytest.fixture
+def write_flow(tmp_path: Path) -> Callable[..., Path]:
+    """Write a (dedented) workflow file into a fresh folder and return its path."""
+
+    def write(source: str, name: str = "flow.py") -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(source).lstrip("\n"))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run `python -m tui_flow.cli ARGS` with this checkout's tui_flow, without a terminal."""
+
+    def run(
+        *args: str, timeout: float = 60, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        full_env = dict(os.environ, PYTHONPATH=str(ROOT), CI="true", NO_COLOR="1", **(env or {}))
+        return subprocess.run(
+            [sys.executable, "-m", "tui_flow.cli", *args],
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=timeout,
+            cwd=ROOT,
+        )
+
+    return run
+
+
+@pytest.fixture
+def line_of() -> Callable[[Path, str], int]:
+    """`line_of(path, marker)`: the 1-based number of the first line containing `marker`."""
+
+    def find(path: Path, marker: str) -> int:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if marker in line:
+                return number
+        raise AssertionError(f"{marker!r} not found in {path}")
+
+    return find
