@@ -81,7 +81,9 @@ FLOW = textwrap.dedent(
         ctx.insert("total", ctx.get("long") + ctx.get("short") + sum(ctx.get("square")))
 
 
-    main = Workflow("main", tasks=[root, short, long, side, on_loop, square, join], max_concurrency=2)
+    main = Workflow(
+        "main", tasks=[root, short, long, side, on_loop, square, join], max_concurrency=2
+    )
 
 
     @task

@@ -29,6 +29,7 @@ import contextlib
 import ctypes
 import hashlib
 import linecache
+import logging
 import os
 import pickle
 import re
@@ -38,7 +39,7 @@ import time
 import types
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -248,8 +249,11 @@ class DaskRunner:
                 await self._starting
         client, self._client = self._client, None
         if client is not None:
-            with contextlib.suppress(Exception):
-                await client.close()
+            with _quiet_distributed(), contextlib.suppress(Exception):
+                if client.status == "running":
+                    await client.close()
+                else:  # lost: do not wait out its reconnection attempts, nor log them
+                    await getattr(client, "_close", client.close)(fast=True)
         cluster, self._cluster = self._cluster, None
         if cluster is not None:
             with contextlib.suppress(Exception):
@@ -420,6 +424,19 @@ class DaskRunner:
         except Exception as exc:
             said = exc
         self.stopped.append((key, said))
+
+
+@contextlib.contextmanager
+def _quiet_distributed() -> Iterator[None]:
+    """Keep distributed's own error logging (tracebacks of a lost connection) off the
+    terminal while we close: the run has already said what happened, in one line."""
+    log = logging.getLogger("distributed")
+    level = log.level
+    log.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def _slug(text: str) -> str:
