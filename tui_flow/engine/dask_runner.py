@@ -315,6 +315,8 @@ class DaskRunner:
             await self.start()
         except ClusterUnreachable as exc:
             return ("error", f"ClusterUnreachable: {exc}", "")
+        if self._client is None:
+            return ("error", "ClusterUnreachable: the Dask runner was closed", "")
         if self._lost is not None or self._client.status != "running":
             why = self._lost or f"the Dask client is {self._client.status}"
             return ("error", f"ClusterUnreachable: {why}", "")
@@ -390,9 +392,11 @@ class DaskRunner:
                 f"ClusterUnreachable: the attempt was cancelled on the cluster ({exc.reason})",
                 "",
             )
-        except (OSError, ConnectionError) as exc:
-            self._lost = f"lost the Dask scheduler at {self.address}: {_one_line(exc)}"
-            return ("error", f"ClusterUnreachable: {self._lost}", "")
+        except OSError as exc:  # includes distributed's CommClosedError
+            why = f"lost the Dask scheduler at {self.address}: {_one_line(exc)}"
+            if self._client is None or self._client.status != "running":
+                self._lost = why
+            return ("error", f"ClusterUnreachable: {why}", "")
         except Exception as exc:
             summary, tb = describe_error(exc)
             return ("error", f"Dask: {summary}", tb)
