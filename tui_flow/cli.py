@@ -122,6 +122,8 @@ async def run_headless(
         store = await open_store(args)
     remote = remote_runner(args)
     try:
+        if remote is not None and hasattr(remote, "start"):
+            await remote.start()  # connect before the run, so no attempt pays for it
         execution = Execution(
             workflow,
             context if context is not None else parse_sets(getattr(args, "set", None)),

@@ -145,8 +145,6 @@ _module_cache: dict[str, tuple[tuple[int, int], Any]] = {}
 
 def _find_function(job: ProcessJob) -> Callable[..., Any]:
     from ..loader import import_fresh
-    from ..task import Task
-    from ..workflow import Workflow
 
     path = Path(job.source_file)
     st = path.stat()
@@ -157,6 +155,14 @@ def _find_function(job: ProcessJob) -> Callable[..., Any]:
         _module_cache[job.source_file] = (key, module)
     else:
         module = cached[1]
+    return find_in_module(module, job)
+
+
+def find_in_module(module: Any, job: ProcessJob) -> Callable[..., Any]:
+    """The body (or fallback) a job names, looked up in an imported task module."""
+    from ..task import Task
+    from ..workflow import Workflow
+
     found = vars(module).get(job.fn_name)
     if isinstance(found, Task):
         found = found.fn if job.kind == "body" else found.fallback_fn
@@ -176,11 +182,15 @@ def _find_function(job: ProcessJob) -> Callable[..., Any]:
     )
 
 
-def run_job_in_worker(job: ProcessJob, sink: Any) -> tuple[dict[str, Any], Any]:
-    """Run one attempt's body here (also used by the Dask runner on its workers)."""
+def run_job_in_worker(job: ProcessJob, sink: Any, module: Any = None) -> tuple[dict[str, Any], Any]:
+    """Run one attempt's body here (also used by the Dask runner on its workers).
+
+    `module` is the task's module when the caller has already imported it (the Dask runner
+    executes the file's source on the worker); otherwise the file is imported by path.
+    """
     from ..context import _MISSING, Context, to_json_value
 
-    fn = _find_function(job)
+    fn = _find_function(job) if module is None else find_in_module(module, job)
     ctx = Context.for_task(
         job.display_id,
         job.visible,
