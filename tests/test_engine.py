@@ -637,3 +637,41 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+async def test_changing_a_read_value_in_place_does_not_leak_into_a_sibling():
+    first_done = asyncio.Event()
+
+    @task
+    async def root(ctx: Context) -> None:
+        ctx.set("items", [3, 1, 2])
+
+    @task(dependencies=[root])
+    async def mutator(ctx: Context) -> None:
+        items = ctx.get("items")
+        items.append(99)
+        items.sort()
+        first_done.set()
+
+    @task(dependencies=[root])
+    async def reader(ctx: Context) -> None:
+        await asyncio.wait_for(first_done.wait(), LIMIT)
+        ctx.set("seen", ctx.get("items"))
+
+    result, _ = await run_wf(Workflow("w", [root, mutator, reader]))
+    assert result.context == {"items": [3, 1, 2], "seen": [3, 1, 2]}
+
+
+async def test_a_context_mistake_is_not_retried():
+    calls = 0
+
+    @task(retry_attempts=3, retry_delay_ms=1)
+    async def reads_missing(ctx: Context) -> None:
+        nonlocal calls
+        calls += 1
+        ctx.get("nope")
+
+    result, rec = await run_wf(Workflow("w", [reads_missing]))
+    assert calls == 1
+    assert rec.of(RetryScheduled) == []
+    assert "'nope'" in (result.tasks["reads_missing"].error or "")

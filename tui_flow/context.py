@@ -110,6 +110,16 @@ def _adapter(kind: Any) -> TypeAdapter[Any]:
         return TypeAdapter(kind)
 
 
+def _copy(value: Any) -> Any:
+    """A private copy of JSON data, so a reader changing it in place changes nobody else's."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _copy(v) if type(v) in (dict, list) else v for k, v in value.items()}
+    if kind is list:
+        return [_copy(v) if type(v) in (dict, list) else v for v in value]
+    return value
+
+
 class ContextSink(Protocol):
     """Where `context.log` and `context.progress` go (the engine supplies one per attempt)."""
 
@@ -205,7 +215,7 @@ class Context:
                 return default
             raise ContextError(self._missing_message(key))
         if type is None:
-            return value
+            return _copy(value)
         try:
             return _adapter(type).validate_python(value)
         except PydanticValidationError as exc:
@@ -247,10 +257,10 @@ class Context:
         return len(self.keys())
 
     def to_dict(self) -> dict[str, Any]:
-        """Everything this context can see, as a new dict."""
+        """Everything this context can see, as a new dict (values copied, like `get`)."""
         merged = dict(self._visible)
         merged.update(self._writes)
-        return merged
+        return _copy(merged)
 
     @property
     def writes(self) -> dict[str, Any]:

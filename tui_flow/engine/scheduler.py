@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..context import _MISSING, Context, to_json_value
-from ..errors import ConflictError, ContextError, TuiFlowError
+from ..errors import ConflictError, ContextError
 from ..task import Task
 from ..workflow import Workflow
 from .events import (
@@ -154,6 +154,9 @@ class _Attempt:
         self.reason: str | None = None
         self.retryable = True
         self.zombie: concurrent.futures.Future[Any] | None = None
+
+
+_CONTEXT_ERRORS = ("ContextError", "NotSerialisable", "ConflictError")
 
 
 class _NoTimeout:
@@ -739,7 +742,7 @@ class Execution:
                         await asyncio.wrap_future(result.zombie)
                     await self._wait_slot(unit)
                     continue
-                if result.retryable and unit.task.fallback_fn is not None:
+                if unit.task.fallback_fn is not None:
                     self._set_state(
                         unit.id,
                         "retrying",
@@ -910,6 +913,7 @@ class Execution:
                         msg = await self.remote.run(job, on_message)
                     if msg[0] == "error":
                         out.error, out.traceback = msg[1], msg[2]
+                        out.retryable = not out.error.startswith(_CONTEXT_ERRORS)
                         return out
                     out.writes, value = msg[1], msg[2]
             if unit.item is not _MISSING and value is not None:
@@ -923,8 +927,10 @@ class Execution:
             out.reason = "timed out"
             if cf is not None and not cf.done():
                 out.zombie = cf
-        except (ContextError, TuiFlowError) as exc:
+        except ContextError as exc:
+            # a missing key or a value of the wrong type will be the same on every retry
             out.error, out.traceback = describe_error(exc)
+            out.retryable = False
         except Exception as exc:
             out.error, out.traceback = describe_error(exc)
         return out
