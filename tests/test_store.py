@@ -517,3 +517,23 @@ def test_the_schema_file_is_the_only_definition() -> None:
     assert "CREATE TABLE runs" in text and f"schema version {SCHEMA_VERSION}" in text
     assert all(v < SCHEMA_VERSION for v in mod.MIGRATIONS)
     assert os.path.basename(mod.SCHEMA_FILE) == "schema.sql"
+
+
+async def test_a_flush_that_cannot_write_keeps_its_events_for_the_next(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    store = await RunStore.open(db, timeout=0.05)
+    holder = sqlite3.connect(db, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock past our timeout
+        events = every_kind()
+        for e in events:
+            store.record(e)
+        with pytest.raises(StoreError, match="locked by another process"):
+            await store.flush()
+        holder.execute("ROLLBACK")
+        await store.flush()
+        assert await store.events(RID) == [e for e in events if e.kind != "task_logs"]
+        assert len(await store.task_logs(RID)) == 3
+    finally:
+        holder.close()
+        await store.close()

@@ -406,6 +406,7 @@ class _Slice:
         self.events: list[tuple[Any, ...]] = []
         self.last_at: dict[str, float] = {}
         self.ended: dict[int, tuple[_Recording, int, dict[str, None]]] = {}  # tasks that ended
+        self.done: list[int] = []  # recordings whose run finished in this slice
         self.post: list[tuple[str, list[Any]]] = []
 
     def statements(self) -> Iterable[tuple[str, list[Any]]]:
@@ -430,9 +431,12 @@ class RunStore:
         self._conn = conn
         self.timeout = timeout
         self.flush_interval = flush_interval
-        self._pending: list[tuple[Any, _Recording | None]] = []
-        self._retry: list[tuple[Any, _Recording | None]] = []
-        self._recording: dict[str, _Recording] = {}  # run id -> what we fold of it
+        # buffered events: (kind, run_id, at, json, extra, recording number)
+        self._pending: list[tuple[str, str, float, str | None, Any, int]] = []
+        self._retry: list[tuple[str, str, float, str | None, Any, int]] = []
+        self._recs: dict[int, _Recording] = {}  # recording number -> the run being recorded
+        self._recording: dict[str, int] = {}  # run id -> its recording number
+        self._gen = 0
         self._segments: dict[str, int] = {}  # run id -> segment being recorded
         self._wake: asyncio.Event | None = None
         self._now: asyncio.Event | None = None
@@ -634,27 +638,52 @@ class RunStore:
 
     def record(self, event: Any, view: RunView | None = None) -> None:
         """Buffer one event (never blocks; call on the event loop). `view`: an up-to-date
-        view of the event's run that someone else folds (the engine's), if any."""
+        view of the event's run that someone else folds (the engine's), if any.
+
+        The event is turned into plain strings and numbers at once: the buffer then holds no
+        objects the garbage collector has to walk, however many events wait for the flush."""
         if self._closed:
             raise StoreError(f"{self.path}: the run store is closed")
         kind = event.kind
         rid = event.run_id
         if kind == "run_started":
-            rec = self._recording[rid] = _Recording(
+            self._gen += 1
+            gen = self._gen
+            rec = self._recs[gen] = _Recording(
                 view if view is not None else RunView(), frozenset(event.reused), view is None
             )
+            self._recording[rid] = gen
         else:
-            rec = self._recording.get(rid)
+            gen = self._recording.get(rid, 0)
+            rec = self._recs.get(gen)
         if rec is not None and rec.fold:
             rec.view.apply(event)
-        self._pending.append((event, rec))
+        aux: Any = None
+        if kind == "task_logs":
+            data = None
+            aux = tuple((ln.task_id, ln.attempt, ln.at, ln.level, ln.text) for ln in event.lines)
+        else:
+            data = event.model_dump_json(exclude_defaults=True)
+            if kind == "task_state":
+                aux = event.task_id if event.state in FINAL_STATES else None
+            elif kind == "context_written":
+                aux = (event.task_id, tuple((k, _dumps(v)) for k, v in event.values.items()))
+            elif kind == "run_finished":
+                report = event.report or {}
+                aux = (
+                    *(event.status, _dumps(event.context), _dumps(report)),
+                    *(report.get("wall_s"), report.get("speedup"), event.error),
+                )
+                if self._recording.get(rid) == gen:
+                    del self._recording[rid]
+            elif kind == "run_started":
+                aux = event
+        self._pending.append((kind, rid, event.at, data, aux, gen))
         if self._wake is None:
             self._start_flusher()
         assert self._wake is not None and self._now is not None
         self._wake.set()
         if kind == "run_finished":
-            if rec is not None and self._recording.get(rid) is rec:
-                del self._recording[rid]
             self._now.set()
 
     def _start_flusher(self) -> None:
@@ -695,25 +724,32 @@ class RunStore:
                 self._retry, self._pending = [], []
                 try:
                     await self._write(batch)
-                except (sqlite3.Error, ValueError) as exc:
+                except Exception as exc:  # keep the events: the next flush tries again
                     self._retry = batch
-                    self.last_error = _explain(self.path, exc, self.timeout)
-                    raise self.last_error from None
+                    if isinstance(exc, sqlite3.Error):
+                        self.last_error = _explain(self.path, exc, self.timeout)
+                    else:
+                        self.last_error = StoreError(
+                            f"{self.path}: cannot record the run: {type(exc).__name__}: {exc}"
+                        )
+                    raise self.last_error from exc
                 self.last_error = None
                 self.flushes += 1
 
-    async def _write(self, batch: list[tuple[Any, _Recording | None]]) -> None:
+    async def _write(self, batch: list[tuple[str, str, float, str | None, Any, int]]) -> None:
         """One transaction: every event of the batch, or none of them."""
         conn = self._conn
         segments = dict(self._segments)
+        finished: list[int] = []
         await conn.execute("BEGIN IMMEDIATE")
         try:
             start = 0
             while start < len(batch):
                 end = start + 1
-                while end < len(batch) and batch[end][0].kind != "run_started":
+                while end < len(batch) and batch[end][0] != "run_started":
                     end += 1
                 part = await self._build(batch[start:end], segments)
+                finished += part.done
                 for sql, rows in part.statements():
                     if sql is _REPLAY:
                         for rid, seg in rows:
@@ -730,6 +766,8 @@ class RunStore:
                 await conn.execute("ROLLBACK")
             raise
         self._segments = segments
+        for gen in finished:
+            self._recs.pop(gen, None)
 
     async def _segment_of(self, run_id: str, segments: dict[str, int]) -> int | None:
         seg = segments.get(run_id)
@@ -742,59 +780,43 @@ class RunStore:
                 seg = segments[run_id] = int(row[0]) - 1
         return seg
 
-    async def _build(
-        self, items: list[tuple[Any, _Recording | None]], segments: dict[str, int]
-    ) -> _Slice:
+    async def _build(self, items: list[Any], segments: dict[str, int]) -> _Slice:
         part = _Slice()
-        first = items[0][0]
-        if first.kind == "run_started":
-            await self._started(first, part, segments)
+        if items[0][0] == "run_started":
+            await self._started(items[0][4], part, segments)
         last_at = part.last_at
-        for e, rec in items:
-            rid = e.run_id
+        recs = self._recs
+        for kind, rid, at, data, aux, gen in items:
             seg = segments.get(rid)
             if seg is None:
                 seg = await self._segment_of(rid, segments)
                 if seg is None:
                     self.dropped += 1
                     continue
-            kind = e.kind
-            at = e.at
             if at > last_at.get(rid, 0.0):
                 last_at[rid] = at
             if kind == "task_logs":
-                part.logs.extend(
-                    (rid, ln.task_id, seg, ln.attempt, ln.at, ln.level, ln.text) for ln in e.lines
-                )
+                part.logs.extend((rid, tid, seg, n, t, lvl, text) for tid, n, t, lvl, text in aux)
                 continue
-            part.events.append((rid, seg, kind, at, e.model_dump_json(exclude_defaults=True)))
+            part.events.append((rid, seg, kind, at, data))
             if kind == "task_state":
-                if rec is not None and e.state in FINAL_STATES:
-                    ended = part.ended.get(id(rec))
+                if aux is not None and gen:
+                    ended = part.ended.get(gen)
                     if ended is None:
-                        ended = part.ended[id(rec)] = (rec, seg, {})
-                    ended[2][e.task_id] = None
+                        ended = part.ended[gen] = (recs[gen], seg, {})
+                    ended[2][aux] = None
             elif kind == "context_written":
-                key = (rid, e.task_id)
-                part.ctx_delete[key] = None
-                part.ctx_rows[key] = [
-                    (rid, e.task_id, k, _dumps(v), seg, at) for k, v in e.values.items()
-                ]
+                tid, values = aux
+                part.ctx_delete[(rid, tid)] = None
+                part.ctx_rows[(rid, tid)] = [(rid, tid, k, v, seg, at) for k, v in values]
             elif kind == "run_finished":
-                if rec is None:  # not recorded from its start: summarise what reached the database
+                if not gen:  # not recorded from its start: summarise what reached the database
                     part.post.append((_REPLAY, [(rid, seg)]))
-                report = e.report or {}
+                status, context, report, wall, speedup, error = aux
                 part.post.append(
-                    (
-                        _FINISH_RUN,
-                        [
-                            (
-                                *(e.status, at, _dumps(e.context), _dumps(report)),
-                                *(report.get("wall_s"), report.get("speedup"), e.error, rid),
-                            )
-                        ],
-                    )
+                    (_FINISH_RUN, [(status, at, context, report, wall, speedup, error, rid)])
                 )
+                part.done.append(gen)
         return part
 
     async def _started(self, e: RunStarted, part: _Slice, segments: dict[str, int]) -> None:
