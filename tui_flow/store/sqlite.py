@@ -573,10 +573,21 @@ class RunStore:
         dead = [(r[0], r[2]) for r in rows if not owner_alive(r[1], r[2], r[3])]
         if not dead:
             return []
+        marked: list[str] = []
         async with self._lock:
             await conn.execute("BEGIN IMMEDIATE")
             try:
                 for rid, pid in dead:
+                    # look again under the write lock: another process may have claimed it
+                    now = await conn.execute_fetchall(
+                        "SELECT owner_host, owner_pid, owner_token FROM runs "
+                        "WHERE run_id = ? AND status = 'running'",
+                        (rid,),
+                    )
+                    row = next(iter(now), None)
+                    if row is None or owner_alive(*row):
+                        continue
+                    pid = row[1]
                     why = f"the process recording the run (pid {pid}) ended before it finished"
                     seg = await self._segment_of(rid, {})
                     if seg is not None:
@@ -586,12 +597,13 @@ class RunStore:
                             if rows:
                                 await conn.executemany(sql, rows)
                     await conn.execute(_INTERRUPT_RUN, (why, rid))
+                    marked.append(rid)
                 await conn.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(Exception):
                     await conn.execute("ROLLBACK")
                 raise
-        return [rid for rid, _ in dead]
+        return marked
 
     async def _replay(self, run_id: str, seg: int) -> tuple[RunView, frozenset[str]]:
         """Fold a segment's stored events into a view (off the loop); and its reused tasks."""
