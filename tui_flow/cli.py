@@ -135,7 +135,7 @@ async def run_headless(
             remote=remote,
         )
         if store is not None:
-            execution.subscribe(store.recorder())
+            execution.subscribe(store.recorder(execution.view))
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGINT, execution.cancel)

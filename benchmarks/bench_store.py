@@ -1,0 +1,209 @@
+"""What recording a run costs: the engine with the SQLite store against a bare asyncio scheduler.
+
+A fan-out workflow (one root task, then N no-op tasks that depend on it) runs:
+
+- bare:          graphlib.TopologicalSorter + asyncio tasks + a semaphore, writing the same
+                 transitions (running, completed per task) to SQLite in batches (a background
+                 writer, one transaction every 50 ms and at the end, WAL) - the floor;
+- engine:        tui-flow's Execution, no store (to tell the engine's cost from the store's);
+- engine+store:  tui-flow's Execution with `RunStore.recorder(execution.view)` subscribed (as
+                 `tui-flow run` does), flushed at the end.
+
+The body does nothing, so wall time / N is the per-task overhead. Each case runs --repeat
+times, alternating, and the best is kept. The target: engine+store within 1.5x of bare.
+
+    PYTHONPATH=. python benchmarks/bench_store.py [--n 1000 10000] [--repeat 3] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import graphlib
+import io
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tui_flow import Workflow, task
+from tui_flow.engine import Execution
+from tui_flow.store.sqlite import RunStore
+
+FLUSH_S = 0.05
+TARGET = 1.5
+
+
+def fan_out(n: int, cap: int) -> Workflow:
+    @task(id="root")
+    async def root(context: Any) -> None:
+        pass
+
+    tasks = [root]
+    for i in range(n):
+
+        async def body(context: Any) -> None:
+            pass
+
+        body.__name__ = f"t{i}"
+        tasks.append(task(id=f"t{i}", dependencies=["root"])(body))
+    return Workflow("fan_out", tasks, max_concurrency=cap)
+
+
+# -- the floor: a bare asyncio scheduler writing transitions in batches ---------------------------
+
+
+async def bare(n: int, cap: int, db: Path) -> tuple[float, float]:
+    conn = await aiosqlite.connect(str(db), isolation_level=None)
+    await conn.execute("PRAGMA journal_mode = WAL")
+    await conn.execute("PRAGMA synchronous = NORMAL")
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS transitions (run_id TEXT, task_id TEXT, state TEXT, "
+        "attempt INTEGER, at REAL)"
+    )
+    graph = {"root": ()} | {f"t{i}": ("root",) for i in range(n)}
+    pending: list[tuple[str, str, str, int, float]] = []
+    wake = asyncio.Event()
+
+    async def write() -> None:
+        nonlocal pending
+        batch, pending = pending, []
+        if batch:
+            await conn.execute("BEGIN IMMEDIATE")
+            await conn.executemany("INSERT INTO transitions VALUES (?, ?, ?, ?, ?)", batch)
+            await conn.execute("COMMIT")
+
+    async def writer() -> None:
+        while True:
+            await wake.wait()
+            await asyncio.sleep(FLUSH_S)
+            wake.clear()
+            await write()
+
+    async def noop() -> None:
+        pass
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    flusher = asyncio.create_task(writer())
+    sem = asyncio.Semaphore(cap)
+    done: asyncio.Queue[str] = asyncio.Queue()
+    clock = time.time
+
+    async def run_one(node: str) -> None:
+        async with sem:
+            pending.append(("bare", node, "running", 1, clock()))
+            wake.set()
+            await noop()
+            pending.append(("bare", node, "completed", 1, clock()))
+        done.put_nowait(node)
+
+    ts = graphlib.TopologicalSorter(graph)
+    ts.prepare()
+    running: set[asyncio.Task[None]] = set()
+    while ts.is_active():
+        for node in ts.get_ready():
+            t = asyncio.create_task(run_one(node))
+            running.add(t)
+            t.add_done_callback(running.discard)
+        ts.done(await done.get())
+    flusher.cancel()
+    await write()
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    await conn.close()
+    return elapsed, cpu
+
+
+# -- tui-flow ---------------------------------------------------------------------------------
+
+
+async def engine(wf: Workflow, db: Path | None) -> tuple[float, float]:
+    store = await RunStore.open(db) if db is not None else None
+    t0, c0 = time.perf_counter(), time.process_time()
+    ex = Execution(wf)
+    if store is not None:
+        ex.subscribe(store.recorder(ex.view))
+    ex.start()
+    result = await ex.wait()
+    if store is not None:
+        await store.flush()
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    assert result.status == "completed", result.status
+    if store is not None:
+        await store.close()
+    return elapsed, cpu
+
+
+def measure(n: int, cap: int, repeat: int, folder: Path) -> dict[str, tuple[float, float]]:
+    """Best (wall, cpu) seconds of each case, as microseconds per task."""
+    wf = fan_out(n, cap)
+    best = dict.fromkeys(("bare", "engine", "engine+store"), (float("inf"), float("inf")))
+
+    def keep(name: str, got: tuple[float, float]) -> None:
+        best[name] = (min(best[name][0], got[0]), min(best[name][1], got[1]))
+
+    for r in range(repeat):
+        keep("bare", asyncio.run(bare(n, cap, folder / f"bare-{n}-{r}.db")))
+        keep("engine", asyncio.run(engine(wf, None)))
+        keep("engine+store", asyncio.run(engine(wf, folder / f"store-{n}.db")))
+    return {k: (w / (n + 1) * 1e6, c / (n + 1) * 1e6) for k, (w, c) in best.items()}
+
+
+def profile(n: int, cap: int, folder: Path) -> str:
+    wf = fan_out(n, cap)
+    prof = cProfile.Profile()
+    prof.enable()
+    asyncio.run(engine(wf, folder / f"profile-{n}.db"))
+    prof.disable()
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(25)
+    return out.getvalue()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, nargs="+", default=[1000, 10000])
+    ap.add_argument("--concurrency", "-j", type=int, default=16)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--profile", action="store_true", help="cProfile engine+store at the last N")
+    args = ap.parse_args()
+    ok = True
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        print(
+            f"fan-out of N no-op tasks, max concurrency {args.concurrency}, best of "
+            f"{args.repeat}; per-task overhead in us (wall time / tasks)"
+        )
+        print(
+            f"{'N':>7} {'':>4} {'bare':>8} {'engine':>8} {'eng+store':>10} {'store':>7} "
+            f"{'ratio':>6}"
+        )
+        for n in args.n:
+            r = measure(n, args.concurrency, args.repeat, folder)
+            for i, what in enumerate(("wall", "cpu")):
+                bare_us, eng, both = r["bare"][i], r["engine"][i], r["engine+store"][i]
+                ratio = both / bare_us
+                if what == "wall":
+                    ok = ok and ratio <= TARGET
+                print(
+                    f"{n:>7} {what:>4} {bare_us:>8.1f} {eng:>8.1f} {both:>10.1f} "
+                    f"{both - eng:>7.1f} {ratio:>5.2f}x   (engine alone {eng / bare_us:.2f}x)"
+                )
+        print(
+            "wall: wall time / tasks; cpu: process CPU time (all threads) / tasks.\n"
+            "ratio = engine+store / bare (target <= 1.5x); store = engine+store - engine "
+            "(what recording adds per task)."
+        )
+        if args.profile:
+            print(profile(args.n[-1], args.concurrency, folder))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

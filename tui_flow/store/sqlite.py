@@ -1,0 +1,1093 @@
+"""`RunStore`: every run kept in SQLite (schema, batched writer, queries, recovery).
+
+The store is one more subscriber of the engine's event stream. `recorder()` returns a plain
+sync callable that only appends the event to a buffer; a background asyncio task writes the
+buffer every `flush_interval` (50 ms) and at once when a run finishes, one `BEGIN IMMEDIATE`
+transaction per flush. A flush is all or nothing, so the database always holds a prefix of
+each run's event stream: a crash loses at most the events of the last unflushed window.
+
+Two processes may share a database: WAL mode, a busy timeout and immediate transactions make
+writers take turns instead of failing. A database that is corrupt, locked beyond the timeout,
+from a newer schema, or not a tui-flow database raises `StoreError` and is never written to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import sqlite3
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from ..engine.events import (
+    FINAL_STATES,
+    ContextWritten,
+    RetryScheduled,
+    RunFinished,
+    RunStarted,
+    TaskLogs,
+    TaskProgress,
+    TasksAdded,
+    TaskStateChanged,
+)
+from ..engine.state import RunView
+from ..errors import TuiFlowError
+
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x74756966  # "tuif"
+SCHEMA_FILE = Path(__file__).with_name("schema.sql")
+# MIGRATIONS[n] takes a database from schema version n to n + 1 (SQL statements). The newest
+# schema is always schema.sql; a new version adds its step here and bumps SCHEMA_VERSION.
+MIGRATIONS: dict[int, str] = {}
+
+ENV_DB = "TUI_FLOW_DB"
+ENV_TIMEOUT = "TUI_FLOW_DB_TIMEOUT"
+DEFAULT_DIR = ".tui-flow"
+DEFAULT_NAME = "runs.db"
+DEFAULT_TIMEOUT_S = 10.0
+FLUSH_INTERVAL_S = 0.05
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_RESUMABLE = ("interrupted", "failed", "cancelled")
+
+
+class StoreError(TuiFlowError):
+    """The run database cannot be used (the CLI prints the message and exits with 2)."""
+
+
+class RunNotFound(StoreError):
+    """No stored run matches the id (or prefix) given."""
+
+
+def default_path() -> Path:
+    """$TUI_FLOW_DB, else `.tui-flow/runs.db` in the working directory."""
+    env = os.environ.get(ENV_DB)
+    if env:
+        return Path(env).expanduser()
+    return Path.cwd() / DEFAULT_DIR / DEFAULT_NAME
+
+
+def default_timeout() -> float:
+    raw = os.environ.get(ENV_TIMEOUT)
+    if not raw:
+        return DEFAULT_TIMEOUT_S
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        raise StoreError(f"${ENV_TIMEOUT} must be a number of seconds, not {raw!r}") from None
+
+
+# -- rows the queries return -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One stored run, as `history` lists it."""
+
+    run_id: str
+    workflow: str
+    file: str | None
+    source_hash: str | None
+    status: str
+    started_at: float
+    resumed_at: float | None
+    finished_at: float | None
+    last_event_at: float | None
+    max_concurrency: int
+    executor: str
+    wall_s: float | None
+    speedup: float | None
+    n_tasks: int
+    failed: int
+    error: str | None
+    resumed_from: str | None
+    segments: int
+    owner_pid: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_RUN_COLUMNS = ", ".join(RunRow.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class LogRow:
+    """A stored log line: a `LogLine` plus the segment (0 = first execution) it came from."""
+
+    task_id: str
+    attempt: int
+    at: float
+    level: str
+    text: str
+    segment: int = 0
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    """A task of a stored run (the `tasks` table)."""
+
+    task_id: str
+    parent: str | None
+    status: str
+    attempts: int
+    started_at: float | None
+    finished_at: float | None
+    error: str | None
+    reason: str | None
+    via_fallback: bool
+    segment: int
+    reused: bool
+
+
+# -- process identity (to find runs whose process is gone) ------------------------------------
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _proc_start(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux), None if it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rfind(")") + 2 :].split()
+    if not fields or fields[0] in ("Z", "X"):  # a zombie has ended; only its entry remains
+        return None
+    return fields[19] if len(fields) > 19 else ""
+
+
+def owner_identity(pid: int | None = None) -> tuple[str, int, str]:
+    """(host, pid, token) of a process; the token changes if the pid is reused or on reboot."""
+    pid = os.getpid() if pid is None else pid
+    start = _proc_start(pid) if sys.platform.startswith("linux") else None
+    return socket.gethostname(), pid, f"{_boot_id()}:{start or ''}"
+
+
+def owner_alive(host: str | None, pid: int | None, token: str | None) -> bool:
+    """Whether the process that recorded a run still runs. A run recorded on another host
+    cannot be checked from here, so it is assumed alive."""
+    if pid is None:
+        return False
+    if host and host != socket.gethostname():
+        return True
+    boot, _, start = (token or "").partition(":")
+    if sys.platform.startswith("linux") and boot:
+        if boot != _boot_id():
+            return False
+        now = _proc_start(pid)
+        return now is not None and (not start or now == start)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+# -- errors --------------------------------------------------------------------------------------
+
+
+def _explain(path: Path, exc: BaseException, timeout: float) -> StoreError:
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc)
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
+        return StoreError(
+            f"{path}: the run database is locked by another process (waited {timeout:g} s; "
+            f"set ${ENV_TIMEOUT} to wait longer). Nothing was changed."
+        )
+    if name.startswith("SQLITE_NOTADB") or "not a database" in text:
+        return StoreError(
+            f"{path}: not a SQLite database (or an encrypted one). It was left untouched; "
+            f"pass --db to use another file."
+        )
+    if name.startswith("SQLITE_CORRUPT") or "malformed" in text:
+        return StoreError(
+            f"{path}: the run database is corrupt ({text}). It was left untouched; move it "
+            f"away or pass --db to use another file."
+        )
+    return StoreError(f"{path}: cannot use the run database: {text}")
+
+
+def _statements(script: str) -> list[str]:
+    """Split SQL text into statements (sqlite3.complete_statement decides where they end)."""
+    out, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            stmt = buf.strip()
+            if stmt.rstrip(";").strip() and not all(
+                ln.strip().startswith("--") or not ln.strip() for ln in stmt.splitlines()
+            ):
+                out.append(stmt)
+            buf = ""
+    return out
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+_EVENT_TYPES: dict[str, type[Any]] = {
+    cls.model_fields["kind"].default: cls
+    for cls in (
+        RunStarted,
+        TaskStateChanged,
+        RetryScheduled,
+        TaskLogs,
+        TaskProgress,
+        ContextWritten,
+        TasksAdded,
+        RunFinished,
+    )
+}
+
+
+def parse_event(kind: str, data: str) -> Any:
+    """A stored event back as its model (`data` omits fields at their default)."""
+    return _EVENT_TYPES[kind].model_validate_json(data)
+
+
+def _interrupt(view: RunView, error: str | None, at: float | None) -> RunView:
+    """A replayed view of a run whose process died: running tasks show as interrupted."""
+    view.status = "interrupted"
+    view.error = error
+    view.finished_at = at
+    view.running = 0
+    for t in view.tasks.values():
+        if t.state in ("running", "retrying"):
+            t.state = "interrupted"
+            t.next_retry_at = None
+            for a in t.attempts:
+                if a.finished_at is None:
+                    a.status = "interrupted"
+    return view
+
+
+# -- the batch writer -------------------------------------------------------------------------
+
+_INSERT_RUN = (
+    "INSERT INTO runs (run_id, workflow, file, source_hash, status, started_at, last_event_at, "
+    "max_concurrency, executor, options, initial_context, n_tasks, resumed_from, segments, "
+    "owner_host, owner_pid, owner_token) VALUES "
+    "(?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)"
+)
+_RESUME_RUN = (
+    "UPDATE runs SET status = 'running', resumed_at = ?, last_event_at = ?, finished_at = NULL, "
+    "final_context = NULL, report = NULL, wall_s = NULL, speedup = NULL, error = NULL, "
+    "failed = 0, segments = segments + 1, workflow = ?, file = ?, source_hash = ?, "
+    "max_concurrency = ?, executor = ?, n_tasks = ?, owner_host = ?, owner_pid = ?, "
+    "owner_token = ? WHERE run_id = ?"
+)
+_DELETE_WRITES = "DELETE FROM context_writes WHERE run_id = ? AND task_id = ?"
+_INSERT_WRITES = (
+    "INSERT OR REPLACE INTO context_writes (run_id, task_id, key, value, segment, at) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_INSERT_LOGS = (
+    "INSERT INTO logs (run_id, task_id, segment, attempt, at, level, text) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_EVENTS = "INSERT INTO events (run_id, segment, kind, at, data) VALUES (?, ?, ?, ?, ?)"
+_LAST_EVENT = "UPDATE runs SET last_event_at = max(COALESCE(last_event_at, 0), ?) WHERE run_id = ?"
+_DELETE_INSTANCES = "DELETE FROM tasks WHERE run_id = ? AND parent = ?"
+_INSERT_TASKS = (
+    "INSERT OR REPLACE INTO tasks (run_id, task_id, position, parent, dependencies, status, "
+    "attempts, started_at, finished_at, error, traceback, reason, via_fallback, segment, reused) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_ATTEMPTS = (
+    "INSERT OR REPLACE INTO attempts (run_id, task_id, segment, attempt, started_at, "
+    "finished_at, status, error, traceback) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_FINISH_RUN = (
+    "UPDATE runs SET status = ?, finished_at = ?, final_context = ?, report = ?, wall_s = ?, "
+    "speedup = ?, error = ?, failed = (SELECT count(*) FROM tasks WHERE tasks.run_id = "
+    "runs.run_id AND parent IS NULL AND status = 'failed') WHERE run_id = ?"
+)
+_REPLAY = "-- summarise from the stored events"
+_INTERRUPT_RUN = (
+    "UPDATE runs SET status = 'interrupted', finished_at = COALESCE(last_event_at, started_at), "
+    "error = ?, failed = (SELECT count(*) FROM tasks WHERE tasks.run_id = runs.run_id AND "
+    "parent IS NULL AND status = 'failed') WHERE run_id = ? AND status = 'running'"
+)
+
+
+_DEPS_JSON: dict[tuple[str, ...], str] = {}
+
+
+def _deps_json(deps: tuple[str, ...]) -> str:
+    out = _DEPS_JSON.get(deps)
+    if out is None:
+        out = _DEPS_JSON[deps] = _dumps(list(deps))
+    return out
+
+
+def _summary_rows(
+    view: RunView,
+    seg: int,
+    reused: frozenset[str],
+    in_place: bool,
+    only: Iterable[str] | None = None,
+) -> list[tuple[str, list[Any]]]:
+    """The `tasks` and `attempts` rows of a run's segment from its folded view (of the tasks
+    in `only`, else all). An in-place resume keeps the rows of the tasks it reused: they ran
+    in an earlier segment."""
+    rid = view.run_id
+    tasks, attempts = [], []
+    position = {tid: i for i, tid in enumerate(view.order)} if only is not None else None
+    for pos, tid in enumerate(view.order) if only is None else ((-1, t) for t in only):
+        t = view.tasks.get(tid)
+        taken = tid in reused
+        if t is None or (taken and in_place):
+            continue
+        if position is not None:
+            pos = position.get(tid, -1)
+        info = t.info
+        tasks.append(
+            (
+                *(rid, tid, pos, info.parent, _deps_json(info.dependencies), t.state),
+                *(len(t.attempts), t.started_at, t.finished_at, t.error, t.traceback),
+                *(t.reason, int(t.via_fallback), seg, int(taken)),
+            )
+        )
+        for a in t.attempts:
+            attempts.append(
+                (
+                    rid,
+                    tid,
+                    seg,
+                    a.number,
+                    a.started_at,
+                    a.finished_at,
+                    a.status,
+                    a.error,
+                    a.traceback,
+                )
+            )
+    return [(_INSERT_TASKS, tasks), (_INSERT_ATTEMPTS, attempts)]
+
+
+@dataclass
+class _Recording:
+    """A run this store is recording: its events folded into a view (the engine's own view
+    when the recorder was given it) from which the `tasks` and `attempts` rows are written as
+    tasks end, and the tasks its RunStarted reused."""
+
+    view: RunView
+    reused: frozenset[str]
+    fold: bool = True  # False when the view is the engine's (it folds the events itself)
+
+
+class _Slice:
+    """The rows of a slice of a batch (a slice starts at a RunStarted), in write order."""
+
+    def __init__(self) -> None:
+        self.pre: list[tuple[str, list[Any]]] = []
+        self.ctx_delete: dict[tuple[str, str], None] = {}
+        self.ctx_rows: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
+        self.logs: list[tuple[Any, ...]] = []
+        self.events: list[tuple[Any, ...]] = []
+        self.last_at: dict[str, float] = {}
+        self.ended: dict[int, tuple[_Recording, int, dict[str, None]]] = {}  # tasks that ended
+        self.done: list[int] = []  # recordings whose run finished in this slice
+        self.post: list[tuple[str, list[Any]]] = []
+
+    def statements(self) -> Iterable[tuple[str, list[Any]]]:
+        yield from self.pre
+        yield _DELETE_WRITES, list(self.ctx_delete)
+        yield _INSERT_WRITES, [r for rs in self.ctx_rows.values() for r in rs]
+        yield _INSERT_LOGS, self.logs
+        yield _INSERT_EVENTS, self.events
+        yield _LAST_EVENT, [(at, rid) for rid, at in self.last_at.items()]
+        for rec, seg, tids in self.ended.values():
+            yield from _summary_rows(rec.view, seg, rec.reused, seg > 0, tids)
+        yield from self.post
+
+
+class RunStore:
+    """The embedded run store. Open with `await RunStore.open(path)`; `await close()` at the end."""
+
+    def __init__(
+        self, path: Path, conn: aiosqlite.Connection, timeout: float, flush_interval: float
+    ) -> None:
+        self.path = path
+        self._conn = conn
+        self.timeout = timeout
+        self.flush_interval = flush_interval
+        # buffered events: (kind, run_id, at, json, extra, recording number)
+        self._pending: list[tuple[str, str, float, str | None, Any, int]] = []
+        self._retry: list[tuple[str, str, float, str | None, Any, int]] = []
+        self._recs: dict[int, _Recording] = {}  # recording number -> the run being recorded
+        self._recording: dict[str, int] = {}  # run id -> its recording number
+        self._gen = 0
+        self._segments: dict[str, int] = {}  # run id -> segment being recorded
+        self._wake: asyncio.Event | None = None
+        self._now: asyncio.Event | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._closed = False
+        self._owner = owner_identity()
+        self.last_error: StoreError | None = None
+        self.dropped = 0  # events of runs that have no row (never happens when subscribed first)
+        self.flushes = 0
+
+    # -- opening -------------------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        timeout: float | None = None,
+        flush_interval: float = FLUSH_INTERVAL_S,
+    ) -> RunStore:
+        """Open (creating if needed) the run database and mark runs whose process is gone as
+        "interrupted". Raises `StoreError` for a database that cannot be used."""
+        p = Path(path).expanduser() if path else default_path()
+        timeout = default_timeout() if timeout is None else timeout
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"{p.parent}: cannot create the folder for the run database: {exc}"
+            ) from None
+        if p.is_dir():
+            raise StoreError(f"{p}: is a folder; --db expects a database file")
+        if p.exists():
+            try:
+                with p.open("rb") as f:
+                    head = f.read(len(_SQLITE_MAGIC))
+            except OSError as exc:
+                raise StoreError(f"{p}: cannot read the run database: {exc}") from None
+            if head and head != _SQLITE_MAGIC[: len(head)]:
+                raise StoreError(
+                    f"{p}: not a SQLite database. It was left untouched; pass --db to use "
+                    f"another file."
+                )
+        try:
+            conn = await aiosqlite.connect(str(p), timeout=timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise _explain(p, exc, timeout) from None
+        store = cls(p, conn, timeout, flush_interval)
+        try:
+            await store._prepare()
+            await store.recover()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                await conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise _explain(p, exc, timeout) from None
+            raise
+        return store
+
+    async def _prepare(self) -> None:
+        """Check (or create, or migrate) the schema; then WAL mode."""
+        conn = self._conn
+        await conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+        app_id, version, n_tables = await self._identity()
+        if app_id == APPLICATION_ID and version == SCHEMA_VERSION:
+            pass
+        elif app_id == APPLICATION_ID and version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: the run database was written by a newer tui-flow (schema "
+                f"version {version}; this one knows up to {SCHEMA_VERSION}). Upgrade tui-flow "
+                f"or pass --db to use another file. It was left untouched."
+            )
+        elif (app_id == 0 and n_tables == 0) or app_id == APPLICATION_ID:
+            await self._create_or_migrate()
+        else:
+            raise StoreError(
+                f"{self.path}: a SQLite database, but not a tui-flow run database. It was "
+                f"left untouched; pass --db to use another file."
+            )
+        cur = await conn.execute("PRAGMA journal_mode = WAL")
+        await cur.close()
+        await conn.execute("PRAGMA synchronous = NORMAL")
+        await conn.execute("PRAGMA foreign_keys = OFF")
+
+    async def _identity(self) -> tuple[int, int, int]:
+        conn = self._conn
+        rows = await conn.execute_fetchall("PRAGMA application_id")
+        app_id = int(next(iter(rows))[0])
+        rows = await conn.execute_fetchall("PRAGMA user_version")
+        version = int(next(iter(rows))[0])
+        rows = await conn.execute_fetchall("SELECT count(*) FROM sqlite_master")
+        n_tables = int(next(iter(rows))[0])
+        return app_id, version, n_tables
+
+    async def _create_or_migrate(self) -> None:
+        conn = self._conn
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            # look again inside the write lock: another process may have just done it
+            app_id, version, n_tables = await self._identity()
+            if app_id == 0 and n_tables == 0:
+                for stmt in _statements(SCHEMA_FILE.read_text()):
+                    await conn.execute(stmt)
+                await conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                await conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif app_id == APPLICATION_ID and version < SCHEMA_VERSION:
+                for v in range(version, SCHEMA_VERSION):
+                    step = MIGRATIONS.get(v)
+                    if step is None:
+                        raise StoreError(
+                            f"{self.path}: no migration from schema version {v} to {v + 1}; "
+                            f"the database was left untouched."
+                        )
+                    for stmt in _statements(step):
+                        await conn.execute(stmt)
+                await conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif app_id != APPLICATION_ID or version != SCHEMA_VERSION:
+                raise StoreError(f"{self.path}: not a tui-flow run database; left untouched.")
+            await conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await conn.execute("ROLLBACK")
+            raise
+
+    async def recover(self) -> list[str]:
+        """Mark runs whose recording process is gone as "interrupted", writing their task and
+        attempt rows from the events that reached the database. Returns their ids. Called by
+        `open()`."""
+        conn = self._conn
+        rows = await conn.execute_fetchall(
+            "SELECT run_id, owner_host, owner_pid, owner_token FROM runs WHERE status = 'running'"
+        )
+        dead = [(r[0], r[2]) for r in rows if not owner_alive(r[1], r[2], r[3])]
+        if not dead:
+            return []
+        marked: list[str] = []
+        async with self._lock:
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                for rid, pid in dead:
+                    # look again under the write lock: another process may have claimed it
+                    now = await conn.execute_fetchall(
+                        "SELECT owner_host, owner_pid, owner_token FROM runs "
+                        "WHERE run_id = ? AND status = 'running'",
+                        (rid,),
+                    )
+                    row = next(iter(now), None)
+                    if row is None or owner_alive(*row):
+                        continue
+                    pid = row[1]
+                    why = f"the process recording the run (pid {pid}) ended before it finished"
+                    seg = await self._segment_of(rid, {})
+                    if seg is not None:
+                        view, reused = await self._replay(rid, seg)
+                        _interrupt(view, why, None)
+                        for sql, rows in _summary_rows(view, seg, reused, seg > 0):
+                            if rows:
+                                await conn.executemany(sql, rows)
+                    await conn.execute(_INTERRUPT_RUN, (why, rid))
+                    marked.append(rid)
+                await conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await conn.execute("ROLLBACK")
+                raise
+        return marked
+
+    async def _replay(self, run_id: str, seg: int) -> tuple[RunView, frozenset[str]]:
+        """Fold a segment's stored events into a view (off the loop); and its reused tasks."""
+        rows = await self._conn.execute_fetchall(
+            "SELECT kind, data FROM events WHERE run_id = ? AND segment = ? ORDER BY id",
+            (run_id, seg),
+        )
+        counts = await self._conn.execute_fetchall(
+            "SELECT task_id, count(*) FROM logs WHERE run_id = ? AND segment = ? GROUP BY task_id",
+            (run_id, seg),
+        )
+
+        def fold() -> tuple[RunView, frozenset[str]]:
+            view = RunView()
+            reused: frozenset[str] = frozenset()
+            for kind, data in rows:
+                e = parse_event(kind, data)
+                if kind == "run_started":
+                    reused = frozenset(e.reused)
+                view.apply(e)
+            for tid, n in counts:
+                t = view.tasks.get(tid)
+                if t is not None:
+                    t.log_lines = int(n)
+            return view, reused
+
+        return await asyncio.to_thread(fold)
+
+    # -- recording -----------------------------------------------------------------------------
+
+    def recorder(self, view: RunView | None = None) -> Callable[[Any], None]:
+        """A subscriber for `Execution` (subscribe before `start()`): it buffers each event and
+        a background task writes them, every `flush_interval` and when a run finishes.
+
+        Pass the execution's own view (`store.recorder(execution.view)`) to spare the store
+        folding the events a second time; without it the store folds its own copy."""
+        if view is None:
+            return self.record
+
+        def record(event: Any) -> None:
+            self.record(event, view)
+
+        return record
+
+    def record(self, event: Any, view: RunView | None = None) -> None:
+        """Buffer one event (never blocks; call on the event loop). `view`: an up-to-date
+        view of the event's run that someone else folds (the engine's), if any.
+
+        The event is turned into plain strings and numbers at once: the buffer then holds no
+        objects the garbage collector has to walk, however many events wait for the flush."""
+        if self._closed:
+            raise StoreError(f"{self.path}: the run store is closed")
+        kind = event.kind
+        rid = event.run_id
+        if kind == "run_started":
+            self._gen += 1
+            gen = self._gen
+            rec = self._recs[gen] = _Recording(
+                view if view is not None else RunView(), frozenset(event.reused), view is None
+            )
+            self._recording[rid] = gen
+        else:
+            gen = self._recording.get(rid, 0)
+            rec = self._recs.get(gen)
+        if rec is not None and rec.fold:
+            rec.view.apply(event)
+        aux: Any = None
+        if kind == "task_logs":
+            data = None
+            aux = tuple((ln.task_id, ln.attempt, ln.at, ln.level, ln.text) for ln in event.lines)
+        else:
+            data = event.model_dump_json(exclude_defaults=True)
+            if kind == "task_state":
+                aux = event.task_id if event.state in FINAL_STATES else None
+            elif kind == "context_written":
+                aux = (event.task_id, tuple((k, _dumps(v)) for k, v in event.values.items()))
+            elif kind == "run_finished":
+                report = event.report or {}
+                aux = (
+                    *(event.status, _dumps(event.context), _dumps(report)),
+                    *(report.get("wall_s"), report.get("speedup"), event.error),
+                )
+                if self._recording.get(rid) == gen:
+                    del self._recording[rid]
+            elif kind == "run_started":
+                aux = event
+        self._pending.append((kind, rid, event.at, data, aux, gen))
+        if self._wake is None:
+            self._start_flusher()
+        assert self._wake is not None and self._now is not None
+        self._wake.set()
+        if kind == "run_finished":
+            self._now.set()
+
+    def _start_flusher(self) -> None:
+        self._wake = asyncio.Event()
+        self._now = asyncio.Event()
+        self._flusher = asyncio.get_running_loop().create_task(
+            self._flush_loop(), name="tui-flow store writer"
+        )
+
+    async def _flush_loop(self) -> None:
+        assert self._wake is not None and self._now is not None
+        failures = 0
+        while True:
+            await self._wake.wait()
+            if not self._now.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.flush_interval):
+                        await self._now.wait()
+            self._wake.clear()
+            self._now.clear()
+            try:
+                await self._flush_pending()
+                failures = 0
+            except StoreError:
+                # keep the events and try again, backing off; close() reports a lasting failure
+                failures += 1
+                self._wake.set()
+                await asyncio.sleep(min(2.0, self.flush_interval * 2**failures))
+
+    async def flush(self) -> None:
+        """Write every buffered event now. Raises `StoreError` if they cannot be written."""
+        await self._flush_pending()
+
+    async def _flush_pending(self) -> None:
+        async with self._lock:
+            while self._pending or self._retry:
+                batch = self._retry + self._pending
+                self._retry, self._pending = [], []
+                try:
+                    await self._write(batch)
+                except Exception as exc:  # keep the events: the next flush tries again
+                    self._retry = batch
+                    if isinstance(exc, sqlite3.Error):
+                        self.last_error = _explain(self.path, exc, self.timeout)
+                    else:
+                        self.last_error = StoreError(
+                            f"{self.path}: cannot record the run: {type(exc).__name__}: {exc}"
+                        )
+                    raise self.last_error from exc
+                self.last_error = None
+                self.flushes += 1
+
+    async def _write(self, batch: list[tuple[str, str, float, str | None, Any, int]]) -> None:
+        """One transaction: every event of the batch, or none of them."""
+        conn = self._conn
+        segments = dict(self._segments)
+        finished: list[int] = []
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            start = 0
+            while start < len(batch):
+                end = start + 1
+                while end < len(batch) and batch[end][0] != "run_started":
+                    end += 1
+                part = await self._build(batch[start:end], segments)
+                finished += part.done
+                for sql, rows in part.statements():
+                    if sql is _REPLAY:
+                        for rid, seg in rows:
+                            view, reused = await self._replay(rid, seg)
+                            for sql2, rows2 in _summary_rows(view, seg, reused, seg > 0):
+                                if rows2:
+                                    await conn.executemany(sql2, rows2)
+                    elif rows:
+                        await conn.executemany(sql, rows)
+                start = end
+            await conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await conn.execute("ROLLBACK")
+            raise
+        self._segments = segments
+        for gen in finished:
+            self._recs.pop(gen, None)
+
+    async def _segment_of(self, run_id: str, segments: dict[str, int]) -> int | None:
+        seg = segments.get(run_id)
+        if seg is None:
+            rows = await self._conn.execute_fetchall(
+                "SELECT segments FROM runs WHERE run_id = ?", (run_id,)
+            )
+            row = next(iter(rows), None)
+            if row is not None:
+                seg = segments[run_id] = int(row[0]) - 1
+        return seg
+
+    async def _build(self, items: list[Any], segments: dict[str, int]) -> _Slice:
+        part = _Slice()
+        if items[0][0] == "run_started":
+            await self._started(items[0][4], part, segments)
+        last_at = part.last_at
+        recs = self._recs
+        for kind, rid, at, data, aux, gen in items:
+            seg = segments.get(rid)
+            if seg is None:
+                seg = await self._segment_of(rid, segments)
+                if seg is None:
+                    self.dropped += 1
+                    continue
+            if at > last_at.get(rid, 0.0):
+                last_at[rid] = at
+            if kind == "task_logs":
+                part.logs.extend((rid, tid, seg, n, t, lvl, text) for tid, n, t, lvl, text in aux)
+                continue
+            part.events.append((rid, seg, kind, at, data))
+            if kind == "task_state":
+                if aux is not None and gen:
+                    ended = part.ended.get(gen)
+                    if ended is None:
+                        ended = part.ended[gen] = (recs[gen], seg, {})
+                    ended[2][aux] = None
+            elif kind == "context_written":
+                tid, values = aux
+                part.ctx_delete[(rid, tid)] = None
+                part.ctx_rows[(rid, tid)] = [(rid, tid, k, v, seg, at) for k, v in values]
+            elif kind == "run_finished":
+                if not gen:  # not recorded from its start: summarise what reached the database
+                    part.post.append((_REPLAY, [(rid, seg)]))
+                status, context, report, wall, speedup, error = aux
+                part.post.append(
+                    (_FINISH_RUN, [(status, at, context, report, wall, speedup, error, rid)])
+                )
+                part.done.append(gen)
+        return part
+
+    async def _started(self, e: RunStarted, part: _Slice, segments: dict[str, int]) -> None:
+        rid = e.run_id
+        rows = await self._conn.execute_fetchall(
+            "SELECT segments FROM runs WHERE run_id = ?", (rid,)
+        )
+        row = next(iter(rows), None)
+        host, pid, token = self._owner
+        n_top = sum(1 for t in e.tasks if t.parent is None)
+        if row is None:
+            segments[rid] = 0
+            origin = e.resumed_from if e.resumed_from != rid else None
+            part.pre.append(
+                (
+                    _INSERT_RUN,
+                    [
+                        (
+                            *(rid, e.workflow, e.file, e.source_hash, e.at, e.at),
+                            *(e.max_concurrency, e.executor, _dumps(e.options)),
+                            *(_dumps(e.initial_context), n_top, origin, host, pid, token),
+                        )
+                    ],
+                )
+            )
+            return
+        # the same run again: an in-place resume. Writes of tasks that run again are dropped;
+        # the summary rows of the reused tasks stay, the others are rewritten at its end.
+        segments[rid] = int(row[0])
+        part.pre.append(
+            (
+                _RESUME_RUN,
+                [
+                    (
+                        *(e.at, e.at, e.workflow, e.file, e.source_hash, e.max_concurrency),
+                        *(e.executor, n_top, host, pid, token, rid),
+                    )
+                ],
+            )
+        )
+        again = [t for t in e.tasks if t.id not in e.reused]
+        part.pre.append((_DELETE_WRITES, [(rid, t.id) for t in again]))
+        part.pre.append((_DELETE_INSTANCES, [(rid, t.id) for t in again if t.map_over is not None]))
+
+    async def close(self) -> None:
+        """Write what is buffered, stop the writer and close the database."""
+        if self._closed:
+            return
+        self._closed = True
+        error: StoreError | None = None
+        try:
+            await self._flush_pending()
+        except StoreError as exc:
+            error = exc
+        finally:
+            if self._flusher is not None:
+                self._flusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._flusher
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+        if error is not None:
+            n = len(self._retry) + len(self._pending)
+            raise StoreError(f"{error} ({n} events of the last moments were not recorded)")
+
+    async def __aenter__(self) -> RunStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- queries -------------------------------------------------------------------------------
+
+    async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return list(await self._conn.execute_fetchall(sql, params))
+        except sqlite3.Error as exc:
+            raise _explain(self.path, exc, self.timeout) from None
+
+    async def list_runs(self, workflow: str | None = None, limit: int | None = 50) -> list[RunRow]:
+        """The most recent runs first (of one workflow when given)."""
+        where, params = "", []
+        if workflow:
+            where, params = "WHERE workflow = ?", [workflow]
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY started_at DESC, rowid DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return [RunRow(*r) for r in await self._fetch(sql, params)]
+
+    async def get_run(self, run_id: str) -> RunRow | None:
+        rows = await self._fetch(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
+        return RunRow(*rows[0]) if rows else None
+
+    async def resolve(self, ref: str) -> RunRow:
+        """A run by id, unique id prefix, or `last` (the newest run)."""
+        if ref in ("last", "latest"):
+            runs = await self.list_runs(limit=1)
+            if not runs:
+                raise RunNotFound(f"{self.path}: no runs recorded yet")
+            return runs[0]
+        row = await self.get_run(ref)
+        if row is not None:
+            return row
+        escaped = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = await self._fetch(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id LIKE ? ESCAPE '\\' "
+            "ORDER BY started_at DESC LIMIT 6",
+            (escaped + "%",),
+        )
+        if len(rows) == 1:
+            return RunRow(*rows[0])
+        if not rows:
+            raise RunNotFound(
+                f"no run {ref!r} in {self.path} (see `tui-flow history` for the recorded runs)"
+            )
+        ids = ", ".join(r[0] for r in rows[:5])
+        raise RunNotFound(f"run id {ref!r} is ambiguous: it starts {ids}; give more of it")
+
+    async def task_rows(self, run_id: str) -> list[TaskRow]:
+        """The run's tasks (top-level first in run order, then map_over instances)."""
+        rows = await self._fetch(
+            "SELECT task_id, parent, status, attempts, started_at, finished_at, error, reason, "
+            "via_fallback, segment, reused FROM tasks WHERE run_id = ? "
+            "ORDER BY parent IS NOT NULL, parent, position",
+            (run_id,),
+        )
+        return [
+            TaskRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]), r[9], bool(r[10]))
+            for r in rows
+        ]
+
+    async def attempt_rows(self, run_id: str, task_id: str) -> list[dict[str, Any]]:
+        rows = await self._fetch(
+            "SELECT segment, attempt, started_at, finished_at, status, error, traceback "
+            "FROM attempts WHERE run_id = ? AND task_id = ? ORDER BY segment, attempt",
+            (run_id, task_id),
+        )
+        keys = ("segment", "attempt", "started_at", "finished_at", "status", "error", "traceback")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    async def context_writes(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """Each task's stored context writes: {task_id: {key: value}}."""
+        rows = await self._fetch(
+            "SELECT task_id, key, value FROM context_writes WHERE run_id = ? ORDER BY task_id, key",
+            (run_id,),
+        )
+        out: dict[str, dict[str, Any]] = {}
+        for tid, key, value in rows:
+            out.setdefault(tid, {})[key] = json.loads(value)
+        return out
+
+    async def run_context(self, run_id: str) -> dict[str, Any]:
+        """The run's context: the final one if it finished, else the initial context plus the
+        writes of its completed tasks, in run order."""
+        rows = await self._fetch(
+            "SELECT initial_context, final_context FROM runs WHERE run_id = ?", (run_id,)
+        )
+        if not rows:
+            raise RunNotFound(f"no run {run_id!r} in {self.path}")
+        initial, final = rows[0]
+        if final is not None:
+            return dict(json.loads(final))
+        merged = dict(json.loads(initial))
+        writes = await self.context_writes(run_id)
+        for t in await self.task_rows(run_id):
+            if t.parent is None and t.status == "completed" and t.task_id in writes:
+                merged.update(writes[t.task_id])
+        return merged
+
+    async def initial_context(self, run_id: str) -> dict[str, Any]:
+        rows = await self._fetch("SELECT initial_context FROM runs WHERE run_id = ?", (run_id,))
+        return dict(json.loads(rows[0][0])) if rows else {}
+
+    async def options(self, run_id: str) -> dict[str, Any]:
+        rows = await self._fetch("SELECT options FROM runs WHERE run_id = ?", (run_id,))
+        return dict(json.loads(rows[0][0])) if rows else {}
+
+    async def events(self, run_id: str, segment: int | None = None) -> list[Any]:
+        """The stored events of one segment (the latest by default), task_logs excepted
+        (their lines are in `task_logs()`)."""
+        seg = await self._latest_segment(run_id) if segment is None else segment
+        rows = await self._fetch(
+            "SELECT kind, data FROM events WHERE run_id = ? AND segment = ? ORDER BY id",
+            (run_id, seg),
+        )
+        return await asyncio.to_thread(lambda: [parse_event(k, d) for k, d in rows])
+
+    async def _latest_segment(self, run_id: str) -> int:
+        rows = await self._fetch("SELECT segments FROM runs WHERE run_id = ?", (run_id,))
+        if not rows:
+            raise RunNotFound(f"no run {run_id!r} in {self.path}")
+        return int(rows[0][0]) - 1
+
+    async def load_run(self, run_id: str, segment: int | None = None) -> RunView:
+        """Rebuild the `RunView` of a stored run by replaying its events: exactly what the live
+        run's views showed. For a run resumed in place, its latest segment (`segment=` for an
+        earlier one): reused tasks show as completed, "reused from earlier run". A run whose
+        process died shows as "interrupted", and so do the tasks that were running."""
+        run = await self.get_run(run_id)
+        if run is None:
+            raise RunNotFound(f"no run {run_id!r} in {self.path}")
+        seg = run.segments - 1 if segment is None else segment
+        try:
+            view, _ = await self._replay(run_id, seg)
+        except sqlite3.Error as exc:
+            raise _explain(self.path, exc, self.timeout) from None
+        if run.status == "interrupted" and seg == run.segments - 1:
+            _interrupt(view, run.error, run.finished_at)
+        return view
+
+    async def task_logs(
+        self, run_id: str, task_id: str | None = None, limit: int | None = None
+    ) -> list[LogRow]:
+        """Log lines of a run (of one task, and of its instances for a map_over task), in the
+        order written, across every segment. With `limit`, the last `limit` lines."""
+        sql = "SELECT task_id, attempt, at, level, text, segment FROM logs WHERE run_id = ?"
+        params: list[Any] = [run_id]
+        if task_id is not None:
+            sql += " AND (task_id = ? OR (substr(task_id, 1, ?) = ?))"
+            params += [task_id, len(task_id) + 1, task_id + "["]
+        if limit is not None:
+            rows = await self._fetch(sql + " ORDER BY id DESC LIMIT ?", [*params, int(limit)])
+            rows.reverse()
+        else:
+            rows = await self._fetch(sql + " ORDER BY id", params)
+        return [LogRow(*r) for r in rows]
+
+    async def claim(self, run_id: str) -> bool:
+        """Mark a stopped run as running in this process (before resuming it in place), so a
+        second `resume` of the same run refuses. False if it is not resumable any more."""
+        host, pid, token = self._owner
+        return await self._set_status(
+            run_id,
+            "UPDATE runs SET status = 'running', owner_host = ?, owner_pid = ?, owner_token = ? "
+            f"WHERE run_id = ? AND status IN {_RESUMABLE!r}",
+            (host, pid, token, run_id),
+        )
+
+    async def release(self, run_id: str, status: str = "interrupted") -> bool:
+        """Undo `claim()` when the resume could not start after all."""
+        _, pid, token = self._owner
+        return await self._set_status(
+            run_id,
+            "UPDATE runs SET status = ? WHERE run_id = ? AND status = 'running' "
+            "AND owner_pid = ? AND owner_token = ?",
+            (status, run_id, pid, token),
+        )
+
+    async def _set_status(self, run_id: str, sql: str, params: tuple[Any, ...]) -> bool:
+        async with self._lock:  # never inside the writer's transaction
+            try:
+                await self._conn.execute("BEGIN IMMEDIATE")
+                cur = await self._conn.execute(sql, params)
+                n = cur.rowcount
+                await cur.close()
+                await self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(Exception):
+                    await self._conn.execute("ROLLBACK")
+                raise _explain(self.path, exc, self.timeout) from None
+        return n == 1
