@@ -82,6 +82,11 @@ class LogBuffer:
         except RuntimeError:  # loop closed: a zombie thread outlived its run
             pass
 
+    @property
+    def pending(self) -> bool:
+        """Anything waiting to be flushed (a racy peek: flush() itself takes the lock)."""
+        return bool(self._lines or self._progress)
+
     def flush(self) -> None:
         """Hand every pending line and progress update to the run (call on the loop)."""
         with self._lock:

@@ -57,6 +57,14 @@ class TaskView:
         return self.info.id
 
     @property
+    def status(self) -> str:
+        return self.state
+
+    @property
+    def dependencies(self) -> tuple[str, ...]:
+        return self.info.dependencies
+
+    @property
     def final(self) -> bool:
         return self.state in FINAL_STATES
 
@@ -247,8 +255,10 @@ class RunView:
         return out
 
     def compute_report(self, finished_at: float | None = None) -> Report:
+        # a TaskView has every attribute compute_report reads (id, status, dependencies,
+        # attempts, started_at, finished_at, error, via_fallback): no copies needed
         return compute_report(
-            self.timings(),
+            self.tasks.values(),  # type: ignore[arg-type]
             self.max_concurrency,
             self.started_at,
             finished_at if finished_at is not None else self.finished_at,
