@@ -32,17 +32,17 @@ def tree_parents(order: Sequence[str], deps: Mapping[str, Sequence[str]]) -> dic
 
 
 def progress_bar(done: float, total: float | None, width: int = BAR_WIDTH) -> Text:
-    """`▕█████▌    ▏ 55%` (or a count when the total is unknown)."""
+    """`━━━━━╸──── 55%` (or a count when the total is unknown)."""
     if not total or total <= 0:
         return Text(f"{done:g} done", style="dim")
     frac = max(0.0, min(1.0, done / total))
-    eighths = round(frac * width * 8)
-    full, part = divmod(eighths, 8)
-    bar = "█" * full + (" ▏▎▍▌▋▊▉"[part] if part and full < width else "")
-    bar = bar.ljust(width)
-    out = Text("▕", style="dim")
-    out.append(bar, style="cyan")
-    out.append("▏", style="dim")
+    halves = round(frac * width * 2)
+    full, half = divmod(halves, 2)
+    out = Text()
+    out.append("━" * full, style="cyan")
+    if half:
+        out.append("╸", style="cyan")
+    out.append("─" * (width - full - half), style="dim")
     out.append(f" {frac:4.0%}")
     return out
 
@@ -139,6 +139,9 @@ def task_label(
 class DagTree(Tree[str]):
     """The workflow's tasks as a tree; node data is the task id."""
 
+    ICON_NODE = "▸ "
+    ICON_NODE_EXPANDED = "▾ "
+
     DEFAULT_CSS = """
     DagTree { scrollbar-size-vertical: 1; }
     """
@@ -229,10 +232,16 @@ class DagTree(Tree[str]):
             t = view.tasks.get(tid)
             if node is None or t is None:
                 continue
-            node.set_label(
-                task_label(t, view, now, tree_parent=self.parents.get(tid), frame=self.frame)
-            )
+            label = task_label(t, view, now, tree_parent=self.parents.get(tid), frame=self.frame)
+            old = node._label
+            if isinstance(old, Text) and old.plain == label.plain and old.spans == label.spans:
+                continue
+            # what `set_label` does, minus its per-node refresh callback: one refresh below
+            node._label = self.process_label(label)
+            node._updates += 1
             n += 1
+        if n:
+            self.refresh()
         return n
 
     # -- selection -----------------------------------------------------------------------------

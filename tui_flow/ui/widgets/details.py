@@ -55,7 +55,7 @@ def details_renderable(t: TaskView | None, view: RunView, now: float) -> Rendera
     if info.map_over:
         extra += f" · map over {info.map_over!r}"
     grid.add_row("rules", extra)
-    if t.started_at is not None:
+    if t.started_at is not None and t.final:
         grid.add_row("duration", fmt_seconds(t.duration(now)))
     if t.instances:
         done = sum(1 for i in t.instances if i in view.tasks and view.tasks[i].final)
@@ -64,8 +64,8 @@ def details_renderable(t: TaskView | None, view: RunView, now: float) -> Rendera
         row = Text()
         st = {"timed_out": "failed"}.get(a.status, a.status)
         row.append(f"{glyph(st)} {a.status}", style=style(st))
-        end = a.finished_at if a.finished_at is not None else now
-        row.append(f"  {fmt_seconds(max(0.0, end - a.started_at))}", style="dim")
+        if a.finished_at is not None:
+            row.append(f"  {fmt_seconds(max(0.0, a.finished_at - a.started_at))}", style="dim")
         if a.error:
             row.append(f"  {a.error}", style="red")
         grid.add_row(f"attempt {a.number}", row)
@@ -73,8 +73,8 @@ def details_renderable(t: TaskView | None, view: RunView, now: float) -> Rendera
         grid.add_row("error", Text(t.error, style="red"))
     if t.written_keys:
         grid.add_row("wrote", ", ".join(t.written_keys))
-    if t.log_lines:
-        grid.add_row("log", f"{t.log_lines:,} lines")
+    if t.log_lines and t.final:
+        grid.add_row("log", f"{t.log_lines:,} line{'s' if t.log_lines != 1 else ''}")
     return Group(head, grid)
 
 
@@ -86,5 +86,26 @@ class TaskDetails(VerticalScroll):
     def compose(self):  # type: ignore[no-untyped-def]
         yield Static(Text("Select a task to see its details.", style="dim"), id="details-body")
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._key: tuple[object, ...] | None = None
+
     def show(self, t: TaskView | None, view: RunView, now: float) -> None:
+        """Show a task; redraw only when something shown changed (not on every tick)."""
+        key: tuple[object, ...] = (id(view),)
+        if t is not None:
+            key += (
+                t.id,
+                t.state,
+                t.reason,
+                len(t.attempts),
+                t.attempts[-1].finished_at if t.attempts else None,
+                len(t.written_keys),
+                len(t.instances),
+                sum(1 for i in t.instances if i in view.tasks and view.tasks[i].final),
+                t.log_lines if t.final else None,
+            )
+        if key == self._key:
+            return
+        self._key = key
         self.query_one("#details-body", Static).update(details_renderable(t, view, now))

@@ -37,7 +37,8 @@ def header_text(
         out.append(f"{mark} {st}", style=style(st))
         if view.started_at is not None:
             end = view.finished_at if view.finished_at is not None else now
-            out.append(f"   ⏱ {fmt_seconds(max(0.0, end - view.started_at))}")
+            out.append("   elapsed ", style="dim")
+            out.append(fmt_seconds(max(0.0, end - view.started_at)))
     counts = view.counts()
     total = sum(1 for t in view.tasks.values() if t.info.parent is None)
     done = sum(1 for t in view.tasks.values() if t.info.parent is None and t.final)
@@ -56,3 +57,15 @@ class RunHeader(Static):
     DEFAULT_CSS = """
     RunHeader { height: 1; background: $panel; color: $foreground; }
     """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", id=id)
+        self._last = ""
+
+    def set_text(self, text: Text) -> None:
+        """Show `text` (one line: no layout needed; nothing at all if unchanged)."""
+        plain = text.plain
+        if plain == self._last:
+            return
+        self._last = plain
+        self.update(text, layout=False)

@@ -77,6 +77,7 @@ class LogView(ScrollView, can_focus=True):
         self._width = 0
         self._cache: LRUCache[tuple[int, int], Strip] = LRUCache(2048)
         self._adjusting = False
+        self._base_style: Style | None = None
 
     # -- content -------------------------------------------------------------------------------
 
@@ -217,11 +218,15 @@ class LogView(ScrollView, can_focus=True):
         super().notify_style_update()
         self._cache.clear()
 
+    def render_lines(self, crop):  # type: ignore[no-untyped-def]
+        self._base_style = self.rich_style  # once per paint, not once per line
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         index = scroll_y + y
         width = self.size.width
-        base = self.rich_style
+        base = self._base_style if self._base_style is not None else self.rich_style
         if index >= len(self.entries):
             return Strip.blank(width, base)
         key = (self.dropped + index, self._width)
@@ -275,6 +280,7 @@ class LogPanel(Vertical):
         self.filter_task: str | None = None  # None: all tasks merged
         self.total_for_filter = 0
         self.store_note = False
+        self._status = ""
 
     def compose(self):  # type: ignore[no-untyped-def]
         yield Static("", id="log-status")
@@ -314,7 +320,9 @@ class LogPanel(Vertical):
             if i:
                 text.append(" · ", style="dim")
             text.append(p, style=s)
-        self.query_one("#log-status", Static).update(text)
+        if text.plain != self._status:
+            self._status = text.plain
+            self.query_one("#log-status", Static).update(text, layout=False)
 
     def open_search(self) -> None:
         self.add_class("searching")

@@ -9,6 +9,8 @@ colour too.
 
 from __future__ import annotations
 
+import math
+
 from rich.style import Style
 from rich.text import Text
 from textual.containers import Vertical
@@ -29,6 +31,28 @@ ATTEMPT_STYLE = {
     "cancelled": "magenta",
 }
 WAIT, RETRY, BAR, BAR_CRITICAL = "·", "╌", "▆", "█"
+
+
+def nice_step(raw: float) -> float:
+    """A round tick step (1, 2 or 5 times a power of ten) no smaller than `raw`."""
+    if raw <= 0:
+        return 1.0
+    power = 10 ** math.floor(math.log10(raw))
+    for m in (1, 2, 5, 10):
+        if m * power >= raw:
+            return m * power
+    return 10 * power
+
+
+def tick_label(t: float, step: float) -> str:
+    """Short axis labels: `0`, `250ms`, `1.5s`, `2m`."""
+    if t == 0:
+        return "0"
+    if step < 1:
+        return f"{t * 1000:.0f}ms" if t < 1 else f"{t:g}s"
+    if t < 120:
+        return f"{t:g}s"
+    return f"{t / 60:g}m"
 
 
 def critical_path(view: RunView, now: float) -> list[str]:
@@ -111,6 +135,7 @@ class Timeline(ScrollView, can_focus=True):
         self.now = 0.0
         self.critical: set[str] = set()
         self.rows: list[str] = []
+        self._base_style: Style | None = None
 
     def update_view(self, view: RunView, now: float) -> None:
         """Take the run's current state and redraw the visible rows."""
@@ -130,9 +155,13 @@ class Timeline(ScrollView, can_focus=True):
         end = view.finished_at if view.finished_at is not None else self.now
         return name_w, bar_w, t0, max(1e-3, end - t0)
 
+    def render_lines(self, crop):  # type: ignore[no-untyped-def]
+        self._base_style = self.rich_style  # once per paint, not once per line
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
         width = self.size.width
-        base = self.rich_style
+        base = self._base_style if self._base_style is not None else self.rich_style
         view = self.view
         if view is None or not self.rows:
             if y == 0:
@@ -169,16 +198,19 @@ class Timeline(ScrollView, can_focus=True):
     def _axis(self, name_w: int, bar_w: int, span: float) -> Text:
         head = Text(f"{'task':<{name_w}}{'time':>9}  ", style="bold")
         ticks = [" "] * bar_w
-        marks = 4
-        for k in range(marks + 1):
-            pos = min(bar_w - 1, round(k * (bar_w - 1) / marks))
-            label = fmt_seconds(span * k / marks) if k else "0"
-            start = pos if k < marks else max(0, pos - len(label) + 1)
-            if k and k < marks:
-                start = max(0, pos - len(label) // 2)
-            for i, ch in enumerate(label):
-                if start + i < bar_w:
-                    ticks[start + i] = ch
+        step = nice_step(span / max(2, min(8, bar_w // 10)))
+        k = 0
+        free_from = 0
+        while k * step <= span + 1e-9:
+            pos = round(k * step * (bar_w - 1) / span) if span else 0
+            label = tick_label(k * step, step)
+            start = min(pos, bar_w - len(label))
+            if start >= free_from:
+                for i, ch in enumerate(label):
+                    if 0 <= start + i < bar_w:
+                        ticks[start + i] = ch
+                free_from = start + len(label) + 2
+            k += 1
         head.append("".join(ticks), style="dim")
         return head
 
@@ -199,11 +231,11 @@ class TimelinePanel(Vertical):
         yield Timeline(id="timeline")
         legend = Text()
         legend.append(BAR_CRITICAL + BAR, style="cyan")
-        legend.append(" attempt   ")
+        legend.append(" attempt  ")
         legend.append(RETRY * 2, style="yellow")
-        legend.append(" retry delay   ")
+        legend.append(" retry delay  ")
         legend.append(WAIT * 2, style="dim")
-        legend.append(" waiting for a slot   ")
-        legend.append("* " + BAR_CRITICAL, style="bold")
+        legend.append(" waiting for a slot  ")
+        legend.append("*", style="bold")
         legend.append(" critical path")
         yield Static(legend, id="timeline-legend")
