@@ -251,6 +251,7 @@ async def test_search_next_and_previous(tmp_path: Path) -> None:
         await pilot.press("n")  # wraps to the first match
         assert view.entries[view.current_line][2] == "extract row 1"
         assert "search 'row 1': 1/12" in plain(app, "#log-status")
+        assert "paused (f: follow)" in plain(app, "#log-status")
         await pilot.press("f")
         assert view.following
 
@@ -423,7 +424,7 @@ class FakeStore:
         self.runs: dict[str, list[Any]] = {}
         self.closed = False
 
-    def recorder(self) -> Any:
+    def recorder(self, view: Any = None) -> Any:
         def record(event: Any) -> None:
             self.runs.setdefault(event.run_id, []).append(event)
 
@@ -450,14 +451,17 @@ class FakeStore:
         events = self.runs.get(run_id)
         return RunView.from_events(events) if events else None
 
-    async def task_logs(self, run_id: str, task_id: str) -> list[Any]:
-        return [
+    async def task_logs(
+        self, run_id: str, task_id: str | None = None, limit: int | None = None
+    ) -> list[Any]:
+        lines = [
             ln
             for e in self.runs.get(run_id, [])
             if e.kind == "task_logs"
             for ln in e.lines
-            if ln.task_id == task_id
+            if task_id is None or ln.task_id == task_id
         ]
+        return lines[-limit:] if limit else lines
 
     async def close(self) -> None:
         self.closed = True

@@ -520,6 +520,7 @@ class TuiFlowApp(App[int]):
         max_concurrency: int | None = None,
         reuse: dict[str, dict[str, Any]] | None = None,
         resumed_from: str | None = None,
+        context: dict[str, Any] | None = None,
     ) -> bool:
         """Start a run of the current workflow on this loop. False if one is running."""
         if self.running:
@@ -531,7 +532,7 @@ class TuiFlowApp(App[int]):
         session = RunSession(max_lines=max(self.max_log_lines * 2, 10_000))
         execution = Execution(
             self.workflow,
-            self.initial_context,
+            self.initial_context if context is None else context,
             max_concurrency=max_concurrency or self.max_concurrency,
             subscribers=[session],
             reuse=reuse,
@@ -540,7 +541,7 @@ class TuiFlowApp(App[int]):
         )
         if self.store is not None:
             try:
-                execution.subscribe(self.store.recorder())
+                execution.subscribe(self.store.recorder(execution.view))
             except Exception as exc:
                 self.notify(f"This run is not recorded: {exc}", severity="warning")
         self.execution = execution
@@ -629,29 +630,64 @@ class TuiFlowApp(App[int]):
             self.notify("No finished run to re-run from.", severity="warning")
             return False
         view = source.view
-        again = rerun_set(view, mode, task_id, self.workflow)
-        if not again:
-            what = "Nothing failed in that run" if mode == "failed" else "Select a task first"
-            self.notify(f"{what}.", severity="warning")
+        if mode == "from" and (task_id is None or task_id not in self.workflow.tasks):
+            self.notify("Select a task of the workflow first.", severity="warning")
             return False
-        writes = await self._writes_of(source)
-        reuse = {
-            tid: writes.get(tid, {})
-            for tid in self.workflow.order
-            if tid not in again and tid in view.tasks and view.tasks[tid].state == "completed"
-        }
-        started = self.start_run(reuse=reuse, resumed_from=view.run_id)
+        plan = await self._store_plan(view.run_id, mode, task_id)
+        if plan is False:
+            return False
+        if plan is not None:
+            reuse, context = plan.reuse, plan.context
+        else:
+            again = rerun_set(view, mode, task_id, self.workflow)
+            if not again:
+                self.notify("Nothing failed in that run.", severity="warning")
+                return False
+            writes = await self._writes_of(source)
+            reuse = {}
+            for tid in self.workflow.order:
+                t = view.tasks.get(tid)
+                deps = self.workflow.tasks[tid].spec.dependencies
+                if tid in again or t is None or t.state != "completed":
+                    continue
+                if all(d in reuse for d in deps):
+                    reuse[tid] = writes.get(tid, {})
+            context = None
+        started = self.start_run(reuse=reuse, resumed_from=view.run_id, context=context)
         if started:
-            self.notify(
-                f"Re-running {len(again)} task(s); reusing {len(reuse)} from {view.run_id}."
-            )
+            n = len(self.workflow.tasks) - len(reuse)
+            self.notify(f"Re-running {n} task(s); reusing {len(reuse)} from run {view.run_id}.")
         return started
+
+    async def _store_plan(self, run_id: str, mode: str, task_id: str | None) -> Any:
+        """The run store's plan for a re-run (None: no store, plan in memory; False: refused)."""
+        store = self.store
+        if store is None or not hasattr(store, "context_writes"):
+            return None
+        try:
+            from ..store import actions
+        except ImportError:
+            return None
+        try:
+            if mode == "from":
+                return await actions.plan_rerun_from(
+                    store, run_id, task_id, workflow=self.workflow, force=True
+                )
+            return await actions.plan_rerun_failed(
+                store, run_id, workflow=self.workflow, force=True
+            )
+        except actions.ActionRefused as exc:
+            self.notify(str(exc), title="Cannot re-run", severity="warning")
+            return False
+        except Exception as exc:  # the run is not in the store (e.g. recorded nowhere)
+            self.log.warning(f"store plan failed, planning in memory: {exc!r}")
+            return None
 
     async def _writes_of(self, source: RunSession) -> dict[str, dict[str, Any]]:
         """The context writes of each task of a finished run."""
         if source.writes or source.live:
             return source.writes
-        helper = getattr(self.store, "task_writes", None)
+        helper = getattr(self.store, "context_writes", None)
         if helper is not None:
             try:
                 return dict(await helper(source.view.run_id))
@@ -745,35 +781,18 @@ class TuiFlowApp(App[int]):
             self.notify(f"No run {run_id} in the store.", severity="warning")
             return
         session = RunSession(view, live=False, max_lines=max(self.max_log_lines * 2, 10_000))
-        entries: list[tuple[float, str, str, str]] = []
-        for tid in view.order:
-            try:
-                lines = await self.store.task_logs(run_id, tid)
-            except Exception:
-                continue
-            for ln in lines or ():
-                if isinstance(ln, dict):
-                    entries.append(
-                        (ln.get("at", 0.0), tid, ln.get("level", "info"), str(ln.get("text", "")))
-                    )
-                elif isinstance(ln, tuple | list):
-                    at, level, text = (
-                        (ln[-3], ln[-2], ln[-1]) if len(ln) >= 3 else (0.0, "info", ln[-1])
-                    )
-                    entries.append(
-                        (at if isinstance(at, int | float) else 0.0, tid, level, str(text))
-                    )
-                else:
-                    entries.append(
-                        (
-                            field(ln, "at", 0.0),
-                            field(ln, "task_id", tid),
-                            field(ln, "level", "info"),
-                            str(field(ln, "text", ln)),
-                        )
-                    )
-        entries.sort(key=lambda e: e[0])
-        session.add_lines((tid, level, text) for _, tid, level, text in entries)
+        limit = session.max_lines
+        try:
+            rows = await self.store.task_logs(run_id, None, limit=limit)
+        except TypeError:  # a store that reads one task at a time
+            rows = []
+            for tid in view.order:
+                rows += list(await self.store.task_logs(run_id, tid))
+        entries = [
+            (field(r, "task_id", "?"), field(r, "level", "info"), str(field(r, "text", r)))
+            for r in rows
+        ]
+        session.add_lines(entries[-limit:])
         self.past_run = run_id
         self.show_session(session)
         self.notify(f"Showing past run {run_id}; r starts a new run.", timeout=4)

@@ -41,7 +41,7 @@ def run_row(row: Any) -> tuple[str, Text, str, str, str]:
             if isinstance(end, int | float) and isinstance(started, int | float)
             else None
         )
-    tasks = field(row, "tasks", field(row, "task_count"))
+    tasks = field(row, "n_tasks", field(row, "tasks"))
     if isinstance(tasks, dict | list):
         tasks = len(tasks)
     note = field(row, "resumed_from")

@@ -118,6 +118,8 @@ class LogView(ScrollView, can_focus=True):
         self.virtual_size = Size(self._width, len(self.entries))
         if self.following:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
+            if round(self.scroll_y) < self.max_scroll_y:  # scrollbars not laid out yet
+                self.call_after_refresh(self._end_if_following)
         else:
             self.new_while_paused += len(entries)
             if overflow:
@@ -140,6 +142,10 @@ class LogView(ScrollView, can_focus=True):
         return "\n".join(e[2] for e in self.entries)
 
     # -- follow --------------------------------------------------------------------------------
+
+    def _end_if_following(self) -> None:
+        if self.following:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
 
     def follow(self) -> None:
         self.current_match = -1
@@ -301,14 +307,18 @@ class LogPanel(Vertical):
             parts.append(("all tasks", "bold"))
         else:
             parts.append((f"task {self.filter_task}", "bold"))
-        if v.following:
-            parts.append(("following", "green"))
-        else:
-            parts.append((f"paused, {v.new_while_paused:,} new lines (f or End: follow)", "yellow"))
         if v.query_text:
             n = len(v.matches)
-            pos = f"{v.current_match + 1}/{n}" if n else "no match"
-            parts.append((f"search {v.query_text!r}: {pos}", "cyan"))
+            pos = f"{v.current_match + 1}/{n}" if n and v.current_match >= 0 else "no match"
+            if n and v.current_match < 0:
+                pos = f"{n} matches"
+            parts.append((f"search {v.query_text!r}: {pos} (n/N)", "cyan"))
+        if v.following:
+            parts.append(("following", "green"))
+        elif v.new_while_paused:
+            parts.append((f"paused · {v.new_while_paused:,} new lines (f: follow)", "yellow"))
+        else:
+            parts.append(("paused (f: follow)", "yellow"))
         shown = len(v.entries)
         if self.total_for_filter > shown:
             where = "; all lines are in the run store" if self.store_note else ""
