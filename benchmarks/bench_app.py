@@ -5,10 +5,10 @@
 1. A 1,000-task workflow (each task sleeps 5 ms and logs a line, max concurrency 16):
    wall time in the app vs the engine alone (no subscriber) and vs the engine with the
    console reporter writing to /dev/null. Target: app <= 1.5x the headless run.
-2. One task printing 100,000 lines (plus a quiet task): while it runs, key presses are
-   timed from the press to the app's handler running. Target: < 100 ms. Also the resident
-   memory growth and the lines kept on screen (bounded), and the flood's wall time in the app
-   vs headless.
+2. One task printing 100,000 lines (plus a quiet task): while it runs (from its first
+   line on), key presses are timed from the press to the app's handler running. Target:
+   < 100 ms. Also the resident memory growth, the lines kept on screen (bounded), and the
+   flood's wall time in the app vs headless.
 
 Figures depend on the machine (and on what else runs on it): read the ratios.
 """
@@ -114,6 +114,8 @@ async def flood_in_app(path: Path, presses: int) -> dict[str, float]:
         app.start_run()
         ex = app.execution
         assert ex is not None
+        while not app.session.total_lines and not ex.is_done:  # the flood is under way
+            await asyncio.sleep(0.005)  # workload, allowed: a benchmark waiting for its load
         for _ in range(presses):
             if ex.is_done:
                 break
@@ -188,7 +190,8 @@ async def main() -> None:
         print(f"  in the app          {stats['wall']:7.3f} s   ({stats['wall'] / head:.2f}x)")
         print(
             f"  key press latency   median {stats['median_ms']:.1f} ms, "
-            f"max {stats['max_ms']:.1f} ms over {stats['presses']:.0f} presses (target < 100 ms)"
+            f"p90 {stats['p90_ms']:.1f} ms, max {stats['max_ms']:.1f} ms "
+            f"over {stats['presses']:.0f} presses (target < 100 ms)"
         )
         print(
             f"  lines kept          {stats['kept_on_screen']:,.0f} on screen, "

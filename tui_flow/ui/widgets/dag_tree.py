@@ -226,7 +226,7 @@ class DagTree(Tree[str]):
             t = view.tasks.get(tid)
             if t is not None and t.info.parent is not None:
                 todo.add(t.info.parent)  # "3/10 instances"
-        n = 0
+        changed: list[TreeNode[str]] = []
         for tid in todo:
             node = self.nodes_by_id.get(tid)
             t = view.tasks.get(tid)
@@ -239,10 +239,13 @@ class DagTree(Tree[str]):
             # what `set_label` does, minus its per-node refresh callback: one refresh below
             node._label = self.process_label(label)
             node._updates += 1
-            n += 1
-        if n:
+            changed.append(node)
+        if len(changed) > 16:
             self.refresh()
-        return n
+        else:  # repaint just their lines (a spinner ticking must not repaint the whole tree)
+            for node in changed:
+                self._refresh_node(node)
+        return len(changed)
 
     # -- selection -----------------------------------------------------------------------------
 
