@@ -1,0 +1,204 @@
+"""The app under load, headless (`run_test`), against the same runs without the app.
+
+    PYTHONPATH=. python benchmarks/bench_app.py [--tasks 1000] [--lines 100000]
+
+1. A 1,000-task workflow (each task sleeps 5 ms and logs a line, max concurrency 16):
+   wall time in the app vs the engine alone (no subscriber) and vs the engine with the
+   console reporter writing to /dev/null. Target: app <= 1.5x the headless run.
+2. One task printing 100,000 lines (plus a quiet task): while it runs (from its first
+   line on), key presses are timed from the press to the app's handler running. Target:
+   < 100 ms. Also the resident memory growth, the lines kept on screen (bounded), and the
+   flood's wall time in the app vs headless.
+
+Figures depend on the machine (and on what else runs on it): read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tui_flow.console import ConsoleReporter  # noqa: E402
+from tui_flow.engine import Execution  # noqa: E402
+from tui_flow.loader import load  # noqa: E402
+from tui_flow.ui.app import make_app  # noqa: E402
+
+MANY = """
+import asyncio
+from tui_flow import Workflow, task
+
+tasks = []
+for i in range({n}):
+    deps = [tasks[i - k].id for k in (1, 7, 31) if i - k >= 0 and (i + k) % 3 == 0]
+
+    async def body(context, i=i):
+        await asyncio.sleep(0.005)  # workload, allowed
+        context.log(f"task {{i}} done")
+
+    tasks.append(task(id=f"t{{i:04d}}", dependencies=deps)(body))
+
+workflow = Workflow("many", tasks=tasks, max_concurrency=16)
+"""
+
+FLOOD = """
+from tui_flow import task
+
+@task
+def flood(context) -> None:
+    for i in range({lines}):
+        print(f"line {{i}} of the flood: some text to make it a realistic width")
+
+@task
+def quiet(context) -> None:
+    print("quiet task")
+"""
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+async def headless(path: Path, reporter: bool = False) -> float:
+    wf = load(path).workflow()
+    subs = []
+    if reporter:
+        subs.append(ConsoleReporter(open(os.devnull, "w"), plain=True))
+    t0 = time.perf_counter()
+    ex = Execution(wf, subscribers=subs).start()
+    await ex.wait()
+    return time.perf_counter() - t0
+
+
+async def in_app(path: Path) -> tuple[float, int]:
+    app = make_app(path, no_store=True, watch_files=False)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.pause()
+        t0 = time.perf_counter()
+        app.start_run()
+        assert app.execution is not None
+        result = await app.execution.wait()
+        wall = time.perf_counter() - t0
+        await pilot.pause()
+        done = sum(1 for t in result.tasks.values() if t.status == "completed")
+    return wall, done
+
+
+async def flood_in_app(path: Path, presses: int) -> dict[str, float]:
+    app = make_app(path, no_store=True, watch_files=False)
+    latencies: list[float] = []
+    handled = asyncio.Event()
+    stamp = {"t": 0.0}
+    original = app.action_next_tab
+
+    def timed_next_tab() -> None:
+        stamp["t"] = time.perf_counter()
+        handled.set()
+        original()
+
+    app.action_next_tab = timed_next_tab  # type: ignore[method-assign]
+    before = rss_mb()
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.pause()
+        t0 = time.perf_counter()
+        app.start_run()
+        ex = app.execution
+        assert ex is not None
+        while not app.session.total_lines and not ex.is_done:  # the flood is under way
+            await asyncio.sleep(0.005)  # workload, allowed: a benchmark waiting for its load
+        for _ in range(presses):
+            if ex.is_done:
+                break
+            handled.clear()
+            sent = time.perf_counter()
+            app.post_message(_key("t"))
+            await handled.wait()
+            latencies.append(stamp["t"] - sent)
+            await asyncio.sleep(0.05)  # workload, allowed: spread the presses over the flood
+        await ex.wait()
+        wall = time.perf_counter() - t0
+        await pilot.pause()
+        app._tick()
+        kept = len(app.log_view.entries)
+        merged = len(app.session.lines)
+        total = app.session.total_lines
+    after = rss_mb()
+    return {
+        "wall": wall,
+        "presses": len(latencies),
+        "median_ms": statistics.median(latencies) * 1000 if latencies else float("nan"),
+        "max_ms": max(latencies) * 1000 if latencies else float("nan"),
+        "p90_ms": sorted(latencies)[int(len(latencies) * 0.9)] * 1000
+        if latencies
+        else float("nan"),
+        "all_ms": [round(x * 1000) for x in latencies],
+        "rss_growth_mb": after - before,
+        "kept_on_screen": kept,
+        "kept_in_memory": merged,
+        "total_lines": total,
+    }
+
+
+def _key(key: str):  # type: ignore[no-untyped-def]
+    from textual import events
+
+    return events.Key(key, key)
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tasks", type=int, default=1000)
+    ap.add_argument("--lines", type=int, default=100_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        many = Path(tmp) / "many.py"
+        many.write_text(MANY.format(n=args.tasks))
+        flood = Path(tmp) / "flood.py"
+        flood.write_text(FLOOD.format(lines=args.lines))
+
+        await headless(many)  # warm up imports and the loader
+        bare, console, app = [], [], []
+        for _ in range(args.repeat):
+            bare.append(await headless(many))
+            console.append(await headless(many, reporter=True))
+            wall, done = await in_app(many)
+            assert done == args.tasks, f"only {done} tasks completed"
+            app.append(wall)
+        b, c, a = min(bare), min(console), min(app)
+        print(f"{args.tasks}-task workflow (best of {args.repeat}):")
+        print(f"  engine alone        {b:7.3f} s")
+        print(f"  engine + console    {c:7.3f} s")
+        print(f"  in the app          {a:7.3f} s")
+        print(f"  app / engine alone  {a / b:7.2f}x   (target <= 1.5x)")
+        print(f"  app / console run   {a / c:7.2f}x")
+
+        head = await headless(flood)
+        stats = await flood_in_app(flood, presses=40)
+        print(f"{args.lines:,} log lines from one task:")
+        print(f"  headless            {head:7.3f} s")
+        print(f"  in the app          {stats['wall']:7.3f} s   ({stats['wall'] / head:.2f}x)")
+        print(
+            f"  key press latency   median {stats['median_ms']:.1f} ms, "
+            f"p90 {stats['p90_ms']:.1f} ms, max {stats['max_ms']:.1f} ms "
+            f"over {stats['presses']:.0f} presses (target < 100 ms)"
+        )
+        print(
+            f"  lines kept          {stats['kept_on_screen']:,.0f} on screen, "
+            f"{stats['kept_in_memory']:,.0f} in memory, of {stats['total_lines']:,.0f}"
+        )
+        print(f"  memory growth       {stats['rss_growth_mb']:.1f} MB resident")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,133 @@
+"""The app's pieces on their own: tree layout and labels, the bounded log view with follow
+mode, the reload diff."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from textual.app import App, ComposeResult
+
+from tui_flow.engine.events import RetryScheduled, RunStarted, TaskInfo, TaskStateChanged
+from tui_flow.engine.state import RunView
+from tui_flow.loader import load
+from tui_flow.ui.reload import diff_workflows, load_file
+from tui_flow.ui.widgets.dag_tree import progress_bar, task_label, tree_parents
+from tui_flow.ui.widgets.log_view import LogView
+
+
+def test_tree_parent_is_the_latest_dependency() -> None:
+    order = ["a", "b", "c", "d"]
+    deps = {"b": ["a"], "c": ["a"], "d": ["c", "b"]}
+    assert tree_parents(order, deps) == {"a": None, "b": "a", "c": "a", "d": "c"}
+
+
+def run_view() -> RunView:
+    view = RunView()
+    view.apply(
+        RunStarted(
+            run_id="r",
+            at=100.0,
+            workflow="w",
+            max_concurrency=2,
+            tasks=[
+                TaskInfo(id="a"),
+                TaskInfo(id="b", retry_attempts=3, retry_delay_ms=1500),
+                TaskInfo(id="c", dependencies=("a", "b")),
+            ],
+        )
+    )
+    return view
+
+
+def test_labels_say_status_in_words_and_what_a_task_waits_on() -> None:
+    view = run_view()
+    view.apply(TaskStateChanged(run_id="r", at=100.0, task_id="a", state="running", attempt=1))
+    view.apply(TaskStateChanged(run_id="r", at=100.0, task_id="b", state="running", attempt=1))
+    view.apply(
+        RetryScheduled(
+            run_id="r",
+            at=101.0,
+            task_id="b",
+            attempt=1,
+            next_attempt=2,
+            max_attempts=4,
+            delay_s=1.5,
+            error="boom",
+        )
+    )
+    view.apply(
+        TaskStateChanged(
+            run_id="r", at=101.0, task_id="b", state="retrying", attempt=1, max_attempts=4
+        )
+    )
+    a = task_label(view.tasks["a"], view, 102.5).plain
+    assert "running" in a and "2.50 s" in a  # grows with the clock
+    b = task_label(view.tasks["b"], view, 101.0).plain
+    assert b.startswith("↻ b  retrying") and "attempt 2/4, next in 1.50 s" in b
+    c = task_label(view.tasks["c"], view, 101.0, tree_parent="b").plain
+    assert "○ c  pending" in c and "waits on a, b" in c
+    view.apply(TaskStateChanged(run_id="r", at=103.0, task_id="a", state="failed", error="E: x"))
+    assert "✖ a  failed" in task_label(view.tasks["a"], view, 104.0).plain
+    view.tasks["a"].progress = None
+    assert progress_bar(1, 4).plain.endswith(" 25%")
+
+
+class LogApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield LogView(max_lines=100, id="log")
+
+
+async def test_log_view_is_bounded_and_holds_the_reading_place() -> None:
+    app = LogApp()
+    async with app.run_test(size=(60, 12)) as pilot:
+        view = app.query_one(LogView)
+        view.write([("t", "info", f"line {i}") for i in range(150)])
+        await pilot.pause()
+        assert len(view.entries) == 100 and view.entries[0][2] == "line 50"
+        assert view.following and view.is_vertical_scroll_end
+        # scroll up: follow pauses, and the line at the top stays the same as lines arrive
+        view.scroll_to(y=40, animate=False, immediate=True)
+        await pilot.pause()
+        assert not view.following
+        top = view.entries[int(view.scroll_y)][2]
+        view.write([("t", "info", f"new {i}") for i in range(20)])
+        await pilot.pause()
+        assert view.entries[int(view.scroll_y)][2] == top
+        assert view.new_while_paused == 20
+        view.follow()
+        await pilot.pause()
+        assert view.following and view.new_while_paused == 0
+        assert view.is_vertical_scroll_end
+
+
+def test_reload_diff_and_error(tmp_path: Path) -> None:
+    src = textwrap.dedent(
+        """
+        from tui_flow import task
+
+        @task
+        def a(context):
+            pass
+
+        @task(dependencies=[a])
+        def b(context):
+            return 1
+        """
+    )
+    p = tmp_path / "f.py"
+    p.write_text(src)
+    old = load(p).workflow()
+    # a new task above the others shifts their lines: they are not "changed"
+    p.write_text(
+        src.replace("@task\ndef a", "@task\ndef z(context):\n    pass\n\n@task\ndef a").replace(
+            "return 1", "return 2"
+        )
+    )
+    new = load_file(p).loaded.workflow()
+    diff = diff_workflows(old, new)
+    assert diff.added == ["z"] and diff.changed == ["b"] and diff.removed == []
+    assert diff.summary() == "+1 added (z)  ~1 changed (b)"
+    p.write_text(src + "\nx = (\n")
+    result = load_file(p)
+    assert result.loaded is None and "f.py:" in result.error

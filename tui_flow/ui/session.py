@@ -1,0 +1,167 @@
+"""`RunSession`: one run as the app sees it, built only from engine events.
+
+It is an event subscriber (a plain, non-blocking callable): it folds each event into a
+`RunView` and remembers what changed since the app last drew (task ids, new log lines, new
+retries, whether the graph changed). The app takes those changes a few times a second, so a
+flood of events costs a set insertion or a deque append each, never a redraw.
+
+Log lines are kept in bounded deques (all tasks merged, and per task): the screen shows a
+bounded number of lines; the run store keeps them all.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..engine.events import TaskInfo
+from ..engine.state import RunView, TaskView
+from ..workflow import Workflow
+
+MAX_MERGED_LINES = 10_000
+MAX_TASK_LINES = 5_000
+
+# one log line as the app keeps it: (task id, level, text)
+Entry = tuple[str, str, str]
+
+
+@dataclass
+class Changes:
+    """What happened since the last `RunSession.take()`."""
+
+    tasks: set[str] = field(default_factory=set)
+    lines: list[Entry] = field(default_factory=list)
+    graph: bool = False
+    retries: bool = False
+    finished: bool = False
+    context: bool = False
+
+
+def task_infos(workflow: Workflow) -> list[TaskInfo]:
+    """The tasks of a workflow as the engine describes them (for the idle screen)."""
+    out = []
+    for tid in workflow.order:
+        t = workflow.tasks[tid]
+        s = t.spec
+        out.append(
+            TaskInfo(
+                id=s.id,
+                dependencies=s.dependencies,
+                description=s.description,
+                retry_attempts=s.retry_attempts,
+                retry_delay_ms=s.retry_delay_ms,
+                retry_backoff=s.retry_backoff,
+                trigger_rule=s.trigger_rule,
+                runner=t.runner,
+                timeout_s=s.timeout_s,
+                map_over=s.map_over,
+                has_fallback=t.fallback_fn is not None,
+            )
+        )
+    return out
+
+
+def idle_view(workflow: Workflow, max_concurrency: int | None = None) -> RunView:
+    """A RunView of a workflow that has not run: every task pending, status "idle"."""
+    infos = task_infos(workflow)
+    return RunView(
+        workflow=workflow.name,
+        file=workflow.file,
+        status="idle",
+        max_concurrency=int(max_concurrency or workflow.max_concurrency),
+        tasks={i.id: TaskView(i) for i in infos},
+        order=[i.id for i in infos],
+    )
+
+
+class RunSession:
+    """Subscriber that folds events into a RunView and collects changes for the screen."""
+
+    def __init__(
+        self,
+        view: RunView | None = None,
+        *,
+        max_lines: int = MAX_MERGED_LINES,
+        max_task_lines: int = MAX_TASK_LINES,
+        live: bool = True,
+    ) -> None:
+        self.view = view if view is not None else RunView()
+        self.live = live
+        self.max_lines = max_lines
+        self.max_task_lines = max_task_lines
+        self.lines: deque[Entry] = deque(maxlen=max_lines)
+        self.task_lines: dict[str, deque[Entry]] = {}
+        self.total_lines = 0
+        self.writes: dict[str, dict[str, Any]] = {}
+        self.reused: dict[str, str] = {}
+        self.finished = view is not None and view.status not in ("running", "idle", "pending")
+        self._changes = Changes()
+        self.errors: list[str] = []
+
+    # -- subscriber ----------------------------------------------------------------------------
+
+    def __call__(self, event: Any) -> None:
+        kind = event.kind
+        changes = self._changes
+        if kind == "task_logs":
+            self.add_lines((ln.task_id, ln.level, ln.text) for ln in event.lines)
+            self.view.apply(event)
+            return
+        changed = self.view.apply(event)
+        if changed:
+            changes.tasks.update(changed)
+        if kind == "retry_scheduled":
+            changes.retries = True
+        elif kind == "context_written":
+            self.writes[event.task_id] = dict(event.values)
+            changes.context = True
+        elif kind in ("run_started", "tasks_added"):
+            changes.graph = True
+            if kind == "run_started":
+                self.reused = dict(event.reused)
+        elif kind == "run_finished":
+            self.finished = True
+            changes.finished = True
+
+    def add_lines(self, entries: Iterable[Entry]) -> None:
+        """Keep log lines (bounded) and queue them for the screen."""
+        new = list(entries)
+        if not new:
+            return
+        self.total_lines += len(new)
+        self.lines.extend(new)
+        per_task = self.task_lines
+        for entry in new:
+            q = per_task.get(entry[0])
+            if q is None:
+                q = per_task[entry[0]] = deque(maxlen=self.max_task_lines)
+            q.append(entry)
+        pending = self._changes.lines
+        pending.extend(new)
+        if len(pending) > 2 * self.max_lines:  # the screen is behind: keep only what it can show
+            del pending[: len(pending) - self.max_lines]
+
+    def take(self) -> Changes:
+        """The changes since the last call (and forget them)."""
+        changes, self._changes = self._changes, Changes()
+        return changes
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def lines_of(self, task_id: str) -> list[Entry]:
+        """The kept lines of one task (its map_over instances included)."""
+        t = self.view.tasks.get(task_id)
+        if t is not None and t.instances:
+            ids = {task_id, *t.instances}
+            return [e for e in self.lines if e[0] in ids]
+        return list(self.task_lines.get(task_id, ()))
+
+    def task_line_count(self, task_id: str) -> int:
+        t = self.view.tasks.get(task_id)
+        if t is None:
+            return 0
+        return t.log_lines + sum(
+            self.view.tasks[i].log_lines for i in t.instances if i in self.view.tasks
+        )

@@ -1,0 +1,1 @@
+"""The app's panels: task tree, details, logs, retries, timeline, report, history."""

@@ -1,0 +1,111 @@
+"""Details of the selected task: what it is (dependencies, retry policy, trigger rule) and
+what happened to it (each attempt with its error, the context keys it wrote)."""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from ...engine.state import RunView, TaskView
+from ...status import fmt_seconds, glyph, label, style
+
+
+def retry_policy(t: TaskView) -> str:
+    info = t.info
+    if not info.retry_attempts:
+        return "no retries" + (", then the fallback" if info.has_fallback else "")
+    delay = fmt_seconds(info.retry_delay_ms / 1000) if info.retry_delay_ms else "no delay"
+    out = f"{info.retry_attempts} retr{'y' if info.retry_attempts == 1 else 'ies'}"
+    out += f" ({info.retry_attempts + 1} attempts), {delay}"
+    if info.retry_attempts and info.retry_delay_ms:
+        out += f", {info.retry_backoff} backoff"
+    if info.has_fallback:
+        out += ", then the fallback"
+    return out
+
+
+def details_renderable(t: TaskView | None, view: RunView, now: float) -> RenderableType:
+    if t is None:
+        return Text("Select a task to see its details.", style="dim")
+    info = t.info
+    head = Text()
+    head.append(info.id, style="bold")
+    head.append("  ")
+    head.append(label(t.state), style=style(t.state))
+    if t.reason and t.state not in ("running", "completed"):
+        head.append(f"  ({t.reason})", style="dim")
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    if info.description:
+        grid.add_row("about", info.description)
+    if info.parent:
+        grid.add_row("instance of", info.parent)
+    grid.add_row("depends on", ", ".join(info.dependencies) or "nothing (starts at once)")
+    dependents = [tid for tid in view.order if info.id in view.tasks[tid].info.dependencies]
+    if dependents:
+        grid.add_row("needed by", ", ".join(dependents))
+    grid.add_row("retries", retry_policy(t))
+    extra = f"trigger {info.trigger_rule} · runner {info.runner}"
+    if info.timeout_s:
+        extra += f" · timeout {fmt_seconds(info.timeout_s)}"
+    if info.map_over:
+        extra += f" · map over {info.map_over!r}"
+    grid.add_row("rules", extra)
+    if t.started_at is not None and t.final:
+        grid.add_row("duration", fmt_seconds(t.duration(now)))
+    if t.instances:
+        done = sum(1 for i in t.instances if i in view.tasks and view.tasks[i].final)
+        grid.add_row("instances", f"{done}/{len(t.instances)} finished")
+    for a in t.attempts:
+        row = Text()
+        st = {"timed_out": "failed"}.get(a.status, a.status)
+        row.append(f"{glyph(st)} {a.status}", style=style(st))
+        if a.finished_at is not None:
+            row.append(f"  {fmt_seconds(max(0.0, a.finished_at - a.started_at))}", style="dim")
+        if a.error:
+            row.append(f"  {a.error}", style="red")
+        grid.add_row(f"attempt {a.number}", row)
+    if t.state == "failed" and t.error and not t.attempts:
+        grid.add_row("error", Text(t.error, style="red"))
+    if t.written_keys:
+        grid.add_row("wrote", ", ".join(t.written_keys))
+    if t.log_lines and t.final:
+        grid.add_row("log", f"{t.log_lines:,} line{'s' if t.log_lines != 1 else ''}")
+    return Group(head, grid)
+
+
+class TaskDetails(VerticalScroll):
+    DEFAULT_CSS = """
+    TaskDetails > Static { width: 1fr; }
+    """
+
+    def compose(self):  # type: ignore[no-untyped-def]
+        yield Static(Text("Select a task to see its details.", style="dim"), id="details-body")
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._key: tuple[object, ...] | None = None
+
+    def show(self, t: TaskView | None, view: RunView, now: float) -> None:
+        """Show a task; redraw only when something shown changed (not on every tick)."""
+        key: tuple[object, ...] = (id(view),)
+        if t is not None:
+            key += (
+                t.id,
+                t.state,
+                t.reason,
+                len(t.attempts),
+                t.attempts[-1].finished_at if t.attempts else None,
+                len(t.written_keys),
+                len(t.instances),
+                sum(1 for i in t.instances if i in view.tasks and view.tasks[i].final),
+                t.log_lines if t.final else None,
+            )
+        if key == self._key:
+            return
+        self._key = key
+        self.query_one("#details-body", Static).update(details_renderable(t, view, now))

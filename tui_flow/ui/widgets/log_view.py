@@ -1,0 +1,363 @@
+"""Logs: every task merged with a coloured prefix, or one task; follow mode; search; copy.
+
+`LogView` is a scroll view over a bounded deque of lines (task id, level, text). It draws only
+the visible lines and caches them; new lines arrive in batches (`write`) a few times a second.
+Follow mode keeps the newest line in view; scrolling up pauses it (the view then stays on the
+lines being read, even as old lines are dropped) and the panel counts what arrived since.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import deque
+from collections.abc import Iterable, Sequence
+
+from rich.style import Style
+from rich.text import Text
+from textual.cache import LRUCache
+from textual.containers import Vertical
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widgets import Input, Static
+
+from ..session import Entry
+
+# Accent colours that read on dark and light backgrounds alike (Solarized's accents).
+PREFIX_COLOURS = (
+    "#268bd2",
+    "#2aa198",
+    "#859900",
+    "#b58900",
+    "#cb4b16",
+    "#d33682",
+    "#6c71c4",
+    "#5f8787",
+)
+LEVEL_STYLES = {"error": "red", "critical": "bold red", "warning": "yellow", "debug": "dim"}
+MAX_WIDTH = 1000
+
+
+def prefix_colour(task_id: str) -> str:
+    """A stable colour per task (instances `t[3]` share their task's colour)."""
+    base = task_id.split("[", 1)[0]
+    return PREFIX_COLOURS[zlib.crc32(base.encode()) % len(PREFIX_COLOURS)]
+
+
+class LogView(ScrollView, can_focus=True):
+    """A bounded, virtual list of log lines."""
+
+    DEFAULT_CSS = """
+    LogView {
+        background: $surface;
+        color: $foreground;
+        overflow: auto auto;
+        scrollbar-size-vertical: 1;
+    }
+    """
+
+    class FollowChanged(Message):
+        def __init__(self, following: bool) -> None:
+            super().__init__()
+            self.following = following
+
+    def __init__(self, max_lines: int = 5_000, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.max_lines = max_lines
+        self.entries: deque[Entry] = deque(maxlen=max_lines)
+        self.dropped = 0  # lines dropped from the top since the last clear
+        self.show_prefix = True
+        self.prefix_width = 12
+        self.following = True
+        self.new_while_paused = 0
+        self.query_text = ""
+        self.matches: list[int] = []  # absolute line numbers (dropped + index)
+        self.current_match = -1
+        self._width = 0
+        self._cache: LRUCache[tuple[int, int], Strip] = LRUCache(2048)
+        self._adjusting = False
+        self._base_style: Style | None = None
+
+    # -- content -------------------------------------------------------------------------------
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.dropped = 0
+        self._width = 0
+        self._cache.clear()
+        self.matches = []
+        self.current_match = -1
+        self.new_while_paused = 0
+        self.virtual_size = Size(0, 0)
+        self.refresh()
+
+    def set_prefix(self, show: bool, ids: Iterable[str] = ()) -> None:
+        self.show_prefix = show
+        widths = [len(i) for i in ids]
+        self.prefix_width = min(24, max([8, *widths]))
+        self._cache.clear()
+
+    def write(self, entries: Sequence[Entry]) -> None:
+        """Append lines (a batch); keep at most `max_lines`; follow or hold the reading place."""
+        if not entries:
+            return
+        if len(entries) > self.max_lines:
+            entries = entries[-self.max_lines :]
+        overflow = max(0, len(self.entries) + len(entries) - self.max_lines)
+        self.entries.extend(entries)
+        self.dropped += overflow
+        pad = self.prefix_width + 3 if self.show_prefix else 0
+        widest = max(len(e[2]) for e in entries) + pad
+        self._width = min(MAX_WIDTH, max(self._width, widest))
+        if self.query_text:
+            q = self.query_text
+            base = self.dropped + len(self.entries) - len(entries)
+            self.matches = [m for m in self.matches if m >= self.dropped]
+            self.matches += [base + i for i, e in enumerate(entries) if q in e[2].lower()]
+        self.virtual_size = Size(self._width, len(self.entries))
+        if self.following:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+            if round(self.scroll_y) < self.max_scroll_y:  # scrollbars not laid out yet
+                self.call_after_refresh(self._end_if_following)
+        else:
+            self.new_while_paused += len(entries)
+            if overflow:
+                # keep the lines being read in place while older ones are dropped above them
+                self._adjusting = True
+                self.scroll_to(y=max(0, self.scroll_y - overflow), animate=False, immediate=True)
+                self._adjusting = False
+            self.refresh()
+
+    def set_entries(self, entries: Iterable[Entry]) -> None:
+        """Replace the content (a new filter, a new run)."""
+        self.clear()
+        self.write(list(entries)[-self.max_lines :])
+
+    def text(self) -> str:
+        """The visible log as plain text (what `copy` puts on the clipboard)."""
+        if self.show_prefix:
+            w = self.prefix_width
+            return "\n".join(f"{e[0]:<{w}} │ {e[2]}" for e in self.entries)
+        return "\n".join(e[2] for e in self.entries)
+
+    # -- follow --------------------------------------------------------------------------------
+
+    def _end_if_following(self) -> None:
+        if self.following:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+
+    def follow(self) -> None:
+        self.current_match = -1
+        self._cache.clear()
+        self._set_following(True)
+        self.scroll_end(animate=False, immediate=True, x_axis=False)
+
+    def _set_following(self, value: bool) -> None:
+        if value == self.following:
+            return
+        self.following = value
+        if value:
+            self.new_while_paused = 0
+        self.post_message(self.FollowChanged(value))
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if self._adjusting:
+            return
+        at_end = round(new_value) >= self.max_scroll_y
+        if at_end and not self.following and self.current_match < 0:
+            # back at the bottom: follow again (not while stepping through search matches)
+            self._set_following(True)
+        elif new_value < old_value and not at_end and self.following:
+            self._set_following(False)
+
+    # -- search --------------------------------------------------------------------------------
+
+    def search(self, query: str) -> int:
+        """Mark every line containing `query` (case-insensitive); go to the newest match."""
+        self.query_text = query.lower()
+        self._cache.clear()
+        if not self.query_text:
+            self.matches, self.current_match = [], -1
+            self.refresh()
+            return 0
+        q = self.query_text
+        self.matches = [self.dropped + i for i, e in enumerate(self.entries) if q in e[2].lower()]
+        self.current_match = len(self.matches) - 1
+        self._show_current()
+        return len(self.matches)
+
+    def next_match(self, step: int = 1) -> bool:
+        """Go to the next (`step=1`, further down) or previous (`-1`) match; wraps around."""
+        self.matches = [m for m in self.matches if m >= self.dropped]
+        if not self.matches:
+            return False
+        if self.current_match < 0:
+            self.current_match = len(self.matches) - 1
+        else:
+            self.current_match = (self.current_match + step) % len(self.matches)
+        self._show_current()
+        return True
+
+    @property
+    def current_line(self) -> int | None:
+        if 0 <= self.current_match < len(self.matches):
+            return self.matches[self.current_match] - self.dropped
+        return None
+
+    def _show_current(self) -> None:
+        self._cache.clear()
+        line = self.current_line
+        if line is None:
+            self.refresh()
+            return
+        self._set_following(False)
+        self._adjusting = True
+        self.scroll_to(y=max(0, line - self.size.height // 2), animate=False, immediate=True)
+        self._adjusting = False
+        self.refresh()
+
+    # -- drawing -------------------------------------------------------------------------------
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._cache.clear()
+
+    def render_lines(self, crop):  # type: ignore[no-untyped-def]
+        self._base_style = self.rich_style  # once per paint, not once per line
+        return super().render_lines(crop)
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        index = scroll_y + y
+        width = self.size.width
+        base = self._base_style if self._base_style is not None else self.rich_style
+        if index >= len(self.entries):
+            return Strip.blank(width, base)
+        key = (self.dropped + index, self._width)
+        strip = self._cache.get(key)
+        if strip is None:
+            strip = self._render_entry(index, base)
+            self._cache[key] = strip
+        return strip.crop_extend(scroll_x, scroll_x + width, base).apply_offsets(scroll_x, index)
+
+    def _render_entry(self, index: int, base: Style) -> Strip:
+        task_id, level, text = self.entries[index]
+        text = text.expandtabs().replace("\r", "")
+        line = Text(no_wrap=True, end="")
+        if self.show_prefix:
+            w = self.prefix_width
+            tid = task_id if len(task_id) <= w else task_id[: w - 1] + "…"
+            line.append(f"{tid:<{w}}", style=prefix_colour(task_id))
+            line.append(" │ ", style="dim")
+        start = len(line)
+        line.append(text, style=LEVEL_STYLES.get(level, ""))
+        q = self.query_text
+        if q:
+            current = self.current_line == index
+            low = text.lower()
+            pos = low.find(q)
+            while pos >= 0:
+                line.stylize(
+                    "reverse bold" if current else "reverse", start + pos, start + pos + len(q)
+                )
+                pos = low.find(q, pos + len(q))
+            if current:
+                line.stylize("bold", 0, start)
+        line.stylize_before(base)
+        segments = list(line.render(self.app.console))
+        return Strip(segments, line.cell_len)
+
+
+class LogPanel(Vertical):
+    """The log view with its status line and the search box."""
+
+    DEFAULT_CSS = """
+    LogPanel { height: 1fr; }
+    LogPanel > #log-status { height: 1; padding: 0 1; color: $text-muted; background: $boost; }
+    LogPanel > #log-search { display: none; height: 3; }
+    LogPanel.searching > #log-search { display: block; }
+    """
+
+    def __init__(self, max_lines: int = 5_000, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.max_lines = max_lines
+        self.filter_task: str | None = None  # None: all tasks merged
+        self.total_for_filter = 0
+        self.store_note = False
+        self._status = ""
+
+    def compose(self):  # type: ignore[no-untyped-def]
+        yield Static("", id="log-status")
+        yield LogView(self.max_lines, id="log-view")
+        yield Input(
+            placeholder="search the log (Enter: go, Esc: close, n / N: next / previous)",
+            id="log-search",
+        )
+
+    @property
+    def view(self) -> LogView:
+        return self.query_one(LogView)
+
+    def update_status(self) -> None:
+        v = self.view
+        parts: list[tuple[str, str]] = []
+        if self.filter_task is None:
+            parts.append(("all tasks", "bold"))
+        else:
+            parts.append((f"task {self.filter_task}", "bold"))
+        if v.query_text:
+            n = len(v.matches)
+            pos = f"{v.current_match + 1}/{n}" if n and v.current_match >= 0 else "no match"
+            if n and v.current_match < 0:
+                pos = f"{n} matches"
+            parts.append((f"search {v.query_text!r}: {pos} (n/N)", "cyan"))
+        if v.following:
+            parts.append(("following", "green"))
+        elif v.new_while_paused:
+            parts.append((f"paused · {v.new_while_paused:,} new lines (f: follow)", "yellow"))
+        else:
+            parts.append(("paused (f: follow)", "yellow"))
+        shown = len(v.entries)
+        if self.total_for_filter > shown:
+            where = "; all lines are in the run store" if self.store_note else ""
+            parts.append(
+                (f"showing the last {shown:,} of {self.total_for_filter:,} lines{where}", "dim")
+            )
+        text = Text()
+        for i, (p, s) in enumerate(parts):
+            if i:
+                text.append(" · ", style="dim")
+            text.append(p, style=s)
+        if text.plain != self._status:
+            self._status = text.plain
+            self.query_one("#log-status", Static).update(text, layout=False)
+
+    def open_search(self) -> None:
+        self.add_class("searching")
+        box = self.query_one("#log-search", Input)
+        box.value = self.view.query_text
+        box.focus()
+
+    def close_search(self, clear: bool = True) -> None:
+        self.remove_class("searching")
+        if clear:
+            self.view.search("")
+        self.view.focus()
+        self.update_status()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.view.search(event.value)
+        self.remove_class("searching")
+        self.view.focus()
+        self.update_status()
+
+    def on_key(self, event) -> None:  # type: ignore[no-untyped-def]
+        if event.key == "escape" and self.has_class("searching"):
+            event.stop()
+            self.close_search()
+
+    def on_log_view_follow_changed(self, event: LogView.FollowChanged) -> None:
+        self.update_status()
