@@ -675,3 +675,23 @@ async def test_a_context_mistake_is_not_retried():
     assert calls == 1
     assert rec.of(RetryScheduled) == []
     assert "'nope'" in (result.tasks["reads_missing"].error or "")
+
+
+async def test_a_worker_process_that_cannot_start_fails_the_attempt_instead_of_hanging(
+    tmp_path, monkeypatch
+):
+    from tui_flow import load
+    from tui_flow.engine import runners
+
+    flow = tmp_path / "procflow.py"
+    flow.write_text(PROCESS_FLOW)
+    wf = load(flow).workflow()
+
+    async def cannot_start(self):
+        raise ValueError("bad value(s) in fds_to_keep")
+
+    monkeypatch.setattr(runners.ProcessPool, "acquire", cannot_start)
+    result = await asyncio.wait_for(run(wf, {"pidfile": str(tmp_path / "pid")}), LIMIT)
+    assert result.status == "failed"
+    error = result.tasks["spin"].error or ""
+    assert error.startswith("could not start a worker process: ValueError: bad value(s)")

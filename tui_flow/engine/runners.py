@@ -256,12 +256,33 @@ def _preparation_without_main(name: str) -> dict[str, Any]:
 _original_preparation = multiprocessing.spawn.get_preparation_data
 
 
+@contextlib.contextmanager
+def _real_std_streams() -> Any:
+    """multiprocessing hands sys.stderr's file descriptor to helper processes; under a
+    running Textual app sys.stdout/stderr are capture objects without a real one."""
+    saved = sys.stdout, sys.stderr
+    try:
+        sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def prepare_for_subprocesses() -> None:
+    """Start multiprocessing's resource tracker now, while the standard streams are real
+    (call before a full-screen app takes them over; Dask's LocalCluster needs it too)."""
+    from multiprocessing import resource_tracker
+
+    with _spawn_lock, _real_std_streams():
+        resource_tracker.ensure_running()
+
+
 class _Worker:
     def __init__(self, mp: Any) -> None:
         parent, child = mp.Pipe(duplex=True)
         self.conn: Connection = parent
         self.proc = mp.Process(target=worker_main, args=(child,), daemon=True)
-        with _spawn_lock:
+        with _spawn_lock, _real_std_streams():
             multiprocessing.spawn.get_preparation_data = _preparation_without_main
             try:
                 self.proc.start()

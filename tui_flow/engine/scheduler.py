@@ -889,7 +889,13 @@ class Execution:
         worker = None
         if runner == "process":
             # wait for a free worker first: queueing is not running, and not under the timeout
-            worker = await get_process_pool().acquire()
+            try:
+                worker = await get_process_pool().acquire()
+            except Exception as exc:
+                out.error, out.traceback = describe_error(exc)
+                out.error = f"could not start a worker process: {out.error}"
+                self._set_state(unit.id, "running", attempt)
+                return out
         self._set_state(
             unit.id, "running", attempt, reason="fallback" if kind == "fallback" else None
         )

@@ -197,6 +197,7 @@ class TuiFlowApp(App[int]):
         self.db = db
         self.use_store = use_store or store is not None
         self.remote_factory = remote_factory
+        self.remote: Any = None  # the remote runner (Dask), made on the first run
         self.clock = clock
         self.watch_files = watch_files
         self.max_log_lines = max_log_lines
@@ -273,11 +274,28 @@ class TuiFlowApp(App[int]):
             self.open_store()
         if self.watch_files:
             self.watch_workflow()
+        if self.remote_factory is not None:
+            self.run_worker(self._start_remote(), name="remote", exit_on_error=False)
+
+    async def _start_remote(self) -> None:
+        """Connect to the Dask cluster (or start a local one) before the first run needs it."""
+        if self.remote is None and self.remote_factory is not None:
+            self.remote = self.remote_factory()
+        if self.remote is not None and hasattr(self.remote, "start"):
+            try:
+                await self.remote.start()
+            except Exception as exc:
+                self.notify(str(exc), title="Dask", severity="error", timeout=10)
 
     async def on_unmount(self) -> None:
         sys.setswitchinterval(self._switch_interval)
         if self.execution is not None and not self.execution.is_done:
             self.execution.cancel()
+        if self.remote is not None and hasattr(self.remote, "close"):
+            try:
+                await self.remote.close()
+            except Exception:
+                pass
         if self.store is not None and self._own_store:
             try:
                 await self.store.close()
@@ -370,6 +388,9 @@ class TuiFlowApp(App[int]):
                 frame=int(now * SPINNER_FPS),
                 past=self.past_run is not None,
                 limit=limit,
+                executor=self.remote.describe()
+                if self.remote is not None and hasattr(self.remote, "describe")
+                else None,
             )
         )
         tree_box = self.query_one("#tree")
@@ -528,7 +549,10 @@ class TuiFlowApp(App[int]):
             return False
         if self.pending_reload is not None:
             self._apply_loaded(self.pending_reload)
-        remote = self.remote_factory() if self.remote_factory is not None else None
+        remote = self.remote
+        if remote is None and self.remote_factory is not None:
+            # one runner (one Dask cluster) for the app's life, not one per run
+            remote = self.remote = self.remote_factory()
         session = RunSession(max_lines=max(self.max_log_lines * 2, 10_000))
         execution = Execution(
             self.workflow,
@@ -556,14 +580,7 @@ class TuiFlowApp(App[int]):
         return True
 
     async def _await_run(self, execution: Execution, remote: Any) -> None:
-        try:
-            result = await execution.wait()
-        finally:
-            if remote is not None and hasattr(remote, "close"):
-                try:
-                    await remote.close()
-                except Exception:
-                    pass
+        result = await execution.wait()
         self.last_result = result
         if self.session is self.last_live:
             self._tick()
@@ -1027,6 +1044,9 @@ def run_app(args: Any) -> int:
         no_store=getattr(args, "no_store", False),
         remote_factory=(lambda: remote_runner(args)) if executor != "local" else None,
     )
+    from ..engine.runners import prepare_for_subprocesses
+
+    prepare_for_subprocesses()  # before the app takes over stdout/stderr
     app.run()
     console = Console(highlight=False, soft_wrap=True)
     for line in app.summary():

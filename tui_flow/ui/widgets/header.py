@@ -17,6 +17,7 @@ def header_text(
     frame: int = 0,
     past: bool = False,
     limit: int | None = None,
+    executor: str | None = None,
 ) -> Text:
     out = Text(no_wrap=True, overflow="ellipsis")
     out.append(" tui-flow ", style="bold reverse")
@@ -50,6 +51,8 @@ def header_text(
     cap = limit if limit is not None else view.max_concurrency
     running = view.running if view.status == "running" else 0
     out.append(f"   slots {running}/{cap}", style="bold" if running else "dim")
+    if executor:
+        out.append(f"   {executor}", style="dim")
     return out
 
 
