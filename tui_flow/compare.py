@@ -1,0 +1,257 @@
+"""`tui-flow compare FILE`: run a workflow at several concurrencies and compare wall times.
+
+    tui-flow compare flows/parallel_tasks.flow --concurrency 1,2,4 --set records=100000
+
+Each setting runs the whole workflow (`--repeat N` times, interleaved, the median is shown),
+without the store. The table shows, per concurrency:
+
+- wall time (median of the repeats),
+- speedup: wall time at concurrency 1 / wall time here,
+- bound: the best speedup this concurrency allows, min(concurrency, total task time / critical
+  path), from the task times measured at concurrency 1 (a map_over task counts as its longest
+  instance on the critical path, since its instances may all run at once),
+- efficiency: speedup / concurrency.
+
+Concurrency 1 is always measured: it is the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .cli import EXIT_FAILED, EXIT_OK, BadInput, parse_sets
+from .status import fmt_seconds, label, style
+from .workflow import Workflow
+
+
+@dataclass
+class Setting:
+    """The runs at one concurrency."""
+
+    concurrency: int
+    walls_s: list[float] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)
+    speedup: float = 0.0
+    bound: float = 0.0
+
+    @property
+    def wall_s(self) -> float:
+        return statistics.median(self.walls_s) if self.walls_s else 0.0
+
+    @property
+    def status(self) -> str:
+        bad = [s for s in self.statuses if s != "completed"]
+        return bad[0] if bad else "completed"
+
+    @property
+    def efficiency(self) -> float:
+        return self.speedup / self.concurrency
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "concurrency": self.concurrency,
+            "wall_s": self.wall_s,
+            "walls_s": self.walls_s,
+            "speedup": self.speedup,
+            "bound": self.bound,
+            "efficiency": self.efficiency,
+            "status": self.status,
+        }
+
+
+@dataclass
+class Comparison:
+    workflow: str
+    context: dict[str, Any]
+    repeat: int
+    settings: list[Setting]
+    total_task_s: float = 0.0  # at concurrency 1 (median run)
+    critical_path: list[str] = field(default_factory=list)
+    critical_path_s: float = 0.0
+    best_speedup: float = 0.0  # total task time / critical path
+
+    @property
+    def ok(self) -> bool:
+        return all(s.status == "completed" for s in self.settings)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "workflow": self.workflow,
+            "context": self.context,
+            "repeat": self.repeat,
+            "baseline_concurrency": 1,
+            "total_task_s": self.total_task_s,
+            "critical_path": self.critical_path,
+            "critical_path_s": self.critical_path_s,
+            "best_speedup": self.best_speedup,
+            "settings": [s.to_json() for s in self.settings],
+        }
+
+
+def critical_path(workflow: Workflow, result: Any) -> tuple[float, list[str], float]:
+    """Total task time, critical path and its length from one run's task times.
+
+    A map_over task stands on the path with its longest instance: with enough workers all its
+    instances run at once. Retry waits are left out (they are not work).
+    """
+    rows = {r.id: r for r in result.report.tasks}
+    views = result.view.tasks
+    total = 0.0
+    durations: dict[str, float] = {}
+    longest_instance: dict[str, float] = {}
+    for tid, row in rows.items():
+        info = views[tid].info if tid in views else None
+        if info is not None and info.parent is not None:
+            longest_instance[info.parent] = max(longest_instance.get(info.parent, 0.0), row.run_s)
+        total += row.run_s
+        durations[tid] = row.run_s
+    for parent, longest in longest_instance.items():
+        durations[parent] = longest
+    path, length = workflow.longest_path(durations)
+    return total, path, length
+
+
+async def measure(
+    workflow: Workflow,
+    context: Mapping[str, Any],
+    concurrencies: Sequence[int],
+    repeat: int = 1,
+    on_run: Callable[[int, int, Any], None] | None = None,
+) -> Comparison:
+    """Run `workflow` `repeat` times at each concurrency (1 first, interleaved) and compare."""
+    from .engine import Execution
+    from .engine.runners import get_process_pool
+
+    levels = sorted({1, *concurrencies})
+    settings = {c: Setting(c) for c in levels}
+    baseline: list[tuple[float, Any]] = []
+    if any(t.runner == "process" for t in workflow.tasks.values()):
+        await get_process_pool().warm(max(levels))  # worker start-up is not the workload
+    for i in range(repeat):
+        for c in levels:
+            execution = Execution(workflow, dict(context), max_concurrency=c)
+            execution.start()
+            result = await execution.wait()
+            settings[c].walls_s.append(result.finished_at - result.started_at)
+            settings[c].statuses.append(result.status)
+            if c == 1:
+                baseline.append((result.finished_at - result.started_at, result))
+            if on_run is not None:
+                on_run(c, i + 1, result)
+    base_wall = statistics.median(w for w, _ in baseline)
+    median_run = min(baseline, key=lambda b: abs(b[0] - base_wall))[1]
+    total, path, length = critical_path(workflow, median_run)
+    best = total / length if length > 0 else 1.0
+    for s in settings.values():
+        s.speedup = base_wall / s.wall_s if s.wall_s > 0 else 0.0
+        s.bound = min(float(s.concurrency), best)
+    return Comparison(
+        workflow=workflow.name,
+        context=dict(context),
+        repeat=repeat,
+        settings=list(settings.values()),
+        total_task_s=total,
+        critical_path=path,
+        critical_path_s=length,
+        best_speedup=best,
+    )
+
+
+def render(cmp: Comparison) -> list[Any]:
+    """The comparison as rich renderables."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(header_style="bold", show_edge=False, pad_edge=False)
+    table.add_column("concurrency", justify="right")
+    table.add_column("wall time", justify="right")
+    table.add_column("speedup", justify="right")
+    table.add_column("bound", justify="right")
+    table.add_column("efficiency", justify="right")
+    table.add_column("status")
+    for s in cmp.settings:
+        table.add_row(
+            str(s.concurrency),
+            fmt_seconds(s.wall_s),
+            f"{s.speedup:.2f}x",
+            f"{s.bound:.2f}x",
+            f"{s.efficiency:.0%}",
+            Text(label(s.status), style=style(s.status)),
+        )
+    ctx = ", ".join(f"{k}={json.dumps(v)}" for k, v in cmp.context.items()) or "none"
+    runs = f"{cmp.repeat} run{'s' if cmp.repeat != 1 else ''} per setting"
+    head = Text(f"compare {cmp.workflow}  (context: {ctx}; {runs}, median shown)", style="bold")
+    notes = Text(
+        f"total task time {fmt_seconds(cmp.total_task_s)}; critical path "
+        f"{' -> '.join(cmp.critical_path) or '-'} ({fmt_seconds(cmp.critical_path_s)}); "
+        f"best possible speedup {cmp.best_speedup:.2f}x\n"
+        "speedup = wall time at concurrency 1 / wall time; "
+        "bound = min(concurrency, best possible speedup); efficiency = speedup / concurrency",
+        style="dim",
+    )
+    return [head, table, notes]
+
+
+def parse_concurrency(text: str) -> list[int]:
+    levels = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            n = int(part)
+        except ValueError:
+            raise BadInput(f"--concurrency expects numbers like 1,2,4, got {text!r}") from None
+        if n < 1:
+            raise BadInput(f"--concurrency: {n} is not a concurrency (at least 1)")
+        levels.append(n)
+    return levels
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .cli import load_workflow
+
+    if args.repeat < 1:
+        raise BadInput("--repeat must be at least 1")
+    levels = parse_concurrency(args.concurrency)
+    context = parse_sets(args.set)
+    workflow = load_workflow(args.file, args.workflow)
+    err = Console(file=sys.stderr, highlight=False)
+
+    def progress(c: int, i: int, result: Any) -> None:
+        took = fmt_seconds(result.finished_at - result.started_at)
+        err.print(f"  concurrency {c}, run {i}/{args.repeat}: {took}  {label(result.status)}")
+
+    cmp = asyncio.run(measure(workflow, context, levels, args.repeat, progress))
+    if args.json:
+        sys.stdout.write(json.dumps(cmp.to_json()) + "\n")
+    else:
+        out = Console(highlight=False)
+        for r in render(cmp):
+            out.print(r)
+    return EXIT_OK if cmp.ok else EXIT_FAILED
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "compare",
+        help="run a workflow at several concurrencies and compare wall times",
+        description="Run a workflow at each concurrency (1 is always the baseline) and print "
+        "wall time, speedup, the critical-path bound and efficiency.",
+    )
+    p.add_argument("file", help="workflow file (.py or .flow)")
+    p.add_argument("--workflow", "-w", help="which workflow, when the file holds several")
+    p.add_argument(
+        "--concurrency", "-c", default="1,2,4", help="comma-separated settings (default 1,2,4)"
+    )
+    p.add_argument("--set", action="append", metavar="KEY=JSON", help="initial context value")
+    p.add_argument("--repeat", "-r", type=int, default=1, help="runs per setting (median shown)")
+    p.add_argument("--json", action="store_true", help="print the comparison as one JSON object")
+    p.set_defaults(func=cmd_compare)
