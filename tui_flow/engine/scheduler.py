@@ -776,7 +776,10 @@ class Execution:
                         reason="falling back",
                     )
                     if result.zombie is not None and not result.zombie.done():
-                        await asyncio.wrap_future(result.zombie)
+                        # the timed-out body keeps its slot until it ends; the fallback is
+                        # another function, so it need not wait for it: it takes a new slot
+                        self._hand_slot_to_thread(unit, result.zombie)
+                        await self._wait_slot(unit)
                     fb = await self._attempt(unit, attempt + 1, unit.task.fallback_fn, "fallback")
                     if fb.ok:
                         self._succeed(unit, attempt + 1, fb, via_fallback=True)
