@@ -43,6 +43,7 @@ import contextlib
 import difflib
 import importlib
 import itertools
+import os
 import re
 import sys
 from collections.abc import Iterable
@@ -208,7 +209,8 @@ def tokenize(text: str) -> tuple[list[Token], list[FlowProblem]]:
             elif c in "\"'":
                 value, end, error = _read_string(raw, i)
                 if error:
-                    problems.append(FlowProblem(lineno, col, error))
+                    at = end + 1 if raw[end : end + 1] == "\\" else col  # the bad escape
+                    problems.append(FlowProblem(lineno, at, error))
                     break
                 tokens.append(Token("STRING", value, lineno, col, raw[i:end]))
                 i = end
@@ -462,8 +464,14 @@ class _Parser:
                         raise _ParseError(
                             self.tok.line, self.tok.col, "unexpected indentation in a task"
                         )
-                    if self.tok.kind != "NAME" or self.peek().kind != "COLON":
-                        raise self.fail(f"a property of task {name.value!r} ('NAME: value')")
+                    nested = self.tok.value == "task" and self.peek().kind == "NAME"
+                    if self.tok.kind != "NAME" or nested:
+                        raise self.fail(
+                            f"a property of task {name.value!r} ('NAME: value')",
+                            hint="tasks are declared at the flow's level" if nested else "",
+                        )
+                    if self.peek().kind != "COLON":
+                        raise self.fail(f"':' after {self.tok.value!r}", self.peek())
                     decl.props.append(self.parse_property(TASK_PROPERTIES, "task"))
                 except _ParseError as exc:
                     self.problems.append(exc.problem)
@@ -616,12 +624,17 @@ class _Bodies:
         return _callable(found, f"{self.py_path.name}: {name!r}")
 
     def from_module(self, module_path: str, name: str) -> tuple[Any, str | None]:
-        folder = str(self.flow_path.parent)
+        folder = self.flow_path.parent
+        top = module_path.split(".")[0]
         with _lock:
-            _evict_modules_under(self.flow_path.parent)
-            added = folder not in sys.path
+            _evict_modules_under(folder)
+            if (folder / f"{top}.py").exists() or (folder / top / "__init__.py").exists():
+                # a module of the flow's folder: never one of that name imported from elsewhere
+                for loaded in [m for m in sys.modules if m == top or m.startswith(top + ".")]:
+                    del sys.modules[loaded]
+            added = str(folder) not in sys.path
             if added:
-                sys.path.insert(0, folder)
+                sys.path.insert(0, str(folder))
             try:
                 module = importlib.import_module(module_path)
             except Exception as exc:
@@ -629,10 +642,10 @@ class _Bodies:
             finally:
                 if added:
                     with contextlib.suppress(ValueError):
-                        sys.path.remove(folder)
+                        sys.path.remove(str(folder))
         file = getattr(module, "__file__", None)
-        if file and "site-packages" not in file and Path(file) not in self.extra_files:
-            self.extra_files.append(Path(file).resolve())
+        if file and _is_user_file(file) and Path(file).resolve() not in self.extra_files:
+            self.extra_files.append(Path(file).resolve())  # watched for hot reload
         found = getattr(module, name, None)
         if found is None:
             return None, f"module {module_path!r} has no function {name!r}"
@@ -645,6 +658,14 @@ class _Bodies:
         if not module_path or not name:
             return None, f"expected 'function' or 'module.path:function', got {ref!r}"
         return self.from_module(module_path, name)
+
+
+def _is_user_file(file: str) -> bool:
+    """Not part of Python or an installed package (those are not watched for changes)."""
+    if "site-packages" in file or "dist-packages" in file:
+        return False
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix}
+    return not any(file.startswith(p + os.sep) for p in prefixes)
 
 
 def _callable(found: Any, where: str) -> tuple[Any, str | None]:
@@ -967,7 +988,8 @@ def dump_flow(workflow: Workflow | Iterable[Workflow]) -> str:
     if wf.max_concurrency != DEFAULT_MAX_CONCURRENCY:
         out.append(f"    max_concurrency: {wf.max_concurrency}")
     out.append("")
-    for tid in wf.order:
+    declared = list(wf.tasks)  # declaration order, as written
+    for tid in declared:
         t = wf.tasks[tid]
         props: list[tuple[str, str]] = []
         for name in TASK_PROPERTIES:
@@ -990,11 +1012,11 @@ def dump_flow(workflow: Workflow | Iterable[Workflow]) -> str:
             out += [f"        {k}: {v}" for k, v in props]
         else:
             out.append(f"    task {tid}")
-    edges = [(tid, wf.dependents(tid)) for tid in wf.order]
+    edges = [(tid, wf.dependents(tid)) for tid in declared]
     edges = [(s, ds) for s, ds in edges if ds]
     if edges:
         out.append("")
-    rank = {tid: i for i, tid in enumerate(wf.order)}
+    rank = {tid: i for i, tid in enumerate(declared)}
     for src, dsts in edges:
         dsts = sorted(dsts, key=rank.__getitem__)
         right = dsts[0] if len(dsts) == 1 else "[" + ", ".join(dsts) + "]"
@@ -1034,9 +1056,9 @@ def to_mermaid(workflow: Workflow) -> str:
     """
     wf = workflow
     used: set[str] = set()
-    ids = {tid: _mermaid_id(tid, used) for tid in wf.order}
+    ids = {tid: _mermaid_id(tid, used) for tid in wf.tasks}
     out = ["---", f"title: {_mermaid_text(wf.name)}", "---", "flowchart TD"]
-    for tid in wf.order:
+    for tid in wf.tasks:
         t = wf.tasks[tid]
         label = _mermaid_text(tid)
         if t.spec.map_over:
@@ -1046,9 +1068,9 @@ def to_mermaid(workflow: Workflow) -> str:
             out.append(f'    {ids[tid]}(["{label}"])')
         else:
             out.append(f'    {ids[tid]}["{label}"]')
-    for tid in wf.order:
+    for tid in wf.tasks:
         rule = wf.tasks[tid].spec.trigger_rule
-        for dep in sorted(wf.dependencies(tid), key=wf.order.index):
+        for dep in sorted(wf.dependencies(tid), key=list(wf.tasks).index):
             if rule == "all_success":
                 out.append(f"    {ids[dep]} --> {ids[tid]}")
             else:

@@ -1,0 +1,227 @@
+"""Writing workflows out: DSL round trips, Mermaid, and `tui-flow export`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from tui_flow import load, run
+from tui_flow.dsl import dump_flow, to_mermaid
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BODIES = """
+def prepare(context):
+    context.set("items", [1, 2, 3])
+
+def square(context):
+    return context.item * context.item
+
+def total(context):
+    context.set("total", sum(context.get("square")))
+
+def renamed_body(context):
+    context.set("renamed", True)
+
+def rescue(context):
+    context.set("rescued", True)
+"""
+
+# the canonical text dump_flow writes: loading it and dumping again must give it back unchanged
+CANONICAL = r"""flow Everything:
+    description: "A flow with \"every\" option\tand a \\ backslash"
+    max_concurrency: 3
+
+    task prepare:
+        description: "Make the list"
+        retry_attempts: 3
+        retry_delay_ms: 250
+        retry_backoff: exponential
+        retry_max_delay_ms: 2000
+        retry_jitter: true
+        timeout_s: 1.5
+    task gate:
+        noop: true
+    task square:
+        runner: process
+        map_over: items
+    task renamed:
+        trigger_rule: all_done
+        python: renamed_body
+        fallback: rescue
+    task helper:
+        python: helpers_mod:helper
+    task total:
+        map_over: "odd key"
+
+    prepare -> [gate, square]
+    gate -> renamed
+    square -> [renamed, total]
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "demo") -> Path:
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(BODIES))
+    (tmp_path / "helpers_mod.py").write_text("def helper(context):\n    pass\n")
+    path = tmp_path / f"{name}.flow"
+    path.write_text(text)
+    return path
+
+
+def specs(wf) -> dict[str, dict]:
+    return {
+        t.id: {**t.spec.model_dump(), "dependencies": set(t.spec.dependencies)}
+        for t in wf.tasks.values()
+    }
+
+
+def test_dsl_to_workflow_to_dsl_gives_the_same_text(tmp_path: Path) -> None:
+    wf = load(write(tmp_path, CANONICAL)).workflow()
+    assert dump_flow(wf) == CANONICAL
+
+
+def test_a_free_form_flow_round_trips_to_the_same_workflow(tmp_path: Path) -> None:
+    text = """
+    # comments, chains and lists are normalised away; the graph and options stay
+    flow Loose:
+        task total:
+            map_over: squares
+        task prepare
+        task square:  # trailing comment
+            map_over: items
+            retry_attempts: 2
+        prepare -> square -> total
+        prepare -> total
+    """
+    first = load(write(tmp_path, textwrap.dedent(text))).workflow()
+    dumped = dump_flow(first)
+    second = load(write(tmp_path, dumped, name="demo")).workflow()
+    assert specs(second) == specs(first)
+    assert second.name == first.name and second.order == first.order
+    assert dump_flow(second) == dumped  # stable after one pass
+
+
+async def test_a_python_workflow_exported_beside_its_file_loads_and_runs_the_same(
+    tmp_path: Path,
+) -> None:
+    py = tmp_path / "pipeline.py"
+    py.write_text(
+        textwrap.dedent(
+            """
+            from tui_flow import task, Workflow
+
+            @task
+            def prepare(context):
+                context.set("items", [2, 3])
+
+            @task(id="square", dependencies=[prepare], map_over="items", retry_attempts=1)
+            def square_one(context):
+                return context.item ** 2
+
+            def plan_b(context):
+                context.set("plan", "b")
+
+            @task(dependencies=[square_one], trigger_rule="all_done", fallback=plan_b)
+            def finish(context):
+                '''Add it up.'''
+                context.set("sum", sum(context.get("square")))
+
+            workflow = Workflow("pipeline", [prepare, square_one, finish], max_concurrency=2)
+            """
+        )
+    )
+    original = load(py).workflow()
+    text = dump_flow(original)
+    assert "    task square:\n        retry_attempts: 1\n        map_over: items\n" in text
+    assert "        python: square_one\n" in text  # a function of pipeline.py, another name
+    assert "        fallback: plan_b\n" in text
+    assert '        description: "Add it up."\n' in text
+    flow = tmp_path / "pipeline.flow"
+    flow.write_text(text)
+    exported = load(flow).workflow()
+    assert specs(exported) == specs(original)
+    assert exported.max_concurrency == 2
+    result = await run(exported)
+    assert result.status == "completed"
+    assert result.context["sum"] == 13
+
+
+def test_dump_several_workflows(tmp_path: Path) -> None:
+    text = "flow A:\n    task prepare\nflow B:\n    task total\n"
+    loaded = load(write(tmp_path, text))
+    both = dump_flow(loaded.workflows.values())
+    assert both == "flow A:\n\n    task prepare\n\nflow B:\n\n    task total\n"
+    assert load(write(tmp_path, both, name="again")).names == ["A", "B"]
+
+
+def test_mermaid_draws_every_task_and_dependency(tmp_path: Path) -> None:
+    wf = load(write(tmp_path, CANONICAL)).workflow()
+    text = to_mermaid(wf)
+    lines = text.splitlines()
+    assert lines[:4] == ["---", "title: Everything", "---", "flowchart TD"]
+    assert '    prepare["prepare"]' in lines
+    assert '    gate(["gate"])' in lines  # a noop task
+    assert '    square[["square<br/><small>for each in items</small>"]]' in lines
+    assert "    prepare --> gate" in lines
+    assert "    prepare --> square" in lines
+    assert "    gate -.->|all_done| renamed" in lines  # another trigger rule: dotted, labelled
+    assert "    square -.->|all_done| renamed" in lines
+    assert "    square --> total" in lines
+    edges = [ln for ln in lines if "-->" in ln or "-.->" in ln]
+    assert len(edges) == sum(len(t.spec.dependencies) for t in wf)
+
+
+def test_mermaid_ids_are_safe_and_labels_escaped(tmp_path: Path) -> None:
+    text = (
+        "flow F:\n"
+        "    task load-data:\n        noop: true\n"
+        "    task load_data:\n        noop: true\n"
+        "    task end:\n        noop: true\n"
+        '    task q:\n        noop: true\n        map_over: "a<b>\\"c"\n'
+        "    load-data -> load_data -> end -> q\n"
+    )
+    mermaid = to_mermaid(load(write(tmp_path, text)).workflow())
+    assert '    load_data(["load-data"])' in mermaid
+    assert '    load_data_2(["load_data"])' in mermaid
+    assert '    end_(["end"])' in mermaid  # 'end' is a Mermaid keyword
+    assert "for each in a#lt;b#gt;#quot;c" in mermaid
+    assert "    load_data --> load_data_2\n    load_data_2 --> end_\n" in mermaid
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "tui_flow.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+def test_export_command(tmp_path: Path) -> None:
+    path = write(tmp_path, CANONICAL)
+    done = cli("export", str(path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == CANONICAL
+
+    out = tmp_path / "graph.mmd"
+    done = cli("export", str(path), "--format", "mermaid", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert out.read_text().startswith("---\ntitle: Everything\n---\nflowchart TD\n")
+    assert f"wrote {out}" in done.stderr
+
+    two = write(tmp_path, "flow A:\n    task prepare\nflow B:\n    task total\n", name="two")
+    done = cli("export", str(two), "-f", "mermaid")
+    assert done.returncode == 2
+    assert "holds 2 workflows (A, B)" in done.stderr and "--workflow" in done.stderr
+    done = cli("export", str(two), "-f", "mermaid", "-w", "B")
+    assert done.returncode == 0 and "title: B" in done.stdout
+    done = cli("export", str(two), "-w", "B")
+    assert done.stdout == "flow B:\n\n    task total\n"
+
+    done = cli("export", str(tmp_path / "nope.flow"))
+    assert done.returncode == 2 and "no such file" in done.stderr
