@@ -55,7 +55,14 @@ from typing import Any, get_args
 from pydantic import ValidationError as PydanticValidationError
 
 from .errors import LoadError, TaskDefinitionError, ValidationError
-from .loader import LoadedFile, _evict_modules_under, _lock, import_fresh, source_hash
+from .loader import (
+    LoadedFile,
+    _evict_modules_under,
+    _FolderFinder,
+    _lock,
+    import_fresh,
+    source_hash,
+)
 from .task import RetryBackoff, RunnerName, Task, TaskSpec, TriggerRule, make_task
 from .workflow import Workflow
 
@@ -624,22 +631,30 @@ class _Bodies:
         return _callable(found, f"{self.py_path.name}: {name!r}")
 
     def from_module(self, module_path: str, name: str) -> tuple[Any, str | None]:
+        """Import `module_path` with the flow's folder first on the path, like the loader
+        imports a flow: modules of the folder compiled fresh from source, and evicted again
+        afterwards so a same-named module beside another flow is never reused."""
         folder = self.flow_path.parent
         top = module_path.split(".")[0]
         with _lock:
             _evict_modules_under(folder)
             if (folder / f"{top}.py").exists() or (folder / top / "__init__.py").exists():
-                # a module of the flow's folder: never one of that name imported from elsewhere
                 for loaded in [m for m in sys.modules if m == top or m.startswith(top + ".")]:
                     del sys.modules[loaded]
+            importlib.invalidate_caches()
             added = str(folder) not in sys.path
             if added:
                 sys.path.insert(0, str(folder))
+            finder = _FolderFinder((str(folder) + os.sep,))
+            sys.meta_path.insert(0, finder)
+            before = set(sys.modules)
             try:
                 module = importlib.import_module(module_path)
             except Exception as exc:
                 return None, f"cannot import module {module_path!r}: {type(exc).__name__}: {exc}"
             finally:
+                sys.meta_path.remove(finder)
+                _evict_modules_under(folder, only=set(sys.modules) - before)
                 if added:
                     with contextlib.suppress(ValueError):
                         sys.path.remove(str(folder))
