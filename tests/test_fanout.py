@@ -324,3 +324,55 @@ async def test_dynamic_parallel_example(size: int) -> None:
     assert len(result.context["crunch"]) == len(chunks)
     assert result.context["numbers"] == size
     assert result.context["hits"] == expected_hits(size)
+
+
+# -- the app -------------------------------------------------------------------------------------
+
+APP_FLOW = """
+flow fanout_in_app:
+    task make
+    task work:
+        map_over: items
+    task guarded:
+        fallback: plan_b
+    make -> [work, guarded]
+"""
+
+APP_BODIES = """
+def make(context):
+    context.set("items", ["a", "b", "c"])
+
+def work(context):
+    return context.item.upper()
+
+def guarded(context):
+    raise ConnectionError("down")
+
+def plan_b(context):
+    context.set("plan", "b")
+"""
+
+
+async def test_a_flow_file_in_the_app_shows_instances_under_their_task(tmp_path: Path) -> None:
+    from tui_flow.ui.app import make_app
+
+    (tmp_path / "fan.flow").write_text(textwrap.dedent(APP_FLOW))
+    (tmp_path / "fan.py").write_text(textwrap.dedent(APP_BODIES))
+    app = make_app(tmp_path / "fan.flow", no_store=True, watch_files=False)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("r")
+        assert app.execution is not None
+        result = await asyncio.wait_for(app.execution.wait(), 20)
+        for _ in range(500):
+            if app.last_result is not None:
+                break
+            await pilot.pause(0.01)
+        await pilot.pause()
+        assert result.context["work"] == ["A", "B", "C"]
+        nodes = app.tree.nodes_by_id
+        ids = ["work[0]", "work[1]", "work[2]"]
+        assert set(ids) <= set(nodes)
+        assert all(nodes[i].parent is nodes["work"] for i in ids)
+        assert all("completed" in str(nodes[i].label) for i in ids)
+        assert "via fallback" in str(nodes["guarded"].label)
