@@ -57,3 +57,40 @@ def test_summary_has_the_json_fields():
         "critical_path_s",
         "max_speedup",
     }
+
+
+def test_a_map_over_task_weighs_its_longest_instance_on_the_critical_path():
+    from tui_flow.engine.events import RunFinished, RunStarted, TaskInfo, TasksAdded
+    from tui_flow.engine.events import TaskStateChanged as S
+    from tui_flow.engine.state import RunView
+
+    infos = [TaskInfo(id="split"), TaskInfo(id="work", dependencies=("split",), map_over="xs")]
+    events = [
+        RunStarted(run_id="r", at=0, workflow="w", max_concurrency=1, tasks=infos),
+        S(run_id="r", at=0, task_id="split", state="running", attempt=1),
+        S(run_id="r", at=1, task_id="split", state="completed", attempt=1),
+        S(run_id="r", at=1, task_id="work", state="running"),
+        TasksAdded(
+            run_id="r",
+            at=1,
+            parent="work",
+            tasks=[TaskInfo(id=f"work[{i}]", parent="work") for i in range(3)],
+        ),
+    ]
+    for i in range(3):  # one at a time (concurrency 1): 2 s each
+        events += [
+            S(run_id="r", at=1 + 2 * i, task_id=f"work[{i}]", state="running", attempt=1),
+            S(run_id="r", at=3 + 2 * i, task_id=f"work[{i}]", state="completed", attempt=1),
+        ]
+    events += [
+        S(run_id="r", at=7, task_id="work", state="completed"),
+        RunFinished(run_id="r", at=7, status="completed", report={}),
+    ]
+    report = RunView.from_events(events).compute_report()
+    assert report.wall_s == 7
+    assert report.total_task_s == 1 + 3 * 2  # the instances' time, not the group's again
+    assert report.critical_path == ["split", "work"]
+    assert report.critical_path_s == 1 + 2  # the longest instance, not the 6 s span
+    assert report.max_speedup == pytest.approx(7 / 3)
+    rows = {r.id: r for r in report.tasks}
+    assert rows["work"].duration_s == 6  # the table still shows the group's span

@@ -42,6 +42,7 @@ class TaskTiming:
     span_end: float | None = None
     error: str | None = None
     via_fallback: bool = False
+    path_weight: float | None = None  # critical-path weight when not the span (map_over)
 
     @property
     def started_at(self) -> float | None:
@@ -126,7 +127,10 @@ def compute_report(
         span = max(0.0, end - start) if start is not None and end is not None else 0.0
         total += run_s
         retry_wait += max(0.0, span - run_s) if len(t.attempts) > 1 else 0.0
-        durations[t.id] = span
+        # on the critical path a map_over task weighs its longest instance: its instances
+        # could all run at once, so that (not its span) is what bounds the wall time
+        weight = getattr(t, "path_weight", None)
+        durations[t.id] = span if weight is None else weight
         if start is not None:
             first_start = start if first_start is None else min(first_start, start)
         if end is not None:

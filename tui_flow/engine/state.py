@@ -64,6 +64,9 @@ class TaskView:
     def dependencies(self) -> tuple[str, ...]:
         return self.info.dependencies
 
+    # set by RunView for a map_over task: its longest instance (see report.compute_report)
+    path_weight: float | None = None
+
     @property
     def final(self) -> bool:
         return self.state in FINAL_STATES
@@ -248,6 +251,7 @@ class RunView:
                     attempts=attempts,
                     span_start=t.started_at if group else None,
                     span_end=t.finished_at if group else None,
+                    path_weight=t.path_weight,
                     error=t.error,
                     via_fallback=t.via_fallback,
                 )
@@ -255,6 +259,10 @@ class RunView:
         return out
 
     def compute_report(self, finished_at: float | None = None) -> Report:
+        for t in self.tasks.values():
+            if t.instances:
+                spans = [self.tasks[i].duration() or 0.0 for i in t.instances if i in self.tasks]
+                t.path_weight = max(spans, default=0.0)
         # a TaskView has every attribute compute_report reads (id, status, dependencies,
         # attempts, started_at, finished_at, error, via_fallback): no copies needed
         return compute_report(
