@@ -375,3 +375,51 @@ async def test_cli_json_names_the_executor(runner: Any, flow_file: Path, tmp_pat
     assert data["executor"] == "dask"
     assert data["status"] == "completed"
     assert data["tasks"]["flaky"]["attempts"] == 2
+
+
+@cluster_test
+async def test_the_store_keeps_every_attempt_when_a_worker_dies(
+    runner: Any, flow_file: Path, tmp_path: Path
+) -> None:
+    from tui_flow.store.sqlite import RunStore
+
+    store = await RunStore.open(tmp_path / "runs.db")
+    killed: list[int] = []
+    try:
+        wf = load(flow_file).workflow("kill")
+        execution = Execution(wf, {"dir": str(tmp_path)}, remote=runner)
+        execution.subscribe(store.recorder(execution.view))
+
+        def on_event(ev: Any) -> None:
+            for line in getattr(ev, "lines", []):
+                if line.text.startswith("pid=") and not killed:
+                    pid = int(line.text[4:])
+                    (tmp_path / "killed").write_text(str(pid))
+                    killed.append(pid)
+                    os.kill(pid, signal.SIGKILL)
+
+        execution.subscribe(on_event)
+        execution.start()
+        async with asyncio.timeout(30):
+            result = await execution.wait()
+        await store.flush()
+        stored = await store.load_run(result.run_id)
+    finally:
+        await store.close()
+    assert killed
+    assert stored.status == "completed"
+    victim = stored.tasks["victim"]
+    assert [a.status for a in victim.attempts] == ["failed", "completed"]
+    assert (victim.attempts[0].error or "").startswith("WorkerDied: the Dask worker")
+    logs = [ln.text for ln in await _logs(tmp_path / "runs.db", result.run_id)]
+    assert any(t.startswith("pid=") for t in logs)
+
+
+async def _logs(db: Path, run_id: str) -> list[Any]:
+    from tui_flow.store.sqlite import RunStore
+
+    store = await RunStore.open(db)
+    try:
+        return await store.task_logs(run_id, "victim")
+    finally:
+        await store.close()
