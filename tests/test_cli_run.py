@@ -202,3 +202,13 @@ def test_a_thread_body_that_never_returns_does_not_keep_the_process_alive(tmp_pa
     assert p.returncode == 1
     data = json.loads(p.stdout)
     assert data["tasks"]["stuck"]["error"] == "TimeoutError: timed out after 0.2 s"
+
+
+def test_opening_the_app_without_a_terminal_runs_headless_like_run(tmp_path):
+    (tmp_path / "bad.py").write_text(FAILING_FLOW)
+    # stdout is a pipe here (and CI may be set): the app cannot show, so it runs the flow
+    p = cli("bad.py", "--no-store", cwd=tmp_path)
+    assert p.returncode == 1, p.stderr
+    assert "✖ failed     breaks" in p.stdout
+    assert "⊘ skipped    after" in p.stdout
+    assert "wall time" in p.stdout
