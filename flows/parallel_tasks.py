@@ -153,14 +153,16 @@ def DataPreparation(context: Context) -> None:
     seed = context.get("seed", 1, type=int)
     dataset = make_dataset(records, seed)
     bounds = chunk_bounds(records)
-    context.insert("dataset", dataset)
+    # one key per chunk: a chunk's worker process then receives its own records only
+    for n, (start, end) in enumerate(bounds, 1):
+        context.insert(f"chunk_{n}_records", dataset[start:end])
     context.insert("chunk_bounds", bounds)
     print(f"prepared {records} records in {CHUNKS} chunks: {[e - s for s, e in bounds]}")
 
 
 def _process_chunk(context: Context, n: int) -> None:
     start, end = context.get("chunk_bounds")[n - 1]
-    records = context.get("dataset")[start:end]
+    records = context.get(f"chunk_{n}_records")
     rounds = context.get("rounds", 1, type=int)
     print(f"chunk {n}: records {start}..{end - 1} ({len(records)} records)")
 

@@ -695,3 +695,34 @@ async def test_a_worker_process_that_cannot_start_fails_the_attempt_instead_of_h
     assert result.status == "failed"
     error = result.tasks["spin"].error or ""
     assert error.startswith("could not start a worker process: ValueError: bad value(s)")
+
+
+LAZY_FLOW = """
+from tui_flow import task, Context
+
+@task(runner="process")
+def pick(ctx: Context) -> None:
+    ctx.set("keys", sorted(ctx.keys()))
+    ctx.set("has_big", "big" in ctx)
+    ctx.set("picked", ctx.get("small") * 2)
+    ctx.set("missing", ctx.get("nope", "default"))
+"""
+
+
+async def test_a_process_body_receives_only_the_context_values_it_reads(tmp_path):
+    from tui_flow import load
+    from tui_flow.engine.runners import get_process_pool
+
+    flow = tmp_path / "lazyflow.py"
+    flow.write_text(LAZY_FLOW)
+    big = list(range(200_000))
+    result = await asyncio.wait_for(
+        run(load(flow).workflow(), {"big": big, "small": 21}, max_concurrency=1), LIMIT * 3
+    )
+    assert result.status == "completed", result.tasks["pick"].error
+    assert result.context["keys"] == ["big", "small"]
+    assert result.context["has_big"] is True
+    assert result.context["picked"] == 42
+    assert result.context["missing"] == "default"
+    served = [w.served for w in get_process_pool()._idle]
+    assert ["small"] in served  # the worker asked for "small" alone: "big" never travelled

@@ -247,7 +247,7 @@ async def test_parallel_tasks_runs_chunks_in_worker_processes(flows_dir: Path) -
     result = await run(flows_dir / "parallel_tasks.py", {"records": 1_000}, subscribers=[events])
     assert result.status == "completed", {k: v.error for k, v in result.tasks.items()}
     ctx = result.context
-    dataset = ctx["dataset"]
+    dataset = [r for n in range(1, 5) for r in ctx[f"chunk_{n}_records"]]
     assert len(dataset) == 1_000 and ctx["chunk_bounds"] == [
         [0, 250],
         [250, 500],

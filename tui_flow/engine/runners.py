@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import dataclasses
 import logging
 import multiprocessing
 import multiprocessing.spawn
@@ -22,7 +23,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -48,6 +49,8 @@ class ProcessJob:
     item: Any = None
     index: int | None = None
     has_item: bool = False
+    # set on the way to a pool worker: the context's keys travel, values are fetched when read
+    lazy_keys: tuple[str, ...] | None = None
 
 
 def describe_error(exc: BaseException) -> tuple[str, str]:
@@ -191,9 +194,12 @@ def run_job_in_worker(job: ProcessJob, sink: Any, module: Any = None) -> tuple[d
     from ..context import _MISSING, Context, to_json_value
 
     fn = _find_function(job) if module is None else find_in_module(module, job)
+    visible: Mapping[str, Any] = job.visible
+    if job.lazy_keys is not None:
+        visible = _LazyContext(sink, job.lazy_keys)
     ctx = Context.for_task(
         job.display_id,
-        job.visible,
+        visible,
         sink,
         item=job.item if job.has_item else _MISSING,
         index=job.index,
@@ -201,8 +207,49 @@ def run_job_in_worker(job: ProcessJob, sink: Any, module: Any = None) -> tuple[d
     result = fn(ctx)
     if asyncio.iscoroutine(result):
         result = asyncio.run(result)
-    value = None if result is None else to_json_value(f"result of {job.display_id}", result)
+    # only a map_over instance's return value is kept (and so must be JSON)
+    value = None
+    if result is not None and job.has_item:
+        value = to_json_value(f"result of {job.display_id}", result)
     return ctx.writes, value
+
+
+_ABSENT = "<tui-flow: no such key>"
+
+
+class _LazyContext(Mapping[str, Any]):
+    """A worker's view of the task's context: keys known up front, each value asked of the
+    parent the first time the body reads it, so a task moves only the data it uses."""
+
+    def __init__(self, sink: _WorkerSink, keys: tuple[str, ...]) -> None:
+        self._sink = sink
+        self._keys = keys
+        self._known = frozenset(keys)
+        self._values: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._values:
+            return self._values[key]
+        if key not in self._known:
+            raise KeyError(key)
+        sink = self._sink
+        with sink.lock:
+            sink._send_locked()  # log lines written so far go first, in order
+            sink.conn.send(("get", key))
+            reply = sink.conn.recv()
+        if reply[0] != "value" or reply[1] == _ABSENT:
+            raise KeyError(key)
+        self._values[key] = reply[2]
+        return reply[2]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._known
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
 
 def worker_main(conn: Connection) -> None:
@@ -290,6 +337,7 @@ class _Worker:
                 multiprocessing.spawn.get_preparation_data = _original_preparation
         child.close()
         self.dead = False
+        self.served: list[str] = []  # context keys sent on request during the last job
 
     async def run(self, job: ProcessJob, on_message: Callable[[tuple[Any, ...]], None]) -> Any:
         loop = asyncio.get_running_loop()
@@ -304,6 +352,14 @@ class _Worker:
                         if not done.done():
                             done.set_result(msg)
                         return
+                    if msg[0] == "get":  # the body reads a context value: send just that
+                        key = msg[1]
+                        self.served.append(key)
+                        if key in job.visible:
+                            self.conn.send(("value", key, job.visible[key]))
+                        else:
+                            self.conn.send(("value", _ABSENT, None))
+                        continue
                     on_message(msg)
             except (EOFError, OSError):
                 self.dead = True
@@ -315,7 +371,8 @@ class _Worker:
                     )
                 loop.remove_reader(fd)
 
-        self.conn.send(job)
+        self.served = []
+        self.conn.send(dataclasses.replace(job, visible={}, lazy_keys=tuple(job.visible)))
         loop.add_reader(fd, readable)
         try:
             return await done
