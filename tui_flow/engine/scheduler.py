@@ -25,6 +25,7 @@ import itertools
 import random
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -309,7 +310,22 @@ class Execution:
         self._loop = loop
         self._context = contextvars.copy_context()  # lifecycles start from the caller's context
         self._finished = loop.create_future()
-        self._buffer = LogBuffer(loop, self._emit_lines, self._emit_progress, self.clock)
+        # the buffer calls back through a weak reference: no cycle between it and the
+        # execution, so a finished execution that is dropped is freed at once (by reference
+        # counting), not left for a full garbage collection to find
+        me = weakref.ref(self)
+
+        def on_lines(lines: list[LogLine]) -> None:
+            ex = me()
+            if ex is not None:
+                ex._emit_lines(lines)
+
+        def on_progress(task_id: str, done: float, total: float | None, msg: str | None) -> None:
+            ex = me()
+            if ex is not None:
+                ex._emit_progress(task_id, done, total, msg)
+
+        self._buffer = LogBuffer(loop, on_lines, on_progress, self.clock)
         capture.install()
         _gc_hold()
         if any(t.runner == "thread" for t in self.wf.tasks.values()):
