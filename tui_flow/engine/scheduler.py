@@ -471,14 +471,8 @@ class Execution:
         self.state[tid] = state
         unit = self.units[tid]
         self._emit(
-            TaskStateChanged(
-                run_id=self.run_id,
-                at=self.clock(),
-                task_id=tid,
-                state=state,
-                attempt=attempt,
-                max_attempts=unit.task.spec.max_attempts,
-                **extra,
+            TaskStateChanged.trusted(
+                self.run_id, self.clock(), tid, state, attempt, unit.task.spec.max_attempts, **extra
             )
         )
 
