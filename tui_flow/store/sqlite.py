@@ -374,7 +374,7 @@ def _summary_rows(
     in an earlier segment."""
     rid = view.run_id
     tasks, attempts = [], []
-    position = {tid: i for i, tid in enumerate(view.order)} if only is not None else None
+    position = view.positions() if only is not None else None
     for pos, tid in enumerate(view.order) if only is None else ((-1, t) for t in only):
         t = view.tasks.get(tid)
         taken = tid in reused
