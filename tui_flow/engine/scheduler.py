@@ -1020,20 +1020,22 @@ class Execution:
         _gc_release()
         if self._threads is not None:
             self._threads.shutdown(wait=False, cancel_futures=True)
-        outcomes = {}
-        for tid, tv in self.view.tasks.items():
-            outcomes[tid] = TaskOutcome(
-                id=tid,
-                status=tv.state,
-                attempts=len(tv.attempts),
-                started_at=tv.started_at,
-                finished_at=tv.finished_at,
-                duration_s=tv.duration(),
-                error=tv.error,
-                traceback=tv.traceback,
-                via_fallback=tv.via_fallback,
-                attempt_errors=[a.error for a in tv.attempts],
+        outcome = TaskOutcome
+        outcomes = {
+            tid: outcome(  # positional: id, status, attempts, started_at, finished_at,
+                tid,  # duration_s, error, traceback, via_fallback, attempt_errors
+                tv.state,
+                len(tv.attempts),
+                tv.started_at,
+                tv.finished_at,
+                tv.duration(),
+                tv.error,
+                tv.traceback,
+                tv.via_fallback,
+                [a.error for a in tv.attempts],
             )
+            for tid, tv in self.view.tasks.items()
+        }
         self._finished.set_result(
             RunResult(
                 run_id=self.run_id,
