@@ -44,3 +44,26 @@ def test_trusted_event_converts_an_integer_clock() -> None:
     e = TaskStateChanged.trusted("r1", 5, "t", "running", 1)
     assert isinstance(e.at, float)
     assert e == TaskStateChanged(run_id="r1", at=5.0, task_id="t", state="running", attempt=1)
+
+
+async def test_gc_hold_is_released_by_a_finished_or_dropped_execution() -> None:
+    import gc
+
+    from tui_flow import Workflow, task
+    from tui_flow.engine import Execution, scheduler
+
+    @task(id="a")
+    async def a(context: object) -> None:
+        pass
+
+    wf = Workflow("w", [a])
+    assert scheduler._gc_holders == 0
+    never_started = Execution(wf)
+    assert scheduler._gc_holders == 1 and gc.get_freeze_count() > 0
+    del never_started  # freed by reference counting: its finalizer releases the hold
+    assert scheduler._gc_holders == 0 and gc.get_freeze_count() == 0
+    ex = Execution(wf).start()
+    await ex.wait()
+    assert scheduler._gc_holders == 0 and gc.get_freeze_count() == 0
+    ex._gc_unhold()  # already released: calling it again changes nothing
+    assert scheduler._gc_holders == 0

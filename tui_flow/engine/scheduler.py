@@ -268,6 +268,12 @@ class Execution:
         self.initial: dict[str, Any] = {k: to_json_value(k, v) for k, v in (context or {}).items()}
         self.reuse = {k: dict(v) for k, v in (reuse or {}).items() if k in workflow.tasks}
 
+        # the GC hold starts here, not at start(): building the per-task tables below allocates
+        # enough to set off a full collection of everything the workflow holds. Released when
+        # the run finishes, or when an execution that never finished is dropped.
+        _gc_hold()
+        self._gc_unhold = weakref.finalize(self, _gc_release)
+
         order = workflow.order
         self.rank = {tid: i for i, tid in enumerate(order)}
         self.children: dict[str, list[str]] = {
@@ -327,7 +333,6 @@ class Execution:
 
         self._buffer = LogBuffer(loop, on_lines, on_progress, self.clock)
         capture.install()
-        _gc_hold()
         if any(t.runner == "thread" for t in self.wf.tasks.values()):
             self._threads = concurrent.futures.ThreadPoolExecutor(
                 max_workers=self.cap + 2, thread_name_prefix=f"tui-flow-{self.run_id}"
@@ -1017,7 +1022,7 @@ class Execution:
             )
         )
         capture.uninstall()
-        _gc_release()
+        self._gc_unhold()  # releases the hold (once)
         if self._threads is not None:
             self._threads.shutdown(wait=False, cancel_futures=True)
         outcome = TaskOutcome
