@@ -118,35 +118,29 @@ def compute_report(
     durations: dict[str, float] = {}
     first_start: float | None = None
     last_end: float | None = None
+    row = TaskRow
     for t in tasks.values():
+        attempts = t.attempts
         run_s = 0.0
-        for a in t.attempts:
-            if a.finished_at is not None:
-                run_s += max(0.0, a.finished_at - a.started_at)
+        for a in attempts:
+            end_a = a.finished_at
+            if end_a is not None and end_a > a.started_at:
+                run_s += end_a - a.started_at
         start, end = t.started_at, t.finished_at
-        span = max(0.0, end - start) if start is not None and end is not None else 0.0
+        span = end - start if start is not None and end is not None and end > start else 0.0
         total += run_s
-        retry_wait += max(0.0, span - run_s) if len(t.attempts) > 1 else 0.0
+        if len(attempts) > 1 and span > run_s:
+            retry_wait += span - run_s
         # on the critical path a map_over task weighs its longest instance: its instances
         # could all run at once, so that (not its span) is what bounds the wall time
         weight = getattr(t, "path_weight", None)
         durations[t.id] = span if weight is None else weight
-        if start is not None:
-            first_start = start if first_start is None else min(first_start, start)
-        if end is not None:
-            last_end = end if last_end is None else max(last_end, end)
+        if start is not None and (first_start is None or start < first_start):
+            first_start = start
+        if end is not None and (last_end is None or end > last_end):
+            last_end = end
         rows.append(
-            TaskRow(
-                id=t.id,
-                status=t.status,
-                attempts=len(t.attempts),
-                started_at=start,
-                finished_at=end,
-                duration_s=span,
-                run_s=run_s,
-                error=t.error,
-                via_fallback=t.via_fallback,
-            )
+            row(t.id, t.status, len(attempts), start, end, span, run_s, t.error, t.via_fallback)
         )
     begin = started_at if started_at is not None else first_start
     stop = finished_at if finished_at is not None else last_end

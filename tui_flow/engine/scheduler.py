@@ -25,6 +25,7 @@ import itertools
 import random
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -267,6 +268,12 @@ class Execution:
         self.initial: dict[str, Any] = {k: to_json_value(k, v) for k, v in (context or {}).items()}
         self.reuse = {k: dict(v) for k, v in (reuse or {}).items() if k in workflow.tasks}
 
+        # the GC hold starts here, not at start(): building the per-task tables below allocates
+        # enough to set off a full collection of everything the workflow holds. Released when
+        # the run finishes, or when an execution that never finished is dropped.
+        _gc_hold()
+        self._gc_unhold = weakref.finalize(self, _gc_release)
+
         order = workflow.order
         self.rank = {tid: i for i, tid in enumerate(order)}
         self.children: dict[str, list[str]] = {
@@ -309,9 +316,23 @@ class Execution:
         self._loop = loop
         self._context = contextvars.copy_context()  # lifecycles start from the caller's context
         self._finished = loop.create_future()
-        self._buffer = LogBuffer(loop, self._emit_lines, self._emit_progress, self.clock)
+        # the buffer calls back through a weak reference: no cycle between it and the
+        # execution, so a finished execution that is dropped is freed at once (by reference
+        # counting), not left for a full garbage collection to find
+        me = weakref.ref(self)
+
+        def on_lines(lines: list[LogLine]) -> None:
+            ex = me()
+            if ex is not None:
+                ex._emit_lines(lines)
+
+        def on_progress(task_id: str, done: float, total: float | None, msg: str | None) -> None:
+            ex = me()
+            if ex is not None:
+                ex._emit_progress(task_id, done, total, msg)
+
+        self._buffer = LogBuffer(loop, on_lines, on_progress, self.clock)
         capture.install()
-        _gc_hold()
         if any(t.runner == "thread" for t in self.wf.tasks.values()):
             self._threads = concurrent.futures.ThreadPoolExecutor(
                 max_workers=self.cap + 2, thread_name_prefix=f"tui-flow-{self.run_id}"
@@ -455,14 +476,8 @@ class Execution:
         self.state[tid] = state
         unit = self.units[tid]
         self._emit(
-            TaskStateChanged(
-                run_id=self.run_id,
-                at=self.clock(),
-                task_id=tid,
-                state=state,
-                attempt=attempt,
-                max_attempts=unit.task.spec.max_attempts,
-                **extra,
+            TaskStateChanged.trusted(
+                self.run_id, self.clock(), tid, state, attempt, unit.task.spec.max_attempts, **extra
             )
         )
 
@@ -1007,23 +1022,25 @@ class Execution:
             )
         )
         capture.uninstall()
-        _gc_release()
+        self._gc_unhold()  # releases the hold (once)
         if self._threads is not None:
             self._threads.shutdown(wait=False, cancel_futures=True)
-        outcomes = {}
-        for tid, tv in self.view.tasks.items():
-            outcomes[tid] = TaskOutcome(
-                id=tid,
-                status=tv.state,
-                attempts=len(tv.attempts),
-                started_at=tv.started_at,
-                finished_at=tv.finished_at,
-                duration_s=tv.duration(),
-                error=tv.error,
-                traceback=tv.traceback,
-                via_fallback=tv.via_fallback,
-                attempt_errors=[a.error for a in tv.attempts],
+        outcome = TaskOutcome
+        outcomes = {
+            tid: outcome(  # positional: id, status, attempts, started_at, finished_at,
+                tid,  # duration_s, error, traceback, via_fallback, attempt_errors
+                tv.state,
+                len(tv.attempts),
+                tv.started_at,
+                tv.finished_at,
+                tv.duration(),
+                tv.error,
+                tv.traceback,
+                tv.via_fallback,
+                [a.error for a in tv.attempts],
             )
+            for tid, tv in self.view.tasks.items()
+        }
         self._finished.set_result(
             RunResult(
                 run_id=self.run_id,

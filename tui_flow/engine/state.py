@@ -105,6 +105,13 @@ class RunView:
     resumed_from: str | None = None
     running: int = 0
     retries: list[RetryScheduled] = field(default_factory=list)
+    _positions: dict[str, int] | None = field(default=None, repr=False, compare=False)
+
+    def positions(self) -> dict[str, int]:
+        """Each task's index in `order` (kept until the order changes)."""
+        if self._positions is None:
+            self._positions = {tid: i for i, tid in enumerate(self.order)}
+        return self._positions
 
     @classmethod
     def from_events(cls, events: Any) -> RunView:
@@ -154,6 +161,7 @@ class RunView:
         self.resumed_from = e.resumed_from
         self.tasks = {t.id: TaskView(t) for t in e.tasks}
         self.order = [t.id for t in e.tasks]
+        self._positions = None
         self.context = dict(e.initial_context)
         return list(self.tasks)
 
@@ -218,6 +226,7 @@ class RunView:
             parent.instances = ids
             at = self.order.index(e.parent) + 1 if e.parent in self.order else len(self.order)
             self.order[at:at] = ids
+            self._positions = None
         return [e.parent, *ids]
 
     def _finished(self, e: RunFinished) -> list[str]:

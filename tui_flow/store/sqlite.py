@@ -244,6 +244,29 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=str)
 
 
+_quote = json.encoder.encode_basestring  # a JSON string literal (C-accelerated)
+
+
+def _state_json(e: TaskStateChanged) -> str | None:
+    """`model_dump_json(exclude_defaults=True)` of the common task_state event (no error,
+    traceback or reason), written directly: two of these per task, at a third of the cost.
+    None for any other: the model serialises those."""
+    d = e.__dict__
+    if d["error"] is not None or d["traceback"] is not None or d["reason"] is not None:
+        return None
+    if d["via_fallback"]:
+        return None
+    out = (
+        f'{{"run_id":{_quote(d["run_id"])},"at":{float(d["at"])!r},'
+        f'"task_id":{_quote(d["task_id"])},"state":{_quote(d["state"])}'
+    )
+    if d["attempt"] != 0:
+        out += f',"attempt":{int(d["attempt"])}'
+    if d["max_attempts"] != 1:
+        out += f',"max_attempts":{int(d["max_attempts"])}'
+    return out + "}"
+
+
 _EVENT_TYPES: dict[str, type[Any]] = {
     cls.model_fields["kind"].default: cls
     for cls in (
@@ -351,7 +374,7 @@ def _summary_rows(
     in an earlier segment."""
     rid = view.run_id
     tasks, attempts = [], []
-    position = {tid: i for i, tid in enumerate(view.order)} if only is not None else None
+    position = view.positions() if only is not None else None
     for pos, tid in enumerate(view.order) if only is None else ((-1, t) for t in only):
         t = view.tasks.get(tid)
         taken = tid in reused
@@ -675,7 +698,9 @@ class RunStore:
             data = None
             aux = tuple((ln.task_id, ln.attempt, ln.at, ln.level, ln.text) for ln in event.lines)
         else:
-            data = event.model_dump_json(exclude_defaults=True)
+            data = _state_json(event) if kind == "task_state" else None
+            if data is None:
+                data = event.model_dump_json(exclude_defaults=True)
             if kind == "task_state":
                 aux = event.task_id if event.state in FINAL_STATES else None
             elif kind == "context_written":

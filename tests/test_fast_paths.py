@@ -1,0 +1,69 @@
+"""The hot-path shortcuts build exactly what the validated, generic code builds."""
+
+from __future__ import annotations
+
+import pytest
+
+from tui_flow.engine.events import TaskStateChanged, event_from_json
+from tui_flow.store.sqlite import _state_json, parse_event
+
+CASES = [
+    {},
+    {"attempt": 2, "max_attempts": 3},
+    {"task_id": 'odd "name" \\ ä [0]'},
+    {"state": "failed", "attempt": 1, "error": "ValueError: x", "traceback": "tb"},
+    {"state": "skipped", "reason": "upstream 'a' failed"},
+    {"state": "completed", "attempt": 1, "reason": "via fallback", "via_fallback": True},
+]
+
+
+@pytest.mark.parametrize("extra", CASES)
+def test_trusted_event_equals_validated(extra: dict) -> None:
+    kw = {"run_id": "r1", "at": 1700000000.123456, "task_id": "t", "state": "running", **extra}
+    validated = TaskStateChanged(**kw)
+    trusted = TaskStateChanged.trusted(**kw)
+    assert trusted == validated
+    assert hash(trusted) == hash(validated)
+    assert trusted.model_dump_json() == validated.model_dump_json()
+    assert event_from_json(trusted.model_dump_json()) == validated
+
+
+@pytest.mark.parametrize("extra", CASES)
+def test_hand_written_state_json_matches_the_model(extra: dict) -> None:
+    kw = {"run_id": "r1", "at": 1700000000.5, "task_id": "t", "state": "running", **extra}
+    e = TaskStateChanged(**kw)
+    data = _state_json(e)
+    if extra.get("error") or extra.get("reason") or extra.get("via_fallback"):
+        assert data is None  # the model serialises these
+    else:
+        assert data == e.model_dump_json(exclude_defaults=True)
+        assert parse_event("task_state", data) == e
+
+
+def test_trusted_event_converts_an_integer_clock() -> None:
+    e = TaskStateChanged.trusted("r1", 5, "t", "running", 1)
+    assert isinstance(e.at, float)
+    assert e == TaskStateChanged(run_id="r1", at=5.0, task_id="t", state="running", attempt=1)
+
+
+async def test_gc_hold_is_released_by_a_finished_or_dropped_execution() -> None:
+    import gc
+
+    from tui_flow import Workflow, task
+    from tui_flow.engine import Execution, scheduler
+
+    @task(id="a")
+    async def a(context: object) -> None:
+        pass
+
+    wf = Workflow("w", [a])
+    assert scheduler._gc_holders == 0
+    never_started = Execution(wf)
+    assert scheduler._gc_holders == 1 and gc.get_freeze_count() > 0
+    del never_started  # freed by reference counting: its finalizer releases the hold
+    assert scheduler._gc_holders == 0 and gc.get_freeze_count() == 0
+    ex = Execution(wf).start()
+    await ex.wait()
+    assert scheduler._gc_holders == 0 and gc.get_freeze_count() == 0
+    ex._gc_unhold()  # already released: calling it again changes nothing
+    assert scheduler._gc_holders == 0
