@@ -264,13 +264,12 @@ async def test_flushes_within_the_interval_and_at_the_end_of_a_run(tmp_path: Pat
         events = every_kind()
         store.record(events[0])
         # the writer runs by itself: wait for its first flush, without calling flush()
-        while store.flushes == 0:
-            await asyncio.sleep(0)
+        await asyncio.wait_for(store.wait_for_flushes(1), 10)
         assert await store.get_run(RID) is not None
         for e in events[1:]:
             store.record(e)
-        while store.flushes < 2 or store._pending:  # RunFinished asks for a flush at once
-            await asyncio.sleep(0)
+        # RunFinished asks for a flush at once
+        await asyncio.wait_for(store.wait_for_flushes(2), 10)
         run = await store.get_run(RID)
         assert run is not None and run.status == "failed"
     finally:

@@ -470,6 +470,7 @@ class RunStore:
         self.last_error: StoreError | None = None
         self.dropped = 0  # events of runs that have no row (never happens when subscribed first)
         self.flushes = 0
+        self._flush_cond: asyncio.Condition | None = None
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -754,6 +755,16 @@ class RunStore:
         """Write every buffered event now. Raises `StoreError` if they cannot be written."""
         await self._flush_pending()
 
+    async def wait_for_flushes(self, count: int) -> None:
+        """Wait until the writer has made `count` flushes and holds nothing back (for tools
+        and tests that watch the background writer without forcing a flush)."""
+        if self._flush_cond is None:
+            self._flush_cond = asyncio.Condition()
+        async with self._flush_cond:
+            await self._flush_cond.wait_for(
+                lambda: self.flushes >= count and not self._pending and not self._retry
+            )
+
     async def _flush_pending(self) -> None:
         async with self._lock:
             while self._pending or self._retry:
@@ -772,6 +783,9 @@ class RunStore:
                     raise self.last_error from exc
                 self.last_error = None
                 self.flushes += 1
+            if self._flush_cond is not None:
+                async with self._flush_cond:
+                    self._flush_cond.notify_all()
 
     async def _write(self, batch: list[tuple[str, str, float, str | None, Any, int]]) -> None:
         """One transaction: every event of the batch, or none of them."""
