@@ -101,6 +101,21 @@ async def test_log_view_is_bounded_and_holds_the_reading_place() -> None:
         assert view.is_vertical_scroll_end
 
 
+async def test_log_view_shows_new_lines_when_full_and_following() -> None:
+    """Once the view holds max_lines, new lines no longer move the scroll position: the
+    screen must still show them."""
+    app = LogApp()
+    async with app.run_test(size=(60, 12)) as pilot:
+        view = app.query_one(LogView)
+        view.write([("t", "info", f"line_{i}") for i in range(150)])
+        await pilot.pause()
+        assert "line_149" in app.export_screenshot()
+        view.write([("t", "info", f"fresh_{i}") for i in range(3)])
+        await pilot.pause()
+        shot = app.export_screenshot()
+        assert "fresh_2" in shot and "line_149" not in shot.split("fresh_0")[-1]
+
+
 def test_reload_diff_and_error(tmp_path: Path) -> None:
     src = textwrap.dedent(
         """
