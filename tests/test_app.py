@@ -162,7 +162,7 @@ def plain(app: TuiFlowApp, selector: str) -> str:
 
 
 def labels(app: TuiFlowApp) -> dict[str, str]:
-    return {tid: str(node.label) for tid, node in app.tree.nodes_by_id.items()}
+    return {tid: str(app.tree.label_of(tid)) for tid in app.tree.nodes_by_id}
 
 
 async def test_idle_screen_shows_every_task_once(tmp_path: Path) -> None:

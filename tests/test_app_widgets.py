@@ -7,12 +7,13 @@ import textwrap
 from pathlib import Path
 
 from textual.app import App, ComposeResult
+from textual.geometry import Region
 
 from tui_flow.engine.events import RetryScheduled, RunStarted, TaskInfo, TaskStateChanged
 from tui_flow.engine.state import RunView
 from tui_flow.loader import load
 from tui_flow.ui.reload import diff_workflows, load_file
-from tui_flow.ui.widgets.dag_tree import progress_bar, task_label, tree_parents
+from tui_flow.ui.widgets.dag_tree import DagTree, progress_bar, task_label, tree_parents
 from tui_flow.ui.widgets.log_view import LogView
 
 
@@ -71,6 +72,45 @@ def test_labels_say_status_in_words_and_what_a_task_waits_on() -> None:
     assert "✖ a  failed" in task_label(view.tasks["a"], view, 104.0).plain
     view.tasks["a"].progress = None
     assert progress_bar(1, 4).plain.endswith(" 25%")
+
+
+def on_screen(widget: DagTree) -> str:
+    """The widget's lines as the compositor draws them."""
+    return "\n".join(s.text for s in widget.render_lines(Region(0, 0, *widget.size)))
+
+
+class TreeApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield DagTree(id="tree")
+
+
+async def test_tree_nodes_off_screen_show_their_new_state_when_scrolled_into_view() -> None:
+    view = RunView()
+    ids = [f"t{i:02d}" for i in range(60)]
+    view.apply(
+        RunStarted(
+            run_id="r",
+            at=100.0,
+            workflow="w",
+            max_concurrency=2,
+            tasks=[TaskInfo(id=i) for i in ids],
+        )
+    )
+    app = TreeApp()
+    async with app.run_test(size=(60, 12)) as pilot:
+        tree = app.query_one(DagTree)
+        tree.build(view, 100.0)
+        await pilot.pause()
+        for i in ids:
+            view.apply(TaskStateChanged(run_id="r", at=101.0, task_id=i, state="completed"))
+        tree.relabel(view, ids, 101.0)
+        await pilot.pause()
+        assert "t00  completed" in on_screen(tree)
+        assert "completed" in tree.label_of("t59").plain
+        tree.scroll_end(animate=False, immediate=True)
+        await pilot.pause()
+        shot = on_screen(tree)
+        assert "t59  completed" in shot and "pending" not in shot
 
 
 class LogApp(App[None]):
