@@ -31,7 +31,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Static, TabbedContent, TabPane, Tree
+from textual.widgets import Static, TabbedContent, TabPane, Tree
 from textual.worker import Worker, WorkerState
 
 from ..engine import Execution, RunResult
@@ -44,6 +44,7 @@ from .session import RunSession, idle_view
 from .widgets.dag_tree import DagTree
 from .widgets.details import TaskDetails
 from .widgets.dialogs import ConcurrencyPrompt, HelpScreen
+from .widgets.footer import RunFooter
 from .widgets.header import RunHeader, header_text
 from .widgets.history import HistoryScreen, field
 from .widgets.log_view import LogPanel, LogView
@@ -236,7 +237,7 @@ class TuiFlowApp(App[int]):
                     yield RetriesTable(id="retries")
                 with TabPane("Report", id="tab-report"):
                     yield ReportPanel(id="report")
-        yield Footer()
+        yield RunFooter()
 
     @property
     def tree(self) -> DagTree:
