@@ -61,7 +61,7 @@ async def main() -> None:
     paths = []
     with tempfile.TemporaryDirectory() as tmp:
         cwd = os.getcwd()
-        os.chdir(tmp)  # the header shows the file as `catalog.py`
+        os.chdir(tmp)  # the header shows the file as `demo_flow.py`
         try:
             for name, until, tab, task, keys in SHOTS:
                 paths.append(await shoot(Path(tmp), name, until, tab, task, keys))

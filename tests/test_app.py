@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 from textual.widgets import Static
+from textual.widgets._footer import FooterKey
 
 from tui_flow.engine.state import RunView
 from tui_flow.ui.app import TuiFlowApp, make_app, rerun_set, summary_lines
@@ -162,7 +163,7 @@ def plain(app: TuiFlowApp, selector: str) -> str:
 
 
 def labels(app: TuiFlowApp) -> dict[str, str]:
-    return {tid: str(node.label) for tid, node in app.tree.nodes_by_id.items()}
+    return {tid: str(app.tree.label_of(tid)) for tid in app.tree.nodes_by_id}
 
 
 async def test_idle_screen_shows_every_task_once(tmp_path: Path) -> None:
@@ -325,6 +326,24 @@ async def test_cancel_a_run(tmp_path: Path) -> None:
         assert "cancelled" in lab["never"]
         assert "completed" in lab["quick"]
         assert app.exit_code == 130
+
+
+async def test_footer_dims_run_and_lights_cancel_in_place(tmp_path: Path) -> None:
+    """A run starting or ending flips the footer's keys without rebuilding the footer."""
+    app = app_for(write_flow(tmp_path, FOREVER))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        keys = {k.action: k for k in app.query(FooterKey)}
+        assert not keys["run"].disabled and keys["cancel"].disabled
+        await pilot.press("r")
+        await until(pilot, lambda: keys["run"].disabled, "r to be dimmed")
+        assert not keys["cancel"].disabled
+        assert {k.action: k for k in app.query(FooterKey)} == keys  # the same widgets
+        await pilot.press("c")
+        await asyncio.wait_for(app.execution.wait(), 10)
+        await until(pilot, lambda: not keys["run"].disabled, "r to be lit again")
+        assert keys["cancel"].disabled
+        assert all(k.is_attached for k in keys.values())
 
 
 async def test_quit_during_a_run_cancels_it(tmp_path: Path) -> None:

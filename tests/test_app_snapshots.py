@@ -17,7 +17,7 @@ SIZE = (120, 34)
 
 
 def demo_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at: float) -> TuiFlowApp:
-    monkeypatch.chdir(tmp_path)  # the header shows `catalog.py`
+    monkeypatch.chdir(tmp_path)  # the header shows `demo_flow.py`
     path = write_demo_flow(tmp_path)
     return make_app(path, no_store=True, watch_files=False, clock=lambda: T0 + at)
 

@@ -7,12 +7,13 @@ import textwrap
 from pathlib import Path
 
 from textual.app import App, ComposeResult
+from textual.geometry import Region
 
 from tui_flow.engine.events import RetryScheduled, RunStarted, TaskInfo, TaskStateChanged
 from tui_flow.engine.state import RunView
 from tui_flow.loader import load
 from tui_flow.ui.reload import diff_workflows, load_file
-from tui_flow.ui.widgets.dag_tree import progress_bar, task_label, tree_parents
+from tui_flow.ui.widgets.dag_tree import DagTree, progress_bar, task_label, tree_parents
 from tui_flow.ui.widgets.log_view import LogView
 
 
@@ -73,6 +74,45 @@ def test_labels_say_status_in_words_and_what_a_task_waits_on() -> None:
     assert progress_bar(1, 4).plain.endswith(" 25%")
 
 
+def on_screen(widget: DagTree) -> str:
+    """The widget's lines as the compositor draws them."""
+    return "\n".join(s.text for s in widget.render_lines(Region(0, 0, *widget.size)))
+
+
+class TreeApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield DagTree(id="tree")
+
+
+async def test_tree_nodes_off_screen_show_their_new_state_when_scrolled_into_view() -> None:
+    view = RunView()
+    ids = [f"t{i:02d}" for i in range(60)]
+    view.apply(
+        RunStarted(
+            run_id="r",
+            at=100.0,
+            workflow="w",
+            max_concurrency=2,
+            tasks=[TaskInfo(id=i) for i in ids],
+        )
+    )
+    app = TreeApp()
+    async with app.run_test(size=(60, 12)) as pilot:
+        tree = app.query_one(DagTree)
+        tree.build(view, 100.0)
+        await pilot.pause()
+        for i in ids:
+            view.apply(TaskStateChanged(run_id="r", at=101.0, task_id=i, state="completed"))
+        tree.relabel(view, ids, 101.0)
+        await pilot.pause()
+        assert "t00  completed" in on_screen(tree)
+        assert "completed" in tree.label_of("t59").plain
+        tree.scroll_end(animate=False, immediate=True)
+        await pilot.pause()
+        shot = on_screen(tree)
+        assert "t59  completed" in shot and "pending" not in shot
+
+
 class LogApp(App[None]):
     def compose(self) -> ComposeResult:
         yield LogView(max_lines=100, id="log")
@@ -99,6 +139,21 @@ async def test_log_view_is_bounded_and_holds_the_reading_place() -> None:
         await pilot.pause()
         assert view.following and view.new_while_paused == 0
         assert view.is_vertical_scroll_end
+
+
+async def test_log_view_shows_new_lines_when_full_and_following() -> None:
+    """Once the view holds max_lines, new lines no longer move the scroll position: the
+    screen must still show them."""
+    app = LogApp()
+    async with app.run_test(size=(60, 12)) as pilot:
+        view = app.query_one(LogView)
+        view.write([("t", "info", f"line_{i}") for i in range(150)])
+        await pilot.pause()
+        assert "line_149" in app.export_screenshot()
+        view.write([("t", "info", f"fresh_{i}") for i in range(3)])
+        await pilot.pause()
+        shot = app.export_screenshot()
+        assert "fresh_2" in shot and "line_149" not in shot.split("fresh_0")[-1]
 
 
 def test_reload_diff_and_error(tmp_path: Path) -> None:

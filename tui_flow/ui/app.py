@@ -31,7 +31,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Static, TabbedContent, TabPane, Tree
+from textual.widgets import Static, TabbedContent, TabPane, Tree
 from textual.worker import Worker, WorkerState
 
 from ..engine import Execution, RunResult
@@ -44,6 +44,7 @@ from .session import RunSession, idle_view
 from .widgets.dag_tree import DagTree
 from .widgets.details import TaskDetails
 from .widgets.dialogs import ConcurrencyPrompt, HelpScreen
+from .widgets.footer import RunFooter
 from .widgets.header import RunHeader, header_text
 from .widgets.history import HistoryScreen, field
 from .widgets.log_view import LogPanel, LogView
@@ -236,7 +237,7 @@ class TuiFlowApp(App[int]):
                     yield RetriesTable(id="retries")
                 with TabPane("Report", id="tab-report"):
                     yield ReportPanel(id="report")
-        yield Footer()
+        yield RunFooter()
 
     @property
     def tree(self) -> DagTree:
@@ -363,8 +364,15 @@ class TuiFlowApp(App[int]):
         session.take()  # everything is drawn now
         self._show_details(force=True)
         self._update_header(now)
-        self.timeline.update_view(view, now)
+        timeline = self.timeline
+        if self._timeline_shown():
+            timeline.update_view(view, now)
+        else:  # drawn when its tab is opened (`_on_tab`); until then, forget the old run
+            timeline.view = None
         self.refresh_bindings()
+
+    def _timeline_shown(self) -> bool:
+        return self.query_one(TabbedContent).active == "tab-timeline"
 
     def _show_report(self) -> None:
         view = self.session.view
@@ -373,7 +381,9 @@ class TuiFlowApp(App[int]):
 
     def _retries_label(self, n: int) -> None:
         tab = self.query_one(TabbedContent).get_tab("tab-retries")
-        tab.label = Text(f"Retries ({n})") if n else Text("Retries")
+        label = f"Retries ({n})" if n else "Retries"
+        if tab.label.plain != label:  # a new label means a layout: only when it changes
+            tab.label = Text(label)
 
     def _update_header(self, now: float) -> None:
         view = self.session.view
@@ -442,13 +452,12 @@ class TuiFlowApp(App[int]):
             self._show_details(force=True)
         if view.status == "running" or changes.tasks or changes.finished:
             self._update_header(now)
-        tabs = self.query_one(TabbedContent)
-        if tabs.active == "tab-timeline" and (view.status == "running" or changes.tasks):
+        timeline_shown = self._timeline_shown()
+        if timeline_shown and (view.status == "running" or changes.tasks or changes.finished):
             self.timeline.update_view(view, now)
         if changes.finished:
             self._active.clear()
             self._show_report()
-            self.timeline.update_view(view, now)
             self.refresh_bindings()
 
     # -- logs ----------------------------------------------------------------------------------

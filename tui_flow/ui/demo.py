@@ -1,8 +1,9 @@
-"""A scripted run of a small catalog workflow, event by event, on a fixed clock.
+"""A scripted run of a small demo workflow (`demo` in `demo_flow.py`), event by event, on a
+fixed clock. It is not `flows/catalog.py`: it is its own, smaller workflow.
 
 The screenshots (`scripts/screenshots.py`) and the snapshot tests show the app on these
 events, so their images do not change from one run to the next. `DEMO_FLOW` is a real,
-runnable workflow with the same tasks (`tui-flow demo.py` runs it for real).
+runnable workflow with the same tasks (`tui-flow demo_flow.py` runs it for real).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ..workflow import Workflow
 from .session import task_infos
 
 DEMO_FLOW = '''\
-"""A small catalog pipeline: generate, partition, price, enrich, validate, publish."""
+"""The demo behind the app's screenshots: generate, partition, price, enrich, validate, publish."""
 
 import asyncio
 import random
@@ -84,18 +85,18 @@ def validate(context: Context) -> None:
 async def join_prices(context: Context) -> None:
     """Put prices on the enriched rows."""
     await asyncio.sleep(0.6)
-    context.set("catalog", {"rows": 2000})
+    context.set("priced", {"rows": 2000})
 
 
 @task(dependencies=[join_prices])
 async def publish(context: Context) -> None:
-    """Write the catalog out."""
+    """Write the priced products out."""
     await asyncio.sleep(0.4)
-    context.log("catalog.json written (2000 rows)")
+    context.log("products.json written (2000 rows)")
 
 
 workflow = Workflow(
-    "catalog",
+    "demo",
     tasks=[generate_data, partition_data, fetch_prices, enrich, validate, join_prices, publish],
     max_concurrency=3,
 )
@@ -137,7 +138,7 @@ LOGS: dict[str, list[tuple[float, str, str]]] = {
     "enrich[3]": [(2.59, "info", "partition 3: 500 rows enriched")],
     "validate": [(2.69, "info", "2000 rows valid")],
     "join_prices": [(3.54, "info", "joined 2000 rows with 2000 prices")],
-    "publish": [(3.97, "info", "catalog.json written (2000 rows)")],
+    "publish": [(3.97, "info", "products.json written (2000 rows)")],
 }
 WRITES: dict[str, dict[str, Any]] = {
     "generate_data": {"products": "2000 rows"},
@@ -145,12 +146,12 @@ WRITES: dict[str, dict[str, Any]] = {
     "fetch_prices": {"prices": {"count": 2000}},
     "enrich": {"enrich": [{"partition": i} for i in range(4)]},
     "validate": {"valid": True},
-    "join_prices": {"catalog": {"rows": 2000}},
+    "join_prices": {"priced": {"rows": 2000}},
 }
 END = 3.99
 
 
-def write_demo_flow(folder: str | Path, name: str = "catalog.py") -> Path:
+def write_demo_flow(folder: str | Path, name: str = "demo_flow.py") -> Path:
     path = Path(folder) / name
     path.write_text(DEMO_FLOW)
     return path

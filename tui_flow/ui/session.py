@@ -106,7 +106,8 @@ class RunSession:
         kind = event.kind
         changes = self._changes
         if kind == "task_logs":
-            self.add_lines((ln.task_id, ln.level, ln.text) for ln in event.lines)
+            lines = event.lines
+            self.add_lines([(ln.task_id, ln.level, ln.text) for ln in lines])
             self.view.apply(event)
             return
         changed = self.view.apply(event)
@@ -127,17 +128,24 @@ class RunSession:
 
     def add_lines(self, entries: Iterable[Entry]) -> None:
         """Keep log lines (bounded) and queue them for the screen."""
-        new = list(entries)
+        new = entries if isinstance(entries, list) else list(entries)
         if not new:
             return
         self.total_lines += len(new)
         self.lines.extend(new)
         per_task = self.task_lines
-        for entry in new:
-            q = per_task.get(entry[0])
+        first = new[0][0]
+        if all(e[0] == first for e in new):  # the usual batch: one task's lines
+            q = per_task.get(first)
             if q is None:
-                q = per_task[entry[0]] = deque(maxlen=self.max_task_lines)
-            q.append(entry)
+                q = per_task[first] = deque(maxlen=self.max_task_lines)
+            q.extend(new)
+        else:
+            for entry in new:
+                q = per_task.get(entry[0])
+                if q is None:
+                    q = per_task[entry[0]] = deque(maxlen=self.max_task_lines)
+                q.append(entry)
         pending = self._changes.lines
         pending.extend(new)
         if len(pending) > 2 * self.max_lines:  # the screen is behind: keep only what it can show

@@ -4,7 +4,9 @@ Layout: a task hangs under its latest dependency (the one that comes last in the
 topological order) and names the others ("after: a, b"); tasks without dependencies are at
 the top level; the instances of a map_over task hang under it. The tree is rebuilt only when
 the graph changes; otherwise nodes are relabelled, and only those whose task changed (plus
-running ones, whose spinner and duration move).
+running ones, whose spinner and duration move). A node off screen is not relabelled at
+once: it is marked stale and gets its label when it scrolls into view (`render_lines`), so a
+tick of a 1,000-task run costs the visible lines, not every task that moved.
 """
 
 from __future__ import annotations
@@ -155,6 +157,9 @@ class DagTree(Tree[str]):
         self.dependents: dict[str, list[str]] = {}
         self._shape: tuple[tuple[str, str | None], ...] = ()
         self.frame = 0
+        self._stale: set[str] = set()  # off-screen nodes whose label is out of date
+        self._view: RunView | None = None  # what stale labels are made from
+        self._now = 0.0
 
     # -- building ------------------------------------------------------------------------------
 
@@ -177,6 +182,8 @@ class DagTree(Tree[str]):
         scroll_y = self.scroll_y
         self.clear()
         self.nodes_by_id = {}
+        self._stale = set()
+        self._view, self._now = view, now
         deps = {tid: view.tasks[tid].info.dependencies for tid in view.order}
         top = [tid for tid in view.order if view.tasks[tid].info.parent is None]
         self.parents = tree_parents(top, deps)
@@ -216,7 +223,11 @@ class DagTree(Tree[str]):
         return True
 
     def relabel(self, view: RunView, ids: Iterable[str], now: float) -> int:
-        """Relabel the nodes of `ids` (and the pending dependents whose wait list changed)."""
+        """Relabel the nodes of `ids` (and the pending dependents whose wait list changed).
+
+        Nodes on screen get their new label now; the others are marked stale (see
+        `render_lines`). Returns how many nodes on screen changed."""
+        self._view, self._now = view, now
         todo = set(ids)
         for tid in list(todo):
             for dep in self.dependents.get(tid, ()):
@@ -226,26 +237,64 @@ class DagTree(Tree[str]):
             t = view.tasks.get(tid)
             if t is not None and t.info.parent is not None:
                 todo.add(t.info.parent)  # "3/10 instances"
+        top, bottom = self._visible_lines()
         changed: list[TreeNode[str]] = []
         for tid in todo:
             node = self.nodes_by_id.get(tid)
-            t = view.tasks.get(tid)
-            if node is None or t is None:
+            if node is None or tid not in view.tasks:
                 continue
-            label = task_label(t, view, now, tree_parent=self.parents.get(tid), frame=self.frame)
-            old = node._label
-            if isinstance(old, Text) and old.plain == label.plain and old.spans == label.spans:
+            if not top <= node._line < bottom:
+                self._stale.add(tid)
                 continue
-            # what `set_label` does, minus its per-node refresh callback: one refresh below
-            node._label = self.process_label(label)
-            node._updates += 1
-            changed.append(node)
+            if self._set_label(node, tid):
+                changed.append(node)
         if len(changed) > 16:
             self.refresh()
         else:  # repaint just their lines (a spinner ticking must not repaint the whole tree)
             for node in changed:
                 self._refresh_node(node)
         return len(changed)
+
+    def _visible_lines(self) -> tuple[int, int]:
+        """The tree lines on screen: [top, bottom)."""
+        self._tree_lines  # noqa: B018 - nodes know their line once the lines are laid out
+        top = int(self.scroll_offset.y)
+        return top, top + max(1, self.size.height)
+
+    def _set_label(self, node: TreeNode[str], tid: str) -> bool:
+        """Give `node` its task's current label; True if it changed."""
+        view = self._view
+        if view is None or tid not in view.tasks:
+            return False
+        self._stale.discard(tid)
+        t = view.tasks[tid]
+        label = task_label(t, view, self._now, tree_parent=self.parents.get(tid), frame=self.frame)
+        old = node._label
+        if isinstance(old, Text) and old.plain == label.plain and old.spans == label.spans:
+            return False
+        # what `set_label` does, minus its per-node refresh callback: the caller refreshes
+        node._label = self.process_label(label)
+        node._updates += 1
+        return True
+
+    def render_lines(self, crop):  # type: ignore[no-untyped-def]
+        """Bring stale labels that came into view up to date, then draw."""
+        if self._stale:
+            top, bottom = self._visible_lines()
+            for line in self._tree_lines[top:bottom]:
+                tid = line.node.data
+                if tid in self._stale and self._set_label(line.node, tid):
+                    self._refresh_node(line.node)  # its line may be cached: draw it again
+        return super().render_lines(crop)
+
+    def label_of(self, task_id: str) -> Text | None:
+        """The up-to-date label of a task's node (on screen or not)."""
+        node = self.nodes_by_id.get(task_id)
+        if node is None:
+            return None
+        if task_id in self._stale:
+            self._set_label(node, task_id)
+        return node.label if isinstance(node.label, Text) else Text(str(node.label))
 
     # -- selection -----------------------------------------------------------------------------
 

@@ -120,6 +120,8 @@ class LogView(ScrollView, can_focus=True):
             self.scroll_end(animate=False, immediate=True, x_axis=False)
             if round(self.scroll_y) < self.max_scroll_y:  # scrollbars not laid out yet
                 self.call_after_refresh(self._end_if_following)
+            # a full view at its end does not move as lines rotate through it: repaint it
+            self.refresh()
         else:
             self.new_while_paused += len(entries)
             if overflow:

@@ -41,6 +41,10 @@ class ReportPanel(VerticalScroll):
     ReportPanel > Static { width: 1fr; }
     """
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.empty = True
+
     def compose(self):  # type: ignore[no-untyped-def]
         yield Static(self._placeholder(), id="report-body")
 
@@ -49,9 +53,13 @@ class ReportPanel(VerticalScroll):
         return Text("The report appears here when a run ends.", style="dim")
 
     def clear(self) -> None:
+        if self.empty:  # already showing the placeholder: no redraw, no layout
+            return
+        self.empty = True
         self.query_one("#report-body", Static).update(self._placeholder())
 
     def show(self, report: Report, workflow: str, status: str, run_id: str) -> None:
+        self.empty = False
         self.query_one("#report-body", Static).update(
             report_renderable(report, workflow, status, run_id)
         )

@@ -22,7 +22,8 @@ class RetriesTable(DataTable[str | Text]):
         self.add_columns("at", "task", "attempt", "error", "next try in")
 
     def reset(self) -> None:
-        self.clear()
+        if self.row_count:  # an empty table stays as it is (no redraw, no layout)
+            self.clear()
         self.shown = 0
 
     def sync(self, retries: list[RetryScheduled], started_at: float | None) -> int:

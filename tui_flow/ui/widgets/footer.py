@@ -1,0 +1,76 @@
+"""The footer: Textual's, minus a rebuild every time a key is enabled or disabled.
+
+Textual's `Footer` recomposes itself (unmounts and mounts every key, then a layout) whenever
+the bindings are refreshed. A run starting or ending only dims `r` and lights `c` (or the
+other way round), and under a flood of log lines that rebuild was the longest stall of the
+screen (50-70 ms). `RunFooter` flips the keys' `disabled` flag in place when the keys shown
+are the same ones, and falls back on a full recompose otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.screen import Screen
+from textual.widgets import Footer
+from textual.widgets._footer import FooterKey
+
+# one shown key: (key, description, action, enabled, tooltip)
+KeySig = tuple[str, str, str, bool, str]
+
+
+class RunFooter(Footer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._shown: list[KeySig] | None = None  # what the keys on screen were built from
+
+    def _signature(self) -> list[KeySig] | None:
+        """The keys `Footer.compose` would show now (None: something this does not handle)."""
+        active = self.screen.active_bindings
+        out: list[KeySig] = []
+        seen: set[str] = set()
+        for _, binding, enabled, tooltip in active.values():
+            if not binding.show:
+                continue
+            if binding.group is not None:
+                return None  # grouped keys: leave them to Footer
+            if binding.action in seen:
+                continue  # Footer shows one key per action
+            seen.add(binding.action)
+            out.append((binding.key, binding.description, binding.action, enabled, tooltip))
+        if self.show_command_palette and self.app.ENABLE_COMMAND_PALETTE:
+            entry = active.get(self.app.COMMAND_PALETTE_BINDING)
+            if entry is not None:
+                _, binding, enabled, tooltip = entry
+                out.append((binding.key, binding.description, binding.action, enabled, tooltip))
+        return out
+
+    def compose(self):  # type: ignore[no-untyped-def]
+        self._shown = self._signature() if self._bindings_ready else None
+        yield from super().compose()
+
+    def bindings_changed(self, screen: Screen[Any]) -> None:
+        self._bindings_ready = True
+        if not screen.app.app_focus:
+            return
+        if self.is_attached and screen is self.screen:
+            self.call_after_refresh(self._update_keys)
+
+    def _update_keys(self) -> None:
+        new = self._signature()
+        old = self._shown
+        keys = list(self.query(FooterKey))
+        same_keys = (
+            new is not None
+            and old is not None
+            and len(new) == len(old) == len(keys)
+            and all(n[:3] == o[:3] and n[4] == o[4] for n, o in zip(new, old, strict=True))
+        )
+        if not same_keys:
+            self.call_later(self.recompose)
+            return
+        assert new is not None
+        for widget, sig in zip(keys, new, strict=True):
+            if widget.disabled == sig[3]:  # disabled must be `not enabled`
+                widget.disabled = not sig[3]
+        self._shown = new
