@@ -726,3 +726,51 @@ async def test_a_process_body_receives_only_the_context_values_it_reads(tmp_path
     assert result.context["missing"] == "default"
     served = [w.served for w in get_process_pool()._idle]
     assert ["small"] in served  # the worker asked for "small" alone: "big" never travelled
+
+
+async def test_a_thread_flooding_its_log_waits_for_the_loop_and_loses_no_line():
+    total = 0
+
+    def on_event(e) -> None:
+        nonlocal total
+        if isinstance(e, TaskLogs):
+            total += len(e.lines)
+
+    @task
+    def flood(ctx: Context) -> None:
+        for i in range(20_000):
+            print(f"line {i}")
+
+    result = await asyncio.wait_for(run(Workflow("w", [flood]), subscribers=[on_event]), LIMIT)
+    assert result.status == "completed"
+    assert total == 20_000
+
+
+def test_log_backpressure_pauses_a_producer_thread_until_the_loop_flushes():
+    from tui_flow.engine.logs import LogBuffer
+
+    class LoopThatNeverRuns:  # records the flush request; the test decides when to flush
+        def call_soon_threadsafe(self, *a, **k):
+            pass
+
+        def call_soon(self, *a, **k):
+            pass
+
+    flushed: list[int] = []
+    buf = LogBuffer(LoopThatNeverRuns(), lambda lines: flushed.append(len(lines)), print)
+    buf.BACKPRESSURE_WAIT_S = LIMIT  # without a flush the producer stays paused
+    done = threading.Event()
+
+    def produce() -> None:
+        for i in range(LogBuffer.BACKPRESSURE_LINES + 10):
+            buf.add("t", 1, "info", f"line {i}")
+        done.set()
+
+    producer = threading.Thread(target=produce, daemon=True)
+    producer.start()
+    assert not done.wait(0.3)  # paused at the threshold: the loop has not taken the lines
+    buf.flush()
+    assert done.wait(LIMIT)  # the flush let it go on
+    buf.flush()
+    assert sum(flushed) == LogBuffer.BACKPRESSURE_LINES + 10
+    assert flushed[0] == LogBuffer.BACKPRESSURE_LINES

@@ -51,7 +51,15 @@ class LogBuffer:
         self._lines: list[LogLine] = []
         self._progress: dict[str, tuple[float, float | None, str | None]] = {}
         self._scheduled = False
+        self._drained = threading.Event()
         self.closed = False
+
+    #: A thread that has this many lines waiting for the loop pauses until they are handed on
+    #: (at most BACKPRESSURE_WAIT_S each time): a body printing in a tight loop then cannot
+    #: starve the loop (and the app's key presses) of the interpreter lock, and the buffer
+    #: stays bounded.
+    BACKPRESSURE_LINES = 2000
+    BACKPRESSURE_WAIT_S = 0.05
 
     def add(self, task_id: str, attempt: int, level: str, text: str) -> None:
         line = LogLine(task_id=task_id, attempt=attempt, at=self._clock(), level=level, text=text)
@@ -59,8 +67,13 @@ class LogBuffer:
             self._lines.append(line)
             wake = not self._scheduled
             self._scheduled = True
+            behind = len(self._lines) >= self.BACKPRESSURE_LINES
+            if behind:
+                self._drained.clear()
         if wake:
             self._wake()
+        if behind and not self.closed and threading.get_ident() != self._loop_thread:
+            self._drained.wait(self.BACKPRESSURE_WAIT_S)
 
     def progress(self, task_id: str, done: float, total: float | None, msg: str | None) -> None:
         with self._lock:
@@ -93,6 +106,7 @@ class LogBuffer:
             lines, self._lines = self._lines, []
             progress, self._progress = self._progress, {}
             self._scheduled = False
+        self._drained.set()
         if lines:
             self._on_lines(lines)
         for task_id, (done, total, msg) in progress.items():
