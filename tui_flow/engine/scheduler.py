@@ -206,7 +206,8 @@ def _run_sync_body(fn: Callable[[Context], Any], ctx: Context, sink: AttemptSink
         exit_attempt(token)
 
 
-def _task_info(t: Task, wf: Workflow) -> TaskInfo:
+def task_info(t: Task) -> TaskInfo:
+    """A task as events describe it (cached on the task while its spec is unchanged)."""
     cached = t.__dict__.get("_tui_flow_info")
     if cached is not None and cached[0] is t.spec:
         return cached[1]
@@ -351,7 +352,7 @@ class Execution:
                 file=self.wf.file,
                 source_hash=self.wf.source_hash,
                 max_concurrency=self.cap,
-                tasks=[_task_info(self.wf.tasks[tid], self.wf) for tid in self.wf.order],
+                tasks=[task_info(self.wf.tasks[tid]) for tid in self.wf.order],
                 initial_context=self.initial,
                 resumed_from=self.resumed_from,
                 reused=dict.fromkeys(self.reuse, "completed"),
@@ -683,7 +684,7 @@ class Execution:
             return True
         infos = []
         members = self.group_units[tid] = []
-        base = _task_info(task, self.wf).model_dump()
+        base = task_info(task).model_dump()
         base.update(dependencies=(), map_over=None, parent=tid)
         for i, item in enumerate(items):
             uid = f"{tid}[{i}]"

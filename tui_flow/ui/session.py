@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..engine.events import TaskInfo
+from ..engine.scheduler import task_info
 from ..engine.state import RunView, TaskView
 from ..workflow import Workflow
 
@@ -41,26 +42,7 @@ class Changes:
 
 def task_infos(workflow: Workflow) -> list[TaskInfo]:
     """The tasks of a workflow as the engine describes them (for the idle screen)."""
-    out = []
-    for tid in workflow.order:
-        t = workflow.tasks[tid]
-        s = t.spec
-        out.append(
-            TaskInfo(
-                id=s.id,
-                dependencies=s.dependencies,
-                description=s.description,
-                retry_attempts=s.retry_attempts,
-                retry_delay_ms=s.retry_delay_ms,
-                retry_backoff=s.retry_backoff,
-                trigger_rule=s.trigger_rule,
-                runner=t.runner,
-                timeout_s=s.timeout_s,
-                map_over=s.map_over,
-                has_fallback=t.fallback_fn is not None,
-            )
-        )
-    return out
+    return [task_info(workflow.tasks[tid]) for tid in workflow.order]
 
 
 def idle_view(workflow: Workflow, max_concurrency: int | None = None) -> RunView:
