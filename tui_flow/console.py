@@ -126,11 +126,12 @@ def report_table(report: Report, workflow: str, status: str, run_id: str = "") -
     head.add_row("time waiting on retries", fmt_seconds(report.retry_wait_s))
 
     table = Table(title=None, show_edge=False, pad_edge=False, header_style="bold")
-    table.add_column("task")
-    table.add_column("status")
-    table.add_column("attempts", justify="right")
-    table.add_column("duration", justify="right")
-    table.add_column("error / note", overflow="fold")
+    # names, statuses and figures never wrap; only the error column gives way
+    table.add_column("task", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("tries", justify="right", no_wrap=True)
+    table.add_column("duration", justify="right", no_wrap=True)
+    table.add_column("error / note", overflow="fold", ratio=1)
     on_path = set(report.critical_path)
     for row in report.tasks:
         note = row.error or ("via fallback" if row.via_fallback else "")
