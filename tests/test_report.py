@@ -94,3 +94,15 @@ def test_a_map_over_task_weighs_its_longest_instance_on_the_critical_path():
     assert report.max_speedup == pytest.approx(7 / 3)
     rows = {r.id: r for r in report.tasks}
     assert rows["work"].duration_s == 6  # the table still shows the group's span
+
+
+def test_a_skipped_task_never_stands_on_the_critical_path_in_place_of_one_that_ran():
+    timings = [
+        t("fetch", (), (0, 2)),
+        t("convert", ("fetch",), (2, 2.5)),
+        t("alert", ("fetch", "convert"), status="skipped"),  # one_failed: nothing failed
+        t("cleanup", ("convert", "alert"), (2.5, 2.6)),
+    ]
+    r = compute_report(timings, max_concurrency=4, started_at=0, finished_at=2.6)
+    assert r.critical_path == ["fetch", "convert", "cleanup"]
+    assert r.critical_path_s == pytest.approx(2.6)

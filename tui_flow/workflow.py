@@ -199,7 +199,10 @@ def longest_path(
     durations: Mapping[str, float],
     order: Sequence[str] | None = None,
 ) -> tuple[list[str], float]:
-    """Longest duration-weighted path. Unknown dependencies are ignored. Ties: earlier id."""
+    """Longest duration-weighted path. Unknown dependencies are ignored.
+
+    Between equally long ways in, the dependency that took longer itself wins, then the earlier
+    id: a skipped task (no duration) never stands on the path in place of one that ran."""
     if order is None:
         order = stable_topological_order(dependencies)
     best: dict[str, float] = {}
@@ -207,11 +210,15 @@ def longest_path(
     for node in order:
         if node not in dependencies:
             continue
-        top, via = 0.0, None
-        for p in sorted(dependencies[node]):
-            if p in best and (via is None or best[p] > top):
-                top, via = best[p], p
-        best[node] = top + durations.get(node, 0.0)
+        top: tuple[float, float] = (0.0, 0.0)
+        via: str | None = None
+        for p in dependencies[node]:
+            if p not in best:
+                continue
+            key = (best[p], durations.get(p, 0.0))
+            if via is None or key > top or (key == top and p < via):
+                top, via = key, p
+        best[node] = top[0] + durations.get(node, 0.0)
         prev[node] = via
     if not best:
         return [], 0.0
