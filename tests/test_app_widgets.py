@@ -186,3 +186,13 @@ def test_reload_diff_and_error(tmp_path: Path) -> None:
     p.write_text(src + "\nx = (\n")
     result = load_file(p)
     assert result.loaded is None and "f.py:" in result.error
+
+
+def test_the_header_names_the_dask_cluster_when_there_is_one() -> None:
+    from tui_flow.engine.state import RunView
+    from tui_flow.ui.widgets.header import header_text
+
+    view = RunView(workflow="w", status="idle", max_concurrency=4)
+    cluster = "dask tcp://10.0.0.5:8786 · 8 workers, 16 threads"
+    assert cluster in header_text(view, "w.py", 0.0, executor=cluster).plain
+    assert "dask" not in header_text(view, "w.py", 0.0).plain
