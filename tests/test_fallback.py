@@ -277,3 +277,20 @@ def test_error_handling_example_alerts_and_cleans_up_when_all_fails() -> None:
     assert tasks["cleanup"]["status"] == "completed"
     assert data["context"]["alerted"] is True
     assert data["context"]["closed"]["calls"] == 4
+
+
+def test_a_process_fallback_from_another_module_is_found(tmp_path) -> None:
+    import asyncio as _asyncio
+
+    from tui_flow import load
+    from tui_flow import run as _run
+
+    (tmp_path / "rescue.py").write_text("def rescue(ctx):\n    ctx.set('via', 'rescue')\n")
+    (tmp_path / "fb.py").write_text("def body(ctx):\n    raise RuntimeError('body breaks')\n")
+    (tmp_path / "fb.flow").write_text(
+        "flow fb:\n    task body:\n        runner: process\n        fallback: rescue:rescue\n"
+    )
+    result = _asyncio.run(_run(load(tmp_path / "fb.flow").workflow()))
+    outcome = result.tasks["body"]
+    assert (outcome.status, outcome.via_fallback) == ("completed", True), outcome.error
+    assert result.context == {"via": "rescue"}

@@ -858,12 +858,6 @@ class _FlowBuilder:
             if fb is None:
                 self.add(v.line, v.col, f"task {name!r}: fallback: {why}")
                 ok = False
-            elif (
-                fn is not None and opts.get("runner") == "process" and _file_of(fb) != _file_of(fn)
-            ):
-                msg = "with 'runner: process' the fallback must be defined in the body's file"
-                self.add(v.line, v.col, f"task {name!r}: {msg}")
-                ok = False
             else:
                 opts["fallback"] = fb
         if not ok:

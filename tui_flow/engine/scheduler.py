@@ -941,7 +941,11 @@ class Execution:
                     out.writes = ctx.writes
                 else:
                     job = ProcessJob(
-                        source_file=task.source_file or "",
+                        # the file that defines the function being run: a fallback may
+                        # live in another module than the task's body
+                        source_file=getattr(getattr(fn, "__code__", None), "co_filename", None)
+                        or task.source_file
+                        or "",
                         fn_name=getattr(fn, "__name__", task.id),
                         task_id=task.id,
                         kind=kind,
