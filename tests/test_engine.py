@@ -774,3 +774,29 @@ def test_log_backpressure_pauses_a_producer_thread_until_the_loop_flushes():
     buf.flush()
     assert sum(flushed) == LogBuffer.BACKPRESSURE_LINES + 10
     assert flushed[0] == LogBuffer.BACKPRESSURE_LINES
+
+
+EXCEPTION_FLOW = """
+import logging
+from tui_flow import task, Context
+
+@task(runner="process")
+def logs_an_exception(ctx: Context) -> None:
+    try:
+        1 / 0
+    except ZeroDivisionError:
+        logging.exception("division went wrong")
+"""
+
+
+async def test_logger_exception_keeps_its_traceback_in_a_process_body_too(tmp_path):
+    from tui_flow import load
+
+    flow = tmp_path / "excflow.py"
+    flow.write_text(EXCEPTION_FLOW)
+    rec = Recorder()
+    result = await asyncio.wait_for(run(load(flow).workflow(), subscribers=[rec]), LIMIT * 3)
+    assert result.status == "completed"
+    texts = [ln.text for e in rec.of(TaskLogs) for ln in e.lines]
+    assert "division went wrong" in texts
+    assert any("ZeroDivisionError: division by zero" in t for t in texts)

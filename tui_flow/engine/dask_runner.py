@@ -499,8 +499,8 @@ class _DaskSink(_WorkerSink):
         self._timer_set = False
         self._closed = False
 
-    def log(self, level: str, text: str) -> None:
-        super().log(level, text)
+    def _lines(self, level: str, lines: list[str]) -> None:
+        super()._lines(level, lines)
         if self.lines and not self._timer_set and not self._closed:
             self._timer_set = True
             loop = self.conn.worker.loop  # type: ignore[attr-defined]

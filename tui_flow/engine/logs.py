@@ -113,7 +113,53 @@ class LogBuffer:
             self._on_progress(task_id, done, total, msg)
 
 
-class AttemptSink:
+_STREAM_LEVEL = {"stdout": "info", "stderr": "error"}
+
+
+class StreamLines:
+    """Turns text written to stdout/stderr into whole log lines; a line without its newline
+    yet waits for the rest (or for `close_streams`). Subclasses say where lines go."""
+
+    __slots__ = ()
+    _partial: dict[str, str]
+
+    def _lines(self, level: str, lines: list[str]) -> None:
+        raise NotImplementedError
+
+    def write(self, stream: str, text: str) -> None:
+        """Text written to stdout/stderr: complete lines go to the log, the rest waits."""
+        data = self._partial.pop(stream, "") + text
+        *complete, rest = data.split("\n")
+        if complete:
+            self._lines(_STREAM_LEVEL.get(stream, "info"), [ln.rstrip("\r") for ln in complete])
+        if rest:
+            self._partial[stream] = rest
+
+    def close_streams(self) -> None:
+        """Flush a last line that had no newline."""
+        for stream, rest in list(self._partial.items()):
+            self._lines(_STREAM_LEVEL.get(stream, "info"), [rest])
+        self._partial.clear()
+
+
+def record_text(record: logging.LogRecord, formatter: logging.Formatter) -> str:
+    """A logging record as one log entry: `name: message` (root: the message), with the
+    traceback of `logger.exception()`; a bad format string must not kill the task."""
+    try:
+        if record.name != "root":
+            return formatter.format(record)
+        text = record.getMessage()
+        if record.exc_info:
+            text += "\n" + formatter.formatException(record.exc_info)
+        return text
+    except Exception:
+        return str(record.msg)
+
+
+TASK_LOG_FORMAT = "%(name)s: %(message)s"
+
+
+class AttemptSink(StreamLines):
     """What `context.log`, `print` and `logging` write to during one attempt."""
 
     __slots__ = ("_partial", "attempt", "buffer", "task_id")
@@ -124,29 +170,18 @@ class AttemptSink:
         self.attempt = attempt
         self._partial: dict[str, str] = {}
 
-    def log(self, level: str, text: str) -> None:
-        for line in str(text).splitlines() or [""]:
+    def _lines(self, level: str, lines: list[str]) -> None:
+        for line in lines:
             self.buffer.add(self.task_id, self.attempt, level, line)
+
+    def log(self, level: str, text: str) -> None:
+        self._lines(level, str(text).splitlines() or [""])
 
     def progress(self, done: float, total: float | None, message: str | None) -> None:
         self.buffer.progress(self.task_id, done, total, message)
 
-    def write(self, stream: str, text: str) -> None:
-        """Text written to stdout/stderr: complete lines go to the log, the rest waits."""
-        level = "info" if stream == "stdout" else "error"
-        data = self._partial.pop(stream, "") + text
-        *complete, rest = data.split("\n")
-        for line in complete:
-            self.buffer.add(self.task_id, self.attempt, level, line.rstrip("\r"))
-        if rest:
-            self._partial[stream] = rest
-
     def close(self) -> None:
-        """Flush a last line that had no newline."""
-        for stream, rest in list(self._partial.items()):
-            level = "info" if stream == "stdout" else "error"
-            self.buffer.add(self.task_id, self.attempt, level, rest)
-        self._partial.clear()
+        self.close_streams()
 
 
 def enter_attempt(sink: AttemptSink) -> contextvars.Token[AttemptSink | None]:
@@ -189,7 +224,7 @@ class _StreamProxy:
 class _TaskLogHandler(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
-        self.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        self.setFormatter(logging.Formatter(TASK_LOG_FORMAT))
         self.lone = False  # True when the root logger had no handler of its own
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -198,13 +233,7 @@ class _TaskLogHandler(logging.Handler):
             if self.lone and record.levelno >= logging.lastResort.level:  # type: ignore[union-attr]
                 logging.lastResort.handle(record)  # type: ignore[union-attr]
             return
-        try:
-            text = record.getMessage() if record.name == "root" else self.format(record)
-            if record.exc_info and record.name == "root":
-                text += "\n" + self.formatException(record.exc_info)
-        except Exception:  # a bad format string must not kill the task
-            text = str(record.msg)
-        sink.log(record.levelname.lower(), text)
+        sink.log(record.levelname.lower(), record_text(record, self.formatter))  # type: ignore[arg-type]
 
 
 class _NotInTask(logging.Filter):

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TuiFlowError
+from .logs import TASK_LOG_FORMAT, StreamLines, record_text
 
 
 class WorkerDied(TuiFlowError):
@@ -65,7 +66,7 @@ def describe_error(exc: BaseException) -> tuple[str, str]:
 # worker side (runs in the child process)
 
 
-class _WorkerSink:
+class _WorkerSink(StreamLines):
     """Context sink in a worker: batches log lines and sends them to the parent."""
 
     def __init__(self, conn: Connection) -> None:
@@ -73,34 +74,26 @@ class _WorkerSink:
         self.lock = threading.Lock()
         self.lines: list[tuple[float, str, str]] = []
         self.last_send = time.monotonic()
-        self.partial: dict[str, str] = {}
+        self._partial: dict[str, str] = {}
 
-    def log(self, level: str, text: str) -> None:
+    def _lines(self, level: str, lines: list[str]) -> None:
         now = time.time()
         with self.lock:
-            for line in str(text).splitlines() or [""]:
+            for line in lines:
                 self.lines.append((now, level, line))
             if len(self.lines) >= 500 or time.monotonic() - self.last_send > 0.05:
                 self._send_locked()
+
+    def log(self, level: str, text: str) -> None:
+        self._lines(level, str(text).splitlines() or [""])
 
     def progress(self, done: float, total: float | None, message: str | None) -> None:
         with self.lock:
             self._send_locked()
             self.conn.send(("progress", done, total, message))
 
-    def write(self, stream: str, text: str) -> None:
-        level = "info" if stream == "stdout" else "error"
-        data = self.partial.pop(stream, "") + text
-        *complete, rest = data.split("\n")
-        for line in complete:
-            self.log(level, line.rstrip("\r"))
-        if rest:
-            self.partial[stream] = rest
-
     def close(self) -> None:
-        for stream, rest in list(self.partial.items()):
-            self.log("info" if stream == "stdout" else "error", rest)
-        self.partial.clear()
+        self.close_streams()
         with self.lock:
             self._send_locked()
 
@@ -133,14 +126,10 @@ class _WorkerLogHandler(logging.Handler):
     def __init__(self, sink: _WorkerSink) -> None:
         super().__init__(logging.DEBUG)
         self.sink = sink
-        self.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        self.setFormatter(logging.Formatter(TASK_LOG_FORMAT))
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
-            text = record.getMessage() if record.name == "root" else self.format(record)
-        except Exception:
-            text = str(record.msg)
-        self.sink.log(record.levelname.lower(), text)
+        self.sink.log(record.levelname.lower(), record_text(record, self.formatter))  # type: ignore[arg-type]
 
 
 _module_cache: dict[str, tuple[tuple[int, int], Any]] = {}
