@@ -293,6 +293,7 @@ class Execution:
         self.cancelled = False
         self.group_left: dict[str, int] = {}
         self.group_units: dict[str, list[_Unit]] = {}
+        self.group_writers: dict[str, dict[str, str]] = {}  # map_over task -> key -> instance
         self._ready: list[tuple[int, int, int, str, asyncio.Future[None] | None]] = []
         self._seq = itertools.count()
         self._ancestors: dict[str, set[str]] = {}
@@ -365,7 +366,7 @@ class Execution:
             if tid in self.reuse:
                 self.state[tid] = "completed"
                 writes = self.reuse[tid]
-                self._record_writes(tid, writes, check=False)
+                self._record_writes(tid, writes)
                 if writes:
                     self._emit(
                         ContextWritten(
@@ -514,7 +515,6 @@ class Execution:
     def _resolve(self, tid: str, defer: bool = False) -> bool:
         """All dependencies of `tid` are final: run it or skip it. True if it was skipped."""
         spec = self.units[tid].task.spec
-        states = [self.state[d] for d in spec.dependencies]
         rule = spec.trigger_rule
         failed = [d for d in spec.dependencies if self.state[d] == "failed"]
         if rule == "all_success":
@@ -529,7 +529,6 @@ class Execution:
             blocker = failed or cancelled
             run = not blocker
             why = f"upstream {blocker[0]!r} {self.state[blocker[0]]}" if blocker else None
-        del states
         if not run:
             self._set_state(tid, "skipped", reason=why)
             if not defer:
@@ -603,12 +602,9 @@ class Execution:
         fut: asyncio.Future[None] = self._loop.create_future()
         self._push(unit.id, fut)
         self._pump()
-        try:
-            await fut
-        except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
-                pass  # the slot was granted just before the cancel: it is released below
-            raise
+        # if a cancel lands just after the slot was granted, the lifecycle's `finally` gives
+        # the slot back (`holds_slot` is already set)
+        await fut
 
     # -- context -------------------------------------------------------------------------------
 
@@ -649,7 +645,7 @@ class Execution:
                 return ConflictError(key, other, owner)
         return None
 
-    def _record_writes(self, tid: str, writes: Mapping[str, Any], check: bool = True) -> None:
+    def _record_writes(self, tid: str, writes: Mapping[str, Any]) -> None:
         if not writes:
             return
         self.writes[tid] = dict(writes)
@@ -830,18 +826,14 @@ class Execution:
     def _succeed(self, unit: _Unit, attempt: int, result: _Attempt, via_fallback: bool) -> None:
         self._flush_logs()
         if unit.parent is not None:
+            writers = self.group_writers.setdefault(unit.parent, {})
             for key in result.writes:
-                other = next(
-                    (
-                        u.id
-                        for u in self.group_units[unit.parent]
-                        if u is not unit and key in u.writes
-                    ),
-                    None,
-                )
-                if other is not None:
+                other = writers.get(key)
+                if other is not None and other != unit.id:
                     self._fail(unit, attempt, error=str(ConflictError(key, other, unit.id)))
                     return
+            for key in result.writes:
+                writers[key] = unit.id
             unit.writes = result.writes
             unit.value = result.value
             self._set_state(
