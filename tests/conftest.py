@@ -39,7 +39,10 @@ def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run `python -m tui_flow.cli ARGS` with this checkout's tui_flow, without a terminal."""
 
     def run(
-        *args: str, timeout: float = 60, env: dict[str, str] | None = None
+        *args: str,
+        timeout: float = 60,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
         full_env = dict(os.environ, PYTHONPATH=str(ROOT), CI="true", NO_COLOR="1", **(env or {}))
         return subprocess.run(
@@ -48,7 +51,7 @@ def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
             text=True,
             env=full_env,
             timeout=timeout,
-            cwd=ROOT,
+            cwd=cwd or ROOT,
         )
 
     return run

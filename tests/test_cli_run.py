@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 OK_FLOW = """
 from tui_flow import task, Context
@@ -56,20 +55,7 @@ async def hang(ctx: Context) -> None:
 """
 
 
-def cli(*args: str, cwd: Path, **kw) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NO_COLOR": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "tui_flow.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        **kw,
-    )
-
-
-def test_run_json_prints_exactly_one_object(tmp_path):
+def test_run_json_prints_exactly_one_object(tmp_path, cli):
     (tmp_path / "ok.py").write_text(OK_FLOW)
     p = cli("run", "ok.py", "--json", "--no-store", "--set", "start=20", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
@@ -109,7 +95,7 @@ def test_run_json_prints_exactly_one_object(tmp_path):
     assert data["report"]["critical_path"] == ["first", "second"]
 
 
-def test_run_plain_output_names_states_and_the_report(tmp_path):
+def test_run_plain_output_names_states_and_the_report(tmp_path, cli):
     (tmp_path / "ok.py").write_text(OK_FLOW)
     p = cli("run", "ok.py", "--no-store", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
@@ -128,7 +114,7 @@ def test_run_plain_output_names_states_and_the_report(tmp_path):
     assert "\x1b[" not in out  # not a TTY: no escape codes
 
 
-def test_failed_run_exits_1_and_reports_the_error(tmp_path):
+def test_failed_run_exits_1_and_reports_the_error(tmp_path, cli):
     (tmp_path / "bad.py").write_text(FAILING_FLOW)
     p = cli("run", "bad.py", "--json", "--no-store", cwd=tmp_path)
     assert p.returncode == 1
@@ -139,7 +125,7 @@ def test_failed_run_exits_1_and_reports_the_error(tmp_path):
     assert data["tasks"]["after"]["status"] == "skipped"
 
 
-def test_bad_input_exits_2_with_file_and_line(tmp_path):
+def test_bad_input_exits_2_with_file_and_line(tmp_path, cli):
     (tmp_path / "cycle.py").write_text(CYCLE_FLOW)
     p = cli("run", "cycle.py", "--no-store", cwd=tmp_path)
     assert p.returncode == 2
@@ -196,7 +182,7 @@ def stuck(ctx: Context) -> None:
 """
 
 
-def test_a_thread_body_that_never_returns_does_not_keep_the_process_alive(tmp_path):
+def test_a_thread_body_that_never_returns_does_not_keep_the_process_alive(tmp_path, cli):
     (tmp_path / "stuck.py").write_text(STUCK_THREAD_FLOW)
     p = cli("run", "stuck.py", "--json", "--no-store", cwd=tmp_path)
     assert p.returncode == 1
@@ -204,7 +190,7 @@ def test_a_thread_body_that_never_returns_does_not_keep_the_process_alive(tmp_pa
     assert data["tasks"]["stuck"]["error"] == "TimeoutError: timed out after 0.2 s"
 
 
-def test_opening_the_app_without_a_terminal_runs_headless_like_run(tmp_path):
+def test_opening_the_app_without_a_terminal_runs_headless_like_run(tmp_path, cli):
     (tmp_path / "bad.py").write_text(FAILING_FLOW)
     # stdout is a pipe here (and CI may be set): the app cannot show, so it runs the flow
     p = cli("bad.py", "--no-store", cwd=tmp_path)
