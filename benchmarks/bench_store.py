@@ -10,7 +10,7 @@ A fan-out workflow (one root task, then N no-op tasks that depend on it) runs:
                  `tui-flow run` does), flushed at the end.
 
 The body does nothing, so wall time / N is the per-task overhead. Each case runs --repeat
-times, alternating, and the best is kept. The target: engine+store within 1.5x of bare.
+times, alternating, each after a `gc.collect()`, and the best is kept. The target: engine+store within 1.5x of bare.
 
     PYTHONPATH=. python benchmarks/bench_store.py [--n 1000 10000] [--repeat 3] [--profile]
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import graphlib
 import io
 import pstats
@@ -149,8 +150,13 @@ def measure(n: int, cap: int, repeat: int, folder: Path) -> dict[str, tuple[floa
         best[name] = (min(best[name][0], got[0]), min(best[name][1], got[1]))
 
     for r in range(repeat):
+        # each case starts from a collected heap: a full collection set off by the previous
+        # case's garbage must not land in the next one's timing
+        gc.collect()
         keep("bare", asyncio.run(bare(n, cap, folder / f"bare-{n}-{r}.db")))
+        gc.collect()
         keep("engine", asyncio.run(engine(wf, None)))
+        gc.collect()
         keep("engine+store", asyncio.run(engine(wf, folder / f"store-{n}.db")))
     return {k: (w / (n + 1) * 1e6, c / (n + 1) * 1e6) for k, (w, c) in best.items()}
 

@@ -27,6 +27,7 @@ from tui_flow.engine.events import (
 )
 from tui_flow.engine.state import RunView
 from tui_flow.store.sqlite import (
+    APPLICATION_ID,
     SCHEMA_VERSION,
     RunNotFound,
     RunStore,
@@ -536,3 +537,46 @@ async def test_a_flush_that_cannot_write_keeps_its_events_for_the_next(tmp_path:
     finally:
         holder.close()
         await store.close()
+
+
+async def test_a_version_1_database_is_migrated_and_keeps_its_runs(tmp_path: Path) -> None:
+    """Version 1 kept each task_state event whole as JSON; version 2 keeps its task, state and
+    attempt in columns. A version 1 file (made with that version's schema, its rows written
+    the way it wrote them) opens, is migrated in place, and replays to the same events."""
+    db = tmp_path / "v1.db"
+    events = every_kind()
+    con = sqlite3.connect(db)
+    con.executescript((Path(__file__).parent / "data" / "schema_v1.sql").read_text())
+    con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    con.execute("PRAGMA user_version = 1")
+    con.execute(
+        "INSERT INTO runs (run_id, workflow, status, started_at, max_concurrency, segments) "
+        "VALUES (?, 'w', 'failed', ?, 3, 1)",
+        (RID, events[0].at),
+    )
+    con.executemany(
+        "INSERT INTO events (run_id, segment, kind, at, data) VALUES (?, 0, ?, ?, ?)",
+        [
+            (RID, e.kind, e.at, e.model_dump_json(exclude_defaults=True))
+            for e in events
+            if e.kind != "task_logs"
+        ],
+    )
+    con.commit()
+    con.close()
+
+    store = await RunStore.open(db)
+    try:
+        assert await store.events(RID) == [e for e in events if e.kind != "task_logs"]
+        view = await store.load_run(RID)
+        assert view.counts() == RunView.from_events(events).counts()
+    finally:
+        await store.close()
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    states = con.execute(
+        "SELECT task_id, state, attempt, data FROM events WHERE kind = 'task_state' ORDER BY id"
+    ).fetchall()
+    con.close()
+    assert states[0] == ("a", "running", 1, '{"max_attempts":3}')
+    assert states[-1] == ("z", "skipped", 0, '{"reason":"upstream \'m\' failed"}')

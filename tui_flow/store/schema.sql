@@ -1,4 +1,4 @@
--- The tui-flow run store, schema version 1.
+-- The tui-flow run store, schema version 2.
 --
 -- A tui-flow database carries PRAGMA application_id = 0x74756966 ("tuif") and
 -- PRAGMA user_version = the schema version. Later versions add numbered migrations in
@@ -41,9 +41,10 @@ CREATE INDEX runs_started ON runs (started_at);
 CREATE INDEX runs_status ON runs (status);
 CREATE INDEX runs_workflow ON runs (workflow, started_at);
 
--- `tasks` and `attempts` summarise a run. They are written when the run ends, or when
--- recovery finds it interrupted (from its events); while a run is live, read it through its
--- events (RunStore.load_run). An in-place resume keeps the rows of the tasks it reused.
+-- `tasks` and `attempts` summarise a run. They are written when the run ends (in the same
+-- transaction as its end), or when recovery finds it interrupted (from its events); while a
+-- run is live, read it through its events (RunStore.load_run). An in-place resume keeps the
+-- rows of the tasks it reused.
 CREATE TABLE tasks (
     run_id       TEXT NOT NULL,
     task_id      TEXT NOT NULL,
@@ -98,8 +99,12 @@ CREATE TABLE context_writes (
     PRIMARY KEY (run_id, task_id, key)
 ) WITHOUT ROWID;
 
--- Every event but task_logs (whose lines live in `logs`), as the engine emitted it: `data`
--- is the event model's JSON without fields at their default value (`kind` is its column).
+-- Every event but task_logs (whose lines live in `logs`), in the order the engine emitted
+-- it (`id`). A task_state event - two or more per task, most of what a run writes - is
+-- kept in columns: task_id, state, attempt, and in `data` only its other fields that are
+-- not at their default (max_attempts, error, traceback, reason, via_fallback; '{}' when
+-- none). Any other kind keeps its event model's JSON in `data` (without the fields at their
+-- default; `kind` is its column) and its task_id, if it has one, in the column.
 -- `load_run` replays these through RunView, so a past run looks exactly like the live one.
 CREATE TABLE events (
     id      INTEGER PRIMARY KEY,
@@ -107,6 +112,9 @@ CREATE TABLE events (
     segment INTEGER NOT NULL,
     kind    TEXT NOT NULL,
     at      REAL NOT NULL,
-    data    TEXT NOT NULL                   -- JSON of the event model
+    task_id TEXT,
+    state   TEXT,                           -- task_state only
+    attempt INTEGER,                        -- task_state only
+    data    TEXT NOT NULL                   -- JSON (see above)
 );
 CREATE INDEX events_run ON events (run_id, segment, id);

@@ -20,7 +20,7 @@ import os
 import socket
 import sqlite3
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,6 @@ from typing import Any
 import aiosqlite
 
 from ..engine.events import (
-    FINAL_STATES,
     ContextWritten,
     RetryScheduled,
     RunFinished,
@@ -41,12 +40,39 @@ from ..engine.events import (
 from ..engine.state import RunView
 from ..errors import TuiFlowError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION_ID = 0x74756966  # "tuif"
 SCHEMA_FILE = Path(__file__).with_name("schema.sql")
 # MIGRATIONS[n] takes a database from schema version n to n + 1 (SQL statements). The newest
 # schema is always schema.sql; a new version adds its step here and bumps SCHEMA_VERSION.
-MIGRATIONS: dict[int, str] = {}
+MIGRATIONS: dict[int, str] = {
+    # 1 -> 2: task_state events keep task_id, state and attempt in columns, and in `data` only
+    # their other non-default fields (version 1 kept the whole event as JSON in `data`)
+    1: """
+    CREATE TABLE events_v2 (
+        id      INTEGER PRIMARY KEY,
+        run_id  TEXT NOT NULL,
+        segment INTEGER NOT NULL,
+        kind    TEXT NOT NULL,
+        at      REAL NOT NULL,
+        task_id TEXT,
+        state   TEXT,
+        attempt INTEGER,
+        data    TEXT NOT NULL
+    );
+    INSERT INTO events_v2 (id, run_id, segment, kind, at, task_id, state, attempt, data)
+    SELECT id, run_id, segment, kind, at, json_extract(data, '$.task_id'),
+        CASE WHEN kind = 'task_state' THEN json_extract(data, '$.state') END,
+        CASE WHEN kind = 'task_state' THEN COALESCE(json_extract(data, '$.attempt'), 0) END,
+        CASE WHEN kind = 'task_state'
+            THEN json_remove(data, '$.run_id', '$.at', '$.task_id', '$.state', '$.attempt')
+            ELSE data END
+    FROM events;
+    DROP TABLE events;
+    ALTER TABLE events_v2 RENAME TO events;
+    CREATE INDEX events_run ON events (run_id, segment, id);
+    """,
+}
 
 ENV_DB = "TUI_FLOW_DB"
 ENV_TIMEOUT = "TUI_FLOW_DB_TIMEOUT"
@@ -244,27 +270,24 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=str)
 
 
-_quote = json.encoder.encode_basestring  # a JSON string literal (C-accelerated)
+_STATE_EXTRAS = ("max_attempts", "error", "traceback", "reason", "via_fallback")
+_STATE_DEFAULTS = {k: TaskStateChanged.model_fields[k].default for k in _STATE_EXTRAS}
+_MAX_ONLY: dict[int, str] = {}
 
 
-def _state_json(e: TaskStateChanged) -> str | None:
-    """`model_dump_json(exclude_defaults=True)` of the common task_state event (no error,
-    traceback or reason), written directly: two of these per task, at a third of the cost.
-    None for any other: the model serialises those."""
-    d = e.__dict__
-    if d["error"] is not None or d["traceback"] is not None or d["reason"] is not None:
-        return None
-    if d["via_fallback"]:
-        return None
-    out = (
-        f'{{"run_id":{_quote(d["run_id"])},"at":{float(d["at"])!r},'
-        f'"task_id":{_quote(d["task_id"])},"state":{_quote(d["state"])}'
-    )
-    if d["attempt"] != 0:
-        out += f',"attempt":{int(d["attempt"])}'
-    if d["max_attempts"] != 1:
-        out += f',"max_attempts":{int(d["max_attempts"])}'
-    return out + "}"
+def _state_extras(d: dict[str, Any]) -> str:
+    """The `data` of a task_state row (`d`: the event's fields): its fields beyond the row's
+    columns that are not at their default, as JSON; '{}' when none."""
+    if d["error"] is None and d["traceback"] is None and d["reason"] is None:
+        if not d["via_fallback"]:
+            n = d["max_attempts"]
+            if n == 1:
+                return "{}"
+            out = _MAX_ONLY.get(n)
+            if out is None:
+                out = _MAX_ONLY[n] = _dumps({"max_attempts": int(n)})
+            return out
+    return _dumps({k: d[k] for k in _STATE_EXTRAS if d[k] != _STATE_DEFAULTS[k]})
 
 
 _EVENT_TYPES: dict[str, type[Any]] = {
@@ -283,8 +306,36 @@ _EVENT_TYPES: dict[str, type[Any]] = {
 
 
 def parse_event(kind: str, data: str) -> Any:
-    """A stored event back as its model (`data` omits fields at their default)."""
+    """A stored event (but task_state) back as its model (`data` omits fields at their
+    default)."""
     return _EVENT_TYPES[kind].model_validate_json(data)
+
+
+_EVENT_COLUMNS = "kind, at, task_id, state, attempt, data"
+
+
+def event_from_row(
+    run_id: str,
+    kind: str,
+    at: float,
+    task_id: str | None,
+    state: str | None,
+    attempt: int | None,
+    data: str,
+) -> Any:
+    """An `events` row (the columns of `_EVENT_COLUMNS`) back as its event model."""
+    if kind == "task_state":
+        return TaskStateChanged.model_validate(
+            {
+                "run_id": run_id,
+                "at": at,
+                "task_id": task_id,
+                "state": state,
+                "attempt": attempt or 0,
+                **json.loads(data),
+            }
+        )
+    return parse_event(kind, data)
 
 
 def _interrupt(view: RunView, error: str | None, at: float | None) -> RunView:
@@ -327,7 +378,10 @@ _INSERT_LOGS = (
     "INSERT INTO logs (run_id, task_id, segment, attempt, at, level, text) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
-_INSERT_EVENTS = "INSERT INTO events (run_id, segment, kind, at, data) VALUES (?, ?, ?, ?, ?)"
+_INSERT_EVENTS = (
+    "INSERT INTO events (run_id, segment, kind, at, task_id, state, attempt, data) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _LAST_EVENT = "UPDATE runs SET last_event_at = max(COALESCE(last_event_at, 0), ?) WHERE run_id = ?"
 _DELETE_INSTANCES = "DELETE FROM tasks WHERE run_id = ? AND parent = ?"
 _INSERT_TASKS = (
@@ -344,7 +398,6 @@ _FINISH_RUN = (
     "speedup = ?, error = ?, failed = (SELECT count(*) FROM tasks WHERE tasks.run_id = "
     "runs.run_id AND parent IS NULL AND status = 'failed') WHERE run_id = ?"
 )
-_REPLAY = "-- summarise from the stored events"
 _INTERRUPT_RUN = (
     "UPDATE runs SET status = 'interrupted', finished_at = COALESCE(last_event_at, started_at), "
     "error = ?, failed = (SELECT count(*) FROM tasks WHERE tasks.run_id = runs.run_id AND "
@@ -362,26 +415,25 @@ def _deps_json(deps: tuple[str, ...]) -> str:
     return out
 
 
+_SEGMENT_COLUMN = {_INSERT_TASKS: 13, _INSERT_ATTEMPTS: 2}  # where their rows hold the segment
+
+
 def _summary_rows(
     view: RunView,
-    seg: int,
+    seg: int | None,
     reused: frozenset[str],
     in_place: bool,
-    only: Iterable[str] | None = None,
 ) -> list[tuple[str, list[Any]]]:
-    """The `tasks` and `attempts` rows of a run's segment from its folded view (of the tasks
-    in `only`, else all). An in-place resume keeps the rows of the tasks it reused: they ran
-    in an earlier segment."""
+    """The `tasks` and `attempts` rows of a run's segment from its folded view. An in-place
+    resume keeps the rows of the tasks it reused: they ran in an earlier segment. `seg` None:
+    not known yet (see `_resolve`)."""
     rid = view.run_id
     tasks, attempts = [], []
-    position = view.positions() if only is not None else None
-    for pos, tid in enumerate(view.order) if only is None else ((-1, t) for t in only):
+    for pos, tid in enumerate(view.order):
         t = view.tasks.get(tid)
         taken = tid in reused
         if t is None or (taken and in_place):
             continue
-        if position is not None:
-            pos = position.get(tid, -1)
         info = t.info
         tasks.append(
             (
@@ -391,57 +443,63 @@ def _summary_rows(
             )
         )
         for a in t.attempts:
-            attempts.append(
-                (
-                    rid,
-                    tid,
-                    seg,
-                    a.number,
-                    a.started_at,
-                    a.finished_at,
-                    a.status,
-                    a.error,
-                    a.traceback,
-                )
-            )
+            end, status, error, tb = a.finished_at, a.status, a.error, a.traceback
+            attempts.append((rid, tid, seg, a.number, a.started_at, end, status, error, tb))
     return [(_INSERT_TASKS, tasks), (_INSERT_ATTEMPTS, attempts)]
 
 
 @dataclass
 class _Recording:
     """A run this store is recording: its events folded into a view (the engine's own view
-    when the recorder was given it) from which the `tasks` and `attempts` rows are written as
-    tasks end, and the tasks its RunStarted reused."""
+    when the recorder was given it), from which the `tasks` and `attempts` rows are written
+    when the run ends, and the tasks its RunStarted reused."""
 
     view: RunView
     reused: frozenset[str]
-    fold: bool = True  # False when the view is the engine's (it folds the events itself)
+    in_place: bool = False  # an in-place resume: the reused tasks keep their earlier rows
 
 
-class _Slice:
-    """The rows of a slice of a batch (a slice starts at a RunStarted), in write order."""
+# an `events` row: (run_id, segment, kind, at, task_id, state, attempt, data); segment is None
+# until the flush learns it (the first events of a run resumed in place)
+_EventRow = tuple[str, "int | None", str, float, "str | None", "str | None", "int | None", str]
+
+
+class _Batch:
+    """What was recorded since the last flush: `events` rows in the order the events came,
+    and, in order too, what else some of them ask for (`ops`: the index into `events` at
+    which it came, what, and its payload): a run starting (a batch is written in slices that
+    start at each), log lines, context writes, a run finishing."""
+
+    __slots__ = ("events", "last_at", "ops", "unresolved")
 
     def __init__(self) -> None:
-        self.pre: list[tuple[str, list[Any]]] = []
-        self.ctx_delete: dict[tuple[str, str], None] = {}
-        self.ctx_rows: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
-        self.logs: list[tuple[Any, ...]] = []
-        self.events: list[tuple[Any, ...]] = []
-        self.last_at: dict[str, float] = {}
-        self.ended: dict[int, tuple[_Recording, int, dict[str, None]]] = {}  # tasks that ended
-        self.done: list[int] = []  # recordings whose run finished in this slice
-        self.post: list[tuple[str, list[Any]]] = []
+        self.events: list[_EventRow] = []
+        self.ops: list[tuple[int, str, Any]] = []
+        self.last_at: dict[str, float] = {}  # run id -> time of its newest event
+        self.unresolved: set[str] = set()  # runs with rows whose segment is not known yet
 
-    def statements(self) -> Iterable[tuple[str, list[Any]]]:
-        yield from self.pre
-        yield _DELETE_WRITES, list(self.ctx_delete)
-        yield _INSERT_WRITES, [r for rs in self.ctx_rows.values() for r in rs]
-        yield _INSERT_LOGS, self.logs
-        yield _INSERT_EVENTS, self.events
-        yield _LAST_EVENT, [(at, rid) for rid, at in self.last_at.items()]
-        for rec, seg, tids in self.ended.values():
-            yield from _summary_rows(rec.view, seg, rec.reused, seg > 0, tids)
-        yield from self.post
+    def __bool__(self) -> bool:
+        return bool(self.events or self.ops)
+
+    def __len__(self) -> int:
+        return len(self.events) + sum(1 for op in self.ops if op[1] == "logs")
+
+    def extend(self, later: _Batch) -> None:
+        offset = len(self.events)
+        self.events += later.events
+        self.ops += [(i + offset, what, payload) for i, what, payload in later.ops]
+        for rid, at in later.last_at.items():
+            if at > self.last_at.get(rid, 0.0):
+                self.last_at[rid] = at
+        self.unresolved |= later.unresolved
+
+
+def _resolve(rows: list[Any], col: int, segments: dict[str, int]) -> tuple[list[Any], int]:
+    """Rows with the segment (at index `col`) filled in where it was not known yet, and how
+    many were dropped (their run has no row in the database)."""
+    out = [r if r[col] is not None else (*r[:col], segments.get(r[0]), *r[col + 1 :]) for r in rows]
+    kept = [r for r in out if r[col] is not None]
+    return kept, len(out) - len(kept)
 
 
 class RunStore:
@@ -454,13 +512,14 @@ class RunStore:
         self._conn = conn
         self.timeout = timeout
         self.flush_interval = flush_interval
-        # buffered events: (kind, run_id, at, json, extra, recording number)
-        self._pending: list[tuple[str, str, float, str | None, Any, int]] = []
-        self._retry: list[tuple[str, str, float, str | None, Any, int]] = []
+        self._buffer = _Batch()  # recorded, not yet written
+        self._retry: _Batch | None = None  # a batch a failed flush kept for the next one
+        self._seg: dict[str, int] = {}  # run id -> segment its events belong to, when known
+        self._folds: dict[str, RunView] = {}  # run id -> the view the store folds itself
         self._recs: dict[int, _Recording] = {}  # recording number -> the run being recorded
         self._recording: dict[str, int] = {}  # run id -> its recording number
         self._gen = 0
-        self._segments: dict[str, int] = {}  # run id -> segment being recorded
+        self._segments: dict[str, int] = {}  # run id -> its segment, as written by flushes
         self._wake: asyncio.Event | None = None
         self._now: asyncio.Event | None = None
         self._flusher: asyncio.Task[None] | None = None
@@ -632,7 +691,7 @@ class RunStore:
     async def _replay(self, run_id: str, seg: int) -> tuple[RunView, frozenset[str]]:
         """Fold a segment's stored events into a view (off the loop); and its reused tasks."""
         rows = await self._conn.execute_fetchall(
-            "SELECT kind, data FROM events WHERE run_id = ? AND segment = ? ORDER BY id",
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE run_id = ? AND segment = ? ORDER BY id",
             (run_id, seg),
         )
         counts = await self._conn.execute_fetchall(
@@ -643,9 +702,9 @@ class RunStore:
         def fold() -> tuple[RunView, frozenset[str]]:
             view = RunView()
             reused: frozenset[str] = frozenset()
-            for kind, data in rows:
-                e = parse_event(kind, data)
-                if kind == "run_started":
+            for row in rows:
+                e = event_from_row(run_id, *row)
+                if row[0] == "run_started":
                     reused = frozenset(e.reused)
                 view.apply(e)
             for tid, n in counts:
@@ -676,53 +735,104 @@ class RunStore:
         """Buffer one event (never blocks; call on the event loop). `view`: an up-to-date
         view of the event's run that someone else folds (the engine's), if any.
 
-        The event is turned into plain strings and numbers at once: the buffer then holds no
-        objects the garbage collector has to walk, however many events wait for the flush."""
+        The event becomes its row at once, plain strings and numbers: the buffer then holds
+        no objects the garbage collector has to walk, however many events wait for the flush,
+        and the flush has nothing left to convert."""
         if self._closed:
             raise StoreError(f"{self.path}: the run store is closed")
-        kind = event.kind
-        rid = event.run_id
-        if kind == "run_started":
-            self._gen += 1
-            gen = self._gen
-            rec = self._recs[gen] = _Recording(
-                view if view is not None else RunView(), frozenset(event.reused), view is None
-            )
-            self._recording[rid] = gen
-        else:
-            gen = self._recording.get(rid, 0)
-            rec = self._recs.get(gen)
-        if rec is not None and rec.fold:
-            rec.view.apply(event)
-        aux: Any = None
-        if kind == "task_logs":
-            data = None
-            aux = tuple((ln.task_id, ln.attempt, ln.at, ln.level, ln.text) for ln in event.lines)
-        else:
-            data = _state_json(event) if kind == "task_state" else None
-            if data is None:
-                data = event.model_dump_json(exclude_defaults=True)
-            if kind == "task_state":
-                aux = event.task_id if event.state in FINAL_STATES else None
-            elif kind == "context_written":
-                aux = (event.task_id, tuple((k, _dumps(v)) for k, v in event.values.items()))
-            elif kind == "run_finished":
-                report = event.report or {}
-                aux = (
-                    *(event.status, _dumps(event.context), _dumps(report)),
-                    *(report.get("wall_s"), report.get("speedup"), event.error),
+        buf = self._buffer
+        if event.kind == "task_state":  # most of what a run records: the short way
+            d = event.__dict__
+            rid = d["run_id"]
+            if d["max_attempts"] == 1 and d["error"] is None and d["reason"] is None:
+                data = "{}" if d["traceback"] is None and not d["via_fallback"] else None
+            else:
+                data = None
+            seg = self._seg.get(rid)
+            if seg is None:
+                buf.unresolved.add(rid)
+            buf.events.append(
+                (
+                    *(rid, seg, "task_state", d["at"], d["task_id"], d["state"], d["attempt"]),
+                    data or _state_extras(d),
                 )
-                if self._recording.get(rid) == gen:
-                    del self._recording[rid]
-            elif kind == "run_started":
-                aux = event
-        self._pending.append((kind, rid, event.at, data, aux, gen))
+            )
+            buf.last_at[rid] = d["at"]
+            fold = self._folds.get(rid)
+            if fold is not None:
+                fold.apply(event)
+        else:
+            self._record_other(event, view)
         if self._wake is None:
             self._start_flusher()
-        assert self._wake is not None and self._now is not None
+        assert self._wake is not None
         self._wake.set()
-        if kind == "run_finished":
+
+    def _record_other(self, event: Any, view: RunView | None) -> None:
+        buf = self._buffer
+        kind = event.kind
+        rid = event.run_id
+        at = event.at
+        if kind == "run_started":
+            self._gen += 1
+            rec = self._recs[self._gen] = _Recording(
+                view if view is not None else RunView(),
+                frozenset(event.reused),
+                in_place=event.resumed_from == rid,
+            )
+            self._recording[rid] = self._gen
+            if view is None:
+                self._folds[rid] = rec.view
+            else:
+                self._folds.pop(rid, None)
+            if event.resumed_from == rid:
+                self._seg.pop(rid, None)  # resumed in place: the flush finds its segment
+            else:
+                self._seg[rid] = 0
+            buf.ops.append((len(buf.events), "start", (event, self._gen)))
+        fold = self._folds.get(rid)
+        if fold is not None:
+            fold.apply(event)
+        buf.last_at[rid] = at
+        seg = self._seg.get(rid)
+        if seg is None:
+            buf.unresolved.add(rid)
+        if kind == "task_logs":
+            rows = [
+                (rid, ln.task_id, seg, ln.attempt, ln.at, ln.level, ln.text) for ln in event.lines
+            ]
+            buf.ops.append((len(buf.events), "logs", rows))
+            return
+        if kind == "context_written":
+            values = [(k, _dumps(v)) for k, v in event.values.items()]
+            buf.ops.append((len(buf.events), "writes", (rid, event.task_id, at, values)))
+        elif kind == "run_finished":
+            gen = self._recording.get(rid, 0)
+            summary = None
+            if gen:
+                del self._recording[rid]
+                # the `tasks` and `attempts` rows, built now: the engine still holds the
+                # garbage collector off its old objects (a full collection would walk them all)
+                rec = self._recs[gen]
+                summary = _summary_rows(rec.view, seg, rec.reused, rec.in_place)
+            self._folds.pop(rid, None)
+            report = event.report or {}
+            buf.ops.append(
+                (
+                    len(buf.events),
+                    "finish",
+                    (
+                        *(rid, gen, at, event.status, _dumps(event.context), _dumps(report)),
+                        *(report.get("wall_s"), report.get("speedup"), event.error, summary),
+                    ),
+                )
+            )
+            if self._now is None:
+                self._start_flusher()
+            assert self._now is not None
             self._now.set()
+        data = event.model_dump_json(exclude_defaults=True)
+        buf.events.append((rid, seg, kind, at, getattr(event, "task_id", None), None, None, data))
 
     def _start_flusher(self) -> None:
         self._wake = asyncio.Event()
@@ -762,14 +872,16 @@ class RunStore:
             self._flush_cond = asyncio.Condition()
         async with self._flush_cond:
             await self._flush_cond.wait_for(
-                lambda: self.flushes >= count and not self._pending and not self._retry
+                lambda: self.flushes >= count and not self._buffer and self._retry is None
             )
 
     async def _flush_pending(self) -> None:
         async with self._lock:
-            while self._pending or self._retry:
-                batch = self._retry + self._pending
-                self._retry, self._pending = [], []
+            while self._buffer or self._retry is not None:
+                batch, self._buffer = self._buffer, _Batch()
+                if self._retry is not None:
+                    self._retry.extend(batch)
+                    batch, self._retry = self._retry, None
                 try:
                     await self._write(batch)
                 except Exception as exc:  # keep the events: the next flush tries again
@@ -787,30 +899,28 @@ class RunStore:
                 async with self._flush_cond:
                     self._flush_cond.notify_all()
 
-    async def _write(self, batch: list[tuple[str, str, float, str | None, Any, int]]) -> None:
+    async def _write(self, batch: _Batch) -> None:
         """One transaction: every event of the batch, or none of them."""
         conn = self._conn
         segments = dict(self._segments)
         finished: list[int] = []
+        # the batch is written in slices, each from one run's start to the next's
+        starts = [j for j, op in enumerate(batch.ops) if op[1] == "start"]
+        op_cuts = [0, *starts, len(batch.ops)]
+        ev_cuts = [0, *(batch.ops[j][0] for j in starts), len(batch.events)]
         await conn.execute("BEGIN IMMEDIATE")
         try:
-            start = 0
-            while start < len(batch):
-                end = start + 1
-                while end < len(batch) and batch[end][0] != "run_started":
-                    end += 1
-                part = await self._build(batch[start:end], segments)
-                finished += part.done
-                for sql, rows in part.statements():
-                    if sql is _REPLAY:
-                        for rid, seg in rows:
-                            view, reused = await self._replay(rid, seg)
-                            for sql2, rows2 in _summary_rows(view, seg, reused, seg > 0):
-                                if rows2:
-                                    await conn.executemany(sql2, rows2)
-                    elif rows:
-                        await conn.executemany(sql, rows)
-                start = end
+            for k in range(len(op_cuts) - 1):
+                ops = batch.ops[op_cuts[k] : op_cuts[k + 1]]
+                lo, hi = ev_cuts[k], ev_cuts[k + 1]
+                if not ops and lo == hi:
+                    continue
+                if ops and ops[0][1] == "start":
+                    await self._started(ops[0][2][0], segments)
+                rows = batch.events if (lo, hi) == (0, len(batch.events)) else batch.events[lo:hi]
+                finished += await self._write_slice(rows, ops, batch.unresolved, segments)
+            if batch.last_at:
+                await conn.executemany(_LAST_EVENT, [(at, r) for r, at in batch.last_at.items()])
             await conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(Exception):
@@ -819,6 +929,61 @@ class RunStore:
         self._segments = segments
         for gen in finished:
             self._recs.pop(gen, None)
+
+    async def _write_slice(
+        self,
+        rows: list[_EventRow],
+        ops: list[tuple[int, str, Any]],
+        unresolved: set[str],
+        segments: dict[str, int],
+    ) -> list[int]:
+        """Write one slice of a batch; the recordings of the runs that finished in it."""
+        conn = self._conn
+        logs = [r for _, what, payload in ops if what == "logs" for r in payload]
+        if unresolved:  # rows of runs whose segment was not known when they were recorded
+            for rid in unresolved:
+                if rid not in segments:
+                    await self._segment_of(rid, segments)
+            rows, lost = _resolve(rows, 1, segments)
+            logs, lost_lines = _resolve(logs, 2, segments)
+            self.dropped += lost + lost_lines
+        writes = [payload for _, what, payload in ops if what == "writes"]
+        if writes:
+            await conn.executemany(_DELETE_WRITES, [(rid, tid) for rid, tid, _, _ in writes])
+            await conn.executemany(
+                _INSERT_WRITES,
+                [
+                    (rid, tid, key, value, segments[rid], at)
+                    for rid, tid, at, values in writes
+                    if rid in segments
+                    for key, value in values
+                ],
+            )
+        if logs:
+            await conn.executemany(_INSERT_LOGS, logs)
+        if rows:
+            await conn.executemany(_INSERT_EVENTS, rows)
+        finished = []
+        for _, what, payload in ops:
+            if what != "finish":
+                continue
+            rid, gen, at, status, context, report, wall, speedup, error, summary = payload
+            seg = segments.get(rid)
+            if seg is None:
+                continue  # a run without a row: its events were dropped too
+            if summary is None:  # not recorded from its start: from what reached the database
+                view, reused = await self._replay(rid, seg)
+                summary = _summary_rows(view, seg, reused, seg > 0)
+            for sql, summary_rows in summary:
+                if unresolved:
+                    summary_rows, _ = _resolve(summary_rows, _SEGMENT_COLUMN[sql], segments)
+                if summary_rows:
+                    await conn.executemany(sql, summary_rows)
+            await conn.execute(
+                _FINISH_RUN, (status, at, context, report, wall, speedup, error, rid)
+            )
+            finished.append(gen)
+        return finished
 
     async def _segment_of(self, run_id: str, segments: dict[str, int]) -> int | None:
         seg = segments.get(run_id)
@@ -831,86 +996,40 @@ class RunStore:
                 seg = segments[run_id] = int(row[0]) - 1
         return seg
 
-    async def _build(self, items: list[Any], segments: dict[str, int]) -> _Slice:
-        part = _Slice()
-        if items[0][0] == "run_started":
-            await self._started(items[0][4], part, segments)
-        last_at = part.last_at
-        recs = self._recs
-        for kind, rid, at, data, aux, gen in items:
-            seg = segments.get(rid)
-            if seg is None:
-                seg = await self._segment_of(rid, segments)
-                if seg is None:
-                    self.dropped += 1
-                    continue
-            if at > last_at.get(rid, 0.0):
-                last_at[rid] = at
-            if kind == "task_logs":
-                part.logs.extend((rid, tid, seg, n, t, lvl, text) for tid, n, t, lvl, text in aux)
-                continue
-            part.events.append((rid, seg, kind, at, data))
-            if kind == "task_state":
-                if aux is not None and gen:
-                    ended = part.ended.get(gen)
-                    if ended is None:
-                        ended = part.ended[gen] = (recs[gen], seg, {})
-                    ended[2][aux] = None
-            elif kind == "context_written":
-                tid, values = aux
-                part.ctx_delete[(rid, tid)] = None
-                part.ctx_rows[(rid, tid)] = [(rid, tid, k, v, seg, at) for k, v in values]
-            elif kind == "run_finished":
-                if not gen:  # not recorded from its start: summarise what reached the database
-                    part.post.append((_REPLAY, [(rid, seg)]))
-                status, context, report, wall, speedup, error = aux
-                part.post.append(
-                    (_FINISH_RUN, [(status, at, context, report, wall, speedup, error, rid)])
-                )
-                part.done.append(gen)
-        return part
-
-    async def _started(self, e: RunStarted, part: _Slice, segments: dict[str, int]) -> None:
+    async def _started(self, e: RunStarted, segments: dict[str, int]) -> None:
+        conn = self._conn
         rid = e.run_id
-        rows = await self._conn.execute_fetchall(
-            "SELECT segments FROM runs WHERE run_id = ?", (rid,)
-        )
+        rows = await conn.execute_fetchall("SELECT segments FROM runs WHERE run_id = ?", (rid,))
         row = next(iter(rows), None)
         host, pid, token = self._owner
         n_top = sum(1 for t in e.tasks if t.parent is None)
         if row is None:
             segments[rid] = 0
             origin = e.resumed_from if e.resumed_from != rid else None
-            part.pre.append(
+            await conn.execute(
+                _INSERT_RUN,
                 (
-                    _INSERT_RUN,
-                    [
-                        (
-                            *(rid, e.workflow, e.file, e.source_hash, e.at, e.at),
-                            *(e.max_concurrency, e.executor, _dumps(e.options)),
-                            *(_dumps(e.initial_context), n_top, origin, host, pid, token),
-                        )
-                    ],
-                )
+                    *(rid, e.workflow, e.file, e.source_hash, e.at, e.at),
+                    *(e.max_concurrency, e.executor, _dumps(e.options)),
+                    *(_dumps(e.initial_context), n_top, origin, host, pid, token),
+                ),
             )
             return
         # the same run again: an in-place resume. Writes of tasks that run again are dropped;
         # the summary rows of the reused tasks stay, the others are rewritten at its end.
         segments[rid] = int(row[0])
-        part.pre.append(
+        await conn.execute(
+            _RESUME_RUN,
             (
-                _RESUME_RUN,
-                [
-                    (
-                        *(e.at, e.at, e.workflow, e.file, e.source_hash, e.max_concurrency),
-                        *(e.executor, n_top, host, pid, token, rid),
-                    )
-                ],
-            )
+                *(e.at, e.at, e.workflow, e.file, e.source_hash, e.max_concurrency),
+                *(e.executor, n_top, host, pid, token, rid),
+            ),
         )
         again = [t for t in e.tasks if t.id not in e.reused]
-        part.pre.append((_DELETE_WRITES, [(rid, t.id) for t in again]))
-        part.pre.append((_DELETE_INSTANCES, [(rid, t.id) for t in again if t.map_over is not None]))
+        await conn.executemany(_DELETE_WRITES, [(rid, t.id) for t in again])
+        await conn.executemany(
+            _DELETE_INSTANCES, [(rid, t.id) for t in again if t.map_over is not None]
+        )
 
     async def close(self) -> None:
         """Write what is buffered, stop the writer and close the database."""
@@ -930,7 +1049,7 @@ class RunStore:
             with contextlib.suppress(Exception):
                 await self._conn.close()
         if error is not None:
-            n = len(self._retry) + len(self._pending)
+            n = len(self._buffer) + (len(self._retry) if self._retry is not None else 0)
             raise StoreError(f"{error} ({n} events of the last moments were not recorded)")
 
     async def __aenter__(self) -> RunStore:
@@ -1051,10 +1170,10 @@ class RunStore:
         (their lines are in `task_logs()`)."""
         seg = await self._latest_segment(run_id) if segment is None else segment
         rows = await self._fetch(
-            "SELECT kind, data FROM events WHERE run_id = ? AND segment = ? ORDER BY id",
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE run_id = ? AND segment = ? ORDER BY id",
             (run_id, seg),
         )
-        return await asyncio.to_thread(lambda: [parse_event(k, d) for k, d in rows])
+        return await asyncio.to_thread(lambda: [event_from_row(run_id, *r) for r in rows])
 
     async def _latest_segment(self, run_id: str) -> int:
         rows = await self._fetch("SELECT segments FROM runs WHERE run_id = ?", (run_id,))
