@@ -10,9 +10,10 @@ A fan-out workflow (one root task, then N no-op tasks that depend on it) runs:
                  `tui-flow run` does), flushed at the end.
 
 The body does nothing, so wall time / N is the per-task overhead. Each case runs --repeat
-times, alternating, each after a `gc.collect()`, and the best is kept. The target: engine+store within 1.5x of bare.
+times, alternating, each after a `gc.collect()`, and the best is kept. The target:
+engine+store within 1.5x of bare. `--rows` also times SQLite alone on each kind of row.
 
-    PYTHONPATH=. python benchmarks/bench_store.py [--n 1000 10000] [--repeat 3] [--profile]
+    PYTHONPATH=. python benchmarks/bench_store.py [--n 1000 10000] [--repeat 3] [--rows] [--profile]
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import gc
 import graphlib
 import io
 import pstats
+import sqlite3
 import sys
 import tempfile
 import time
@@ -161,6 +163,59 @@ def measure(n: int, cap: int, repeat: int, folder: Path) -> dict[str, tuple[floa
     return {k: (w / (n + 1) * 1e6, c / (n + 1) * 1e6) for k, (w, c) in best.items()}
 
 
+def sqlite_rows(n: int, folder: Path, repeat: int = 5) -> dict[str, float]:
+    """SQLite alone (no event loop, no Python scheduler): microseconds per task to insert, in
+    one transaction, the rows the baseline writes for N tasks and the rows the store writes
+    (in its own schema, with its own statements)."""
+    from tui_flow.store import sqlite as st
+
+    rid = "r" * 12
+    t0 = 1.7e9
+    states = ("running", "completed")
+    cases: dict[str, tuple[str, list[tuple[Any, ...]]]] = {
+        "baseline: 2 transition rows": (
+            "INSERT INTO transitions VALUES (?, ?, ?, ?, ?)",
+            [(rid, f"t{i}", s, 1, t0 + i) for i in range(n) for s in states],
+        ),
+        "store: 2 event rows": (
+            st._INSERT_EVENTS,
+            [(rid, 0, "task_state", t0 + i, f"t{i}", s, 1, "{}") for i in range(n) for s in states],
+        ),
+        "store: 1 tasks row": (
+            st._INSERT_TASKS,
+            [
+                (rid, f"t{i}", i, None, '["root"]', "completed", 1, t0, t0, *(None,) * 3, 0, 0, 0)
+                for i in range(n)
+            ],
+        ),
+        "store: 1 attempts row": (
+            st._INSERT_ATTEMPTS,
+            [(rid, f"t{i}", 0, 1, t0, t0, "completed", None, None) for i in range(n)],
+        ),
+    }
+    out = {}
+    for k, (name, (sql, rows)) in enumerate(cases.items()):
+        best = float("inf")
+        for r in range(repeat):
+            con = sqlite3.connect(folder / f"rows-{n}-{k}-{r}.db", isolation_level=None)
+            con.execute("PRAGMA journal_mode = WAL")
+            con.execute("PRAGMA synchronous = NORMAL")
+            for stmt in st._statements(st.SCHEMA_FILE.read_text()):
+                con.execute(stmt)
+            con.execute(
+                "CREATE TABLE transitions (run_id TEXT, task_id TEXT, state TEXT, "
+                "attempt INTEGER, at REAL)"
+            )
+            start = time.perf_counter()
+            con.execute("BEGIN IMMEDIATE")
+            con.executemany(sql, rows)
+            con.execute("COMMIT")
+            best = min(best, time.perf_counter() - start)
+            con.close()
+        out[name] = best / n * 1e6
+    return out
+
+
 def profile(n: int, cap: int, folder: Path) -> str:
     wf = fan_out(n, cap)
     prof = cProfile.Profile()
@@ -178,6 +233,9 @@ def main() -> int:
     ap.add_argument("--concurrency", "-j", type=int, default=16)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--profile", action="store_true", help="cProfile engine+store at the last N")
+    ap.add_argument(
+        "--rows", action="store_true", help="also time SQLite alone on each kind of row written"
+    )
     args = ap.parse_args()
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
@@ -206,6 +264,11 @@ def main() -> int:
             "ratio = engine+store / bare (target <= 1.5x); store = engine+store - engine "
             "(what recording adds per task)."
         )
+        if args.rows:
+            print("\nSQLite alone, one transaction, us per task:")
+            for n in args.n:
+                got = sqlite_rows(n, folder)
+                print(f"{n:>7}  " + "  ".join(f"{k} {v:.1f}" for k, v in got.items()))
         if args.profile:
             print(profile(args.n[-1], args.concurrency, folder))
     return 0 if ok else 1

@@ -109,6 +109,23 @@ class Workflow:
         return stable_topological_order({t: s.spec.dependencies for t, s in self.tasks.items()})
 
     @cached_property
+    def rank(self) -> dict[str, int]:
+        """Each task's index in `order`."""
+        return {tid: i for i, tid in enumerate(self.order)}
+
+    @cached_property
+    def children(self) -> dict[str, list[str]]:
+        """Each task's dependents, in `order` (kept: read it, do not change it)."""
+        rank = self.rank
+        out: dict[str, list[str]] = {tid: [] for tid in self.order}
+        for tid in self.order:
+            for dep in self.tasks[tid].spec.dependencies:
+                out[dep].append(tid)
+        for kids in out.values():
+            kids.sort(key=rank.__getitem__)
+        return out
+
+    @cached_property
     def stages(self) -> list[list[str]]:
         """Topological generations: tasks in one stage do not depend on each other."""
         return [sorted(gen) for gen in nx.topological_generations(self.graph)]

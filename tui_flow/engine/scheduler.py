@@ -26,7 +26,7 @@ import random
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -94,6 +94,46 @@ class TaskOutcome:
         }
 
 
+class TaskOutcomes(Mapping[str, TaskOutcome]):
+    """`RunResult.tasks`: each task's outcome, built from the finished run's view the first
+    time it is read (a run of 10,000 tasks need not build 10,000 outcomes nobody reads)."""
+
+    def __init__(self, view: RunView) -> None:
+        self._view = view
+        self._built: dict[str, TaskOutcome] | None = None
+
+    def _all(self) -> dict[str, TaskOutcome]:
+        if self._built is None:
+            self._built = {
+                tid: TaskOutcome(
+                    tid,
+                    tv.state,
+                    len(tv.attempts),
+                    tv.started_at,
+                    tv.finished_at,
+                    tv.duration(),
+                    tv.error,
+                    tv.traceback,
+                    tv.via_fallback,
+                    [a.error for a in tv.attempts],
+                )
+                for tid, tv in self._view.tasks.items()
+            }
+        return self._built
+
+    def __getitem__(self, task_id: str) -> TaskOutcome:
+        return self._all()[task_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._view.tasks)
+
+    def __repr__(self) -> str:
+        return repr(self._all())
+
+
 @dataclass
 class RunResult:
     """What `run()` returns: status, per-task outcomes, the final context and the report."""
@@ -103,7 +143,7 @@ class RunResult:
     status: str
     started_at: float
     finished_at: float
-    tasks: dict[str, TaskOutcome]
+    tasks: Mapping[str, TaskOutcome]
     context: dict[str, Any]
     report: Report
     view: RunView
@@ -276,10 +316,8 @@ class Execution:
         self._gc_unhold = weakref.finalize(self, _gc_release)
 
         order = workflow.order
-        self.rank = {tid: i for i, tid in enumerate(order)}
-        self.children: dict[str, list[str]] = {
-            tid: sorted(workflow.graph.successors(tid), key=self.rank.__getitem__) for tid in order
-        }
+        self.rank = workflow.rank
+        self.children = workflow.children  # shared with the workflow: read only
         self.deps_left = {tid: len(workflow.tasks[tid].spec.dependencies) for tid in order}
         self.state: dict[str, str] = dict.fromkeys(order, "pending")
         self.units: dict[str, _Unit] = {tid: _Unit(tid, workflow.tasks[tid]) for tid in order}
@@ -1022,22 +1060,6 @@ class Execution:
         self._gc_unhold()  # releases the hold (once)
         if self._threads is not None:
             self._threads.shutdown(wait=False, cancel_futures=True)
-        outcome = TaskOutcome
-        outcomes = {
-            tid: outcome(  # positional: id, status, attempts, started_at, finished_at,
-                tid,  # duration_s, error, traceback, via_fallback, attempt_errors
-                tv.state,
-                len(tv.attempts),
-                tv.started_at,
-                tv.finished_at,
-                tv.duration(),
-                tv.error,
-                tv.traceback,
-                tv.via_fallback,
-                [a.error for a in tv.attempts],
-            )
-            for tid, tv in self.view.tasks.items()
-        }
         self._finished.set_result(
             RunResult(
                 run_id=self.run_id,
@@ -1045,7 +1067,7 @@ class Execution:
                 status=status,
                 started_at=self.started_at,
                 finished_at=finished_at,
-                tasks=outcomes,
+                tasks=TaskOutcomes(self.view),
                 context=context,
                 report=report,
                 view=self.view,
