@@ -276,3 +276,44 @@ async def test_the_actions_are_engine_apis(flow: Path, tmp_path: Path) -> None:
         assert ran(flow) == Counter({"a": 1, "d": 1, "b": 3, "c": 2})
     finally:
         await store.close()
+
+
+def test_show_logs_of_a_run_that_is_still_going(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A live run has its events in the database but no per-task rows until it ends: `show
+    --logs` still knows its tasks."""
+    import asyncio
+
+    from tui_flow.engine.events import LogLine, RunStarted, TaskInfo, TaskLogs, TaskStateChanged
+
+    db = tmp_path / "runs.db"
+
+    async def record_half_a_run() -> None:
+        store = await RunStore.open(db)
+        for e in (
+            RunStarted(
+                run_id="live00000001",
+                at=1.0,
+                workflow="w",
+                max_concurrency=1,
+                tasks=[TaskInfo(id="a"), TaskInfo(id="b", dependencies=("a",))],
+            ),
+            TaskStateChanged(
+                run_id="live00000001", at=2.0, task_id="a", state="running", attempt=1
+            ),
+            TaskLogs(
+                run_id="live00000001",
+                at=3.0,
+                lines=[LogLine(task_id="a", attempt=1, at=2.5, level="info", text="hi")],
+            ),
+        ):
+            store.record(e)
+        await store.close()  # flushed; the run stays "running" (this process still lives)
+
+    asyncio.run(record_half_a_run())
+    code, out, err = cli(capsys, "show", "live0000", "--db", str(db), "--logs", "a", "--plain")
+    assert code == 0, err
+    assert "hi" in out
+    code, _, err = cli(capsys, "show", "live0000", "--db", str(db), "--logs", "zz")
+    assert code == 2 and "tasks: a, b" in err

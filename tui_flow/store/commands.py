@@ -226,7 +226,8 @@ def cmd_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
     async def go(store: RunStore) -> int:
         run = await store.resolve(args.run)
         if args.logs:
-            known = {t.task_id for t in await store.task_rows(run.run_id)}
+            # from its events: a run still going has no per-task rows yet
+            known = set((await store.load_run(run.run_id)).tasks)
             if args.logs not in known:
                 raise ActionRefused(
                     f"run {run.run_id} has no task {args.logs!r} (tasks: "
