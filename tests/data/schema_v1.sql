@@ -1,3 +1,6 @@
+-- A frozen copy of schema version 1, as released: tests/test_store.py builds a version 1
+-- database with it and checks that it migrates. Never edit it to follow schema.sql.
+
 -- The tui-flow run store, schema version 1.
 --
 -- A tui-flow database carries PRAGMA application_id = 0x74756966 ("tuif") and
