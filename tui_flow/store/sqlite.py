@@ -744,29 +744,32 @@ class RunStore:
         if event.kind == "task_state":  # most of what a run records: the short way
             d = event.__dict__
             rid = d["run_id"]
-            if d["max_attempts"] == 1 and d["error"] is None and d["reason"] is None:
-                data = "{}" if d["traceback"] is None and not d["via_fallback"] else None
-            else:
-                data = None
-            seg = self._seg.get(rid)
-            if seg is None:
-                buf.unresolved.add(rid)
+            seg = self._note(event, rid, d["at"])
             buf.events.append(
                 (
                     *(rid, seg, "task_state", d["at"], d["task_id"], d["state"], d["attempt"]),
-                    data or _state_extras(d),
+                    _state_extras(d),
                 )
             )
-            buf.last_at[rid] = d["at"]
-            fold = self._folds.get(rid)
-            if fold is not None:
-                fold.apply(event)
         else:
             self._record_other(event, view)
         if self._wake is None:
             self._start_flusher()
         assert self._wake is not None
         self._wake.set()
+
+    def _note(self, event: Any, rid: str, at: float) -> int | None:
+        """What every recorded event does: fold it into the store's own view of its run (if
+        the store folds one), note the time, and give the run's segment (None, noted in the
+        buffer, when the flush has to find it)."""
+        fold = self._folds.get(rid)
+        if fold is not None:
+            fold.apply(event)
+        self._buffer.last_at[rid] = at
+        seg = self._seg.get(rid)
+        if seg is None:
+            self._buffer.unresolved.add(rid)
+        return seg
 
     def _record_other(self, event: Any, view: RunView | None) -> None:
         buf = self._buffer
@@ -790,13 +793,7 @@ class RunStore:
             else:
                 self._seg[rid] = 0
             buf.ops.append((len(buf.events), "start", (event, self._gen)))
-        fold = self._folds.get(rid)
-        if fold is not None:
-            fold.apply(event)
-        buf.last_at[rid] = at
-        seg = self._seg.get(rid)
-        if seg is None:
-            buf.unresolved.add(rid)
+        seg = self._note(event, rid, at)
         if kind == "task_logs":
             rows = [
                 (rid, ln.task_id, seg, ln.attempt, ln.at, ln.level, ln.text) for ln in event.lines
