@@ -181,17 +181,6 @@ def sqlite_rows(n: int, folder: Path, repeat: int = 5) -> dict[str, float]:
             st._INSERT_EVENTS,
             [(rid, 0, "task_state", t0 + i, f"t{i}", s, 1, "{}") for i in range(n) for s in states],
         ),
-        "store: 1 tasks row": (
-            st._INSERT_TASKS,
-            [
-                (rid, f"t{i}", i, None, '["root"]', "completed", 1, t0, t0, *(None,) * 3, 0, 0, 0)
-                for i in range(n)
-            ],
-        ),
-        "store: 1 attempts row": (
-            st._INSERT_ATTEMPTS,
-            [(rid, f"t{i}", 0, 1, t0, t0, "completed", None, None) for i in range(n)],
-        ),
     }
     out = {}
     for k, (name, (sql, rows)) in enumerate(cases.items()):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import subprocess
@@ -357,7 +358,7 @@ async def test_resume_in_place_keeps_earlier_attempts_and_logs(tmp_path: Path) -
 
 async def test_a_run_whose_process_died_is_marked_interrupted(tmp_path: Path) -> None:
     db = tmp_path / "runs.db"
-    events = every_kind()[:9]  # "a" completed, nothing else yet
+    events = every_kind()[:15]  # "a" and m[0] completed, m[1] still running
     store = await RunStore.open(db)
     for e in events:
         store.record(e)
@@ -385,10 +386,19 @@ async def test_a_run_whose_process_died_is_marked_interrupted(tmp_path: Path) ->
         assert f"pid {pid}" in (run.error or "")
         assert run.finished_at == events[-1].at
         rows = {t.task_id: t.status for t in await store.task_rows(RID)}
-        assert rows == {"a": "completed", "m": "pending", "z": "pending"}
+        assert rows == {
+            "a": "completed",
+            "m": "interrupted",
+            "z": "pending",
+            "m[0]": "completed",
+            "m[1]": "interrupted",
+        }
+        assert [a["status"] for a in await store.attempt_rows(RID, "m[1]")] == ["interrupted"]
+        assert [a["status"] for a in await store.attempt_rows(RID, "a")] == ["failed", "completed"]
         view = await store.load_run(RID)
         assert view.status == "interrupted"
         assert view.tasks["a"].state == "completed"
+        assert view.tasks["m[1]"].state == "interrupted"
     finally:
         await store.close()
 
@@ -541,8 +551,10 @@ async def test_a_flush_that_cannot_write_keeps_its_events_for_the_next(tmp_path:
 
 async def test_a_version_1_database_is_migrated_and_keeps_its_runs(tmp_path: Path) -> None:
     """Version 1 kept each task_state event whole as JSON; version 2 keeps its task, state and
-    attempt in columns. A version 1 file (made with that version's schema, its rows written
-    the way it wrote them) opens, is migrated in place, and replays to the same events."""
+    attempt in columns; version 3 drops the `tasks` and `attempts` tables (derived from the
+    events since). A version 1 file (made with that version's schema, its rows written the
+    way it wrote them) opens, is migrated in place, replays to the same events, and ends
+    with the same tables and views as a new database."""
     db = tmp_path / "v1.db"
     events = every_kind()
     con = sqlite3.connect(db)
@@ -570,10 +582,27 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_runs(tmp_path: Pat
         assert await store.events(RID) == [e for e in events if e.kind != "task_logs"]
         view = await store.load_run(RID)
         assert view.counts() == RunView.from_events(events).counts()
+        assert {t.task_id: t.status for t in await store.task_rows(RID)} == {
+            tid: t.state for tid, t in view.tasks.items()
+        }
     finally:
         await store.close()
+    fresh = tmp_path / "fresh.db"
+    await (await RunStore.open(fresh)).close()
+
+    def objects(path: Path) -> list[tuple[str, str]]:
+        with contextlib.closing(sqlite3.connect(path)) as c:
+            return c.execute(
+                "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name"
+            ).fetchall()
+
+    assert objects(db) == objects(fresh)
+    assert ("view", "task_status") in objects(db)
     con = sqlite3.connect(db)
-    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert con.execute(
+        "SELECT task_id, status FROM task_status WHERE run_id = ? AND task_id = 'a'", (RID,)
+    ).fetchone() == ("a", view.tasks["a"].state)
     states = con.execute(
         "SELECT task_id, state, attempt, data FROM events WHERE kind = 'task_state' ORDER BY id"
     ).fetchall()

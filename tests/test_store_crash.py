@@ -240,8 +240,11 @@ def test_two_processes_write_to_one_database_at_once(tmp_path: Path) -> None:
             rid = r["run_id"]
             q = lambda sql, rid=rid: one(sql, rid)  # noqa: E731
             assert q("SELECT status FROM runs WHERE run_id = ?") == "completed"
-            assert q("SELECT count(*) FROM tasks WHERE run_id = ? AND status = 'completed'") == 401
-            assert q("SELECT count(*) FROM attempts WHERE run_id = ?") == 401
+            assert (
+                q("SELECT count(*) FROM task_status WHERE run_id = ? AND status = 'completed'")
+                == 401
+            )
+            assert q("SELECT count(*) FROM events WHERE run_id = ? AND state = 'running'") == 401
             assert q("SELECT count(*) FROM logs WHERE run_id = ?") == 400
             assert q("SELECT count(*) FROM context_writes WHERE run_id = ?") == 400
             assert q("SELECT count(*) FROM events WHERE run_id = ?") == 1 + 2 * 401 + 400 + 1

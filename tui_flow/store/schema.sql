@@ -1,4 +1,4 @@
--- The tui-flow run store, schema version 2.
+-- The tui-flow run store, schema version 3.
 --
 -- A tui-flow database carries PRAGMA application_id = 0x74756966 ("tuif") and
 -- PRAGMA user_version = the schema version. Later versions add numbered migrations in
@@ -7,8 +7,13 @@
 --
 -- Times are wall-clock seconds since the epoch. JSON columns hold plain JSON text.
 -- A "segment" is one execution of a run: 0 for the first, 1 after the first in-place
--- resume, and so on. Attempts and log lines carry their segment so a resume keeps the
--- earlier ones.
+-- resume, and so on. Events, log lines and context writes carry their segment so a resume
+-- keeps the earlier ones.
+--
+-- The events are the record: each task's status, attempts, times and errors are derived
+-- from them on read (RunStore.task_rows / attempt_rows / load_run replay them through the
+-- engine's RunView), so nothing but the events is written while a run goes on. The
+-- task_status view below gives each task's latest recorded state to plain SQL.
 
 CREATE TABLE runs (
     run_id          TEXT PRIMARY KEY,
@@ -40,42 +45,6 @@ CREATE TABLE runs (
 CREATE INDEX runs_started ON runs (started_at);
 CREATE INDEX runs_status ON runs (status);
 CREATE INDEX runs_workflow ON runs (workflow, started_at);
-
--- `tasks` and `attempts` summarise a run. They are written when the run ends (in the same
--- transaction as its end), or when recovery finds it interrupted (from its events); while a
--- run is live, read it through its events (RunStore.load_run). An in-place resume keeps the
--- rows of the tasks it reused.
-CREATE TABLE tasks (
-    run_id       TEXT NOT NULL,
-    task_id      TEXT NOT NULL,
-    position     INTEGER NOT NULL,          -- order in the run's task list
-    parent       TEXT,                      -- for `task[3]` instances of a map_over task
-    dependencies TEXT NOT NULL DEFAULT '[]', -- JSON list of task ids
-    status       TEXT NOT NULL DEFAULT 'pending',   -- a task state, or interrupted
-    attempts     INTEGER NOT NULL DEFAULT 0,
-    started_at   REAL,
-    finished_at  REAL,
-    error        TEXT,
-    traceback    TEXT,
-    reason       TEXT,
-    via_fallback INTEGER NOT NULL DEFAULT 0,
-    segment      INTEGER NOT NULL DEFAULT 0, -- segment of the latest state
-    reused       INTEGER NOT NULL DEFAULT 0, -- completed in an earlier run/segment, not re-run
-    PRIMARY KEY (run_id, task_id)
-) WITHOUT ROWID;
-
-CREATE TABLE attempts (
-    run_id      TEXT NOT NULL,
-    task_id     TEXT NOT NULL,
-    segment     INTEGER NOT NULL,
-    attempt     INTEGER NOT NULL,
-    started_at  REAL,
-    finished_at REAL,
-    status      TEXT NOT NULL DEFAULT 'running', -- running | completed | failed | timed_out | cancelled | interrupted
-    error       TEXT,
-    traceback   TEXT,
-    PRIMARY KEY (run_id, task_id, segment, attempt)
-) WITHOUT ROWID;
 
 CREATE TABLE logs (
     id      INTEGER PRIMARY KEY,
@@ -118,3 +87,11 @@ CREATE TABLE events (
     data    TEXT NOT NULL                   -- JSON (see above)
 );
 CREATE INDEX events_run ON events (run_id, segment, id);
+
+-- Each task's latest recorded state (for plain SQL; tui-flow itself replays the events).
+-- A run whose process died shows the tasks it had running as "running" here; `runs.status`
+-- says "interrupted".
+CREATE VIEW task_status AS
+SELECT run_id, task_id, segment, state AS status, attempt, at AS updated_at,
+    max(id) AS event_id
+FROM events WHERE kind = 'task_state' GROUP BY run_id, task_id;

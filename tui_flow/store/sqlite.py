@@ -40,7 +40,7 @@ from ..engine.events import (
 from ..engine.state import RunView
 from ..errors import TuiFlowError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x74756966  # "tuif"
 SCHEMA_FILE = Path(__file__).with_name("schema.sql")
 # MIGRATIONS[n] takes a database from schema version n to n + 1 (SQL statements). The newest
@@ -71,6 +71,17 @@ MIGRATIONS: dict[int, str] = {
     DROP TABLE events;
     ALTER TABLE events_v2 RENAME TO events;
     CREATE INDEX events_run ON events (run_id, segment, id);
+    """,
+    # 2 -> 3: the per-task and per-attempt summaries are derived from the events on read
+    # (RunStore.task_rows / attempt_rows) instead of written at the end of every run; the
+    # task_status view gives each task's latest recorded state to plain SQL
+    2: """
+    DROP TABLE tasks;
+    DROP TABLE attempts;
+    CREATE VIEW task_status AS
+    SELECT run_id, task_id, segment, state AS status, attempt, at AS updated_at,
+        max(id) AS event_id
+    FROM events WHERE kind = 'task_state' GROUP BY run_id, task_id;
     """,
 }
 
@@ -159,7 +170,7 @@ class LogRow:
 
 @dataclass(frozen=True)
 class TaskRow:
-    """A task of a stored run (the `tasks` table)."""
+    """A task of a stored run, as its events left it (`RunStore.task_rows`)."""
 
     task_id: str
     parent: str | None
@@ -383,80 +394,65 @@ _INSERT_EVENTS = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _LAST_EVENT = "UPDATE runs SET last_event_at = max(COALESCE(last_event_at, 0), ?) WHERE run_id = ?"
-_DELETE_INSTANCES = "DELETE FROM tasks WHERE run_id = ? AND parent = ?"
-_INSERT_TASKS = (
-    "INSERT OR REPLACE INTO tasks (run_id, task_id, position, parent, dependencies, status, "
-    "attempts, started_at, finished_at, error, traceback, reason, via_fallback, segment, reused) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_ATTEMPTS = (
-    "INSERT OR REPLACE INTO attempts (run_id, task_id, segment, attempt, started_at, "
-    "finished_at, status, error, traceback) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
 _FINISH_RUN = (
     "UPDATE runs SET status = ?, finished_at = ?, final_context = ?, report = ?, wall_s = ?, "
-    "speedup = ?, error = ?, failed = (SELECT count(*) FROM tasks WHERE tasks.run_id = "
-    "runs.run_id AND parent IS NULL AND status = 'failed') WHERE run_id = ?"
+    "speedup = ?, error = ?, failed = ? WHERE run_id = ?"
 )
 _INTERRUPT_RUN = (
     "UPDATE runs SET status = 'interrupted', finished_at = COALESCE(last_event_at, started_at), "
-    "error = ?, failed = (SELECT count(*) FROM tasks WHERE tasks.run_id = runs.run_id AND "
-    "parent IS NULL AND status = 'failed') WHERE run_id = ? AND status = 'running'"
+    "error = ?, failed = ? WHERE run_id = ? AND status = 'running'"
 )
 
 
-_DEPS_JSON: dict[tuple[str, ...], str] = {}
+def _failed(view: RunView) -> int:
+    """How many top-level tasks of a run's view failed (`runs.failed`)."""
+    return sum(1 for t in view.tasks.values() if t.state == "failed" and t.info.parent is None)
 
 
-def _deps_json(deps: tuple[str, ...]) -> str:
-    out = _DEPS_JSON.get(deps)
-    if out is None:
-        out = _DEPS_JSON[deps] = _dumps(list(deps))
-    return out
-
-
-_SEGMENT_COLUMN = {_INSERT_TASKS: 13, _INSERT_ATTEMPTS: 2}  # where their rows hold the segment
-
-
-def _summary_rows(
-    view: RunView,
-    seg: int | None,
-    reused: frozenset[str],
-    in_place: bool,
-) -> list[tuple[str, list[Any]]]:
-    """The `tasks` and `attempts` rows of a run's segment from its folded view. An in-place
-    resume keeps the rows of the tasks it reused: they ran in an earlier segment. `seg` None:
-    not known yet (see `_resolve`)."""
-    rid = view.run_id
-    tasks, attempts = [], []
-    for pos, tid in enumerate(view.order):
-        t = view.tasks.get(tid)
-        taken = tid in reused
-        if t is None or (taken and in_place):
-            continue
-        info = t.info
-        tasks.append(
-            (
-                *(rid, tid, pos, info.parent, _deps_json(info.dependencies), t.state),
-                *(len(t.attempts), t.started_at, t.finished_at, t.error, t.traceback),
-                *(t.reason, int(t.via_fallback), seg, int(taken)),
+def _summaries(
+    segments: list[tuple[int, RunView, frozenset[str]]],
+) -> tuple[list[TaskRow], dict[str, list[dict[str, Any]]]]:
+    """A run's per-task rows and each task's attempts, from the replayed views of its
+    segments in order. A task's row comes from the latest segment that ran it: an in-place
+    resume keeps the rows of the tasks it reused, and a map_over task that runs again
+    replaces its instances. Attempts are kept from every segment. Rows: top-level tasks first
+    in run order, then map_over instances."""
+    rows: dict[str, tuple[int, TaskRow]] = {}
+    attempts: dict[str, list[dict[str, Any]]] = {}
+    for seg, view, reused in segments:
+        in_place = seg > 0
+        if in_place:
+            again = {tid for tid in view.order if tid not in reused}
+            for tid in [k for k, (_, r) in rows.items() if r.parent in again]:
+                del rows[tid]
+        for pos, tid in enumerate(view.order):
+            t = view.tasks.get(tid)
+            taken = tid in reused
+            if t is None or (taken and in_place):
+                continue
+            rows[tid] = (
+                pos,
+                TaskRow(
+                    *(tid, t.info.parent, t.state, len(t.attempts), t.started_at),
+                    *(t.finished_at, t.error, t.reason, t.via_fallback, seg, taken),
+                ),
             )
-        )
-        for a in t.attempts:
-            end, status, error, tb = a.finished_at, a.status, a.error, a.traceback
-            attempts.append((rid, tid, seg, a.number, a.started_at, end, status, error, tb))
-    return [(_INSERT_TASKS, tasks), (_INSERT_ATTEMPTS, attempts)]
-
-
-@dataclass
-class _Recording:
-    """A run this store is recording: its events folded into a view (the engine's own view
-    when the recorder was given it), from which the `tasks` and `attempts` rows are written
-    when the run ends, and the tasks its RunStarted reused."""
-
-    view: RunView
-    reused: frozenset[str]
-    in_place: bool = False  # an in-place resume: the reused tasks keep their earlier rows
+            attempts.setdefault(tid, []).extend(
+                {
+                    "segment": seg,
+                    "attempt": a.number,
+                    "started_at": a.started_at,
+                    "finished_at": a.finished_at,
+                    "status": a.status,
+                    "error": a.error,
+                    "traceback": a.traceback,
+                }
+                for a in t.attempts
+            )
+    ordered = sorted(
+        rows.values(), key=lambda pr: (pr[1].parent is not None, pr[1].parent or "", pr[0])
+    )
+    return [r for _, r in ordered], attempts
 
 
 # an `events` row: (run_id, segment, kind, at, task_id, state, attempt, data); segment is None
@@ -516,9 +512,7 @@ class RunStore:
         self._retry: _Batch | None = None  # a batch a failed flush kept for the next one
         self._seg: dict[str, int] = {}  # run id -> segment its events belong to, when known
         self._folds: dict[str, RunView] = {}  # run id -> the view the store folds itself
-        self._recs: dict[int, _Recording] = {}  # recording number -> the run being recorded
-        self._recording: dict[str, int] = {}  # run id -> its recording number
-        self._gen = 0
+        self._views: dict[str, RunView] = {}  # run id -> the view of the run being recorded
         self._segments: dict[str, int] = {}  # run id -> its segment, as written by flushes
         self._wake: asyncio.Event | None = None
         self._now: asyncio.Event | None = None
@@ -646,9 +640,8 @@ class RunStore:
             raise
 
     async def recover(self) -> list[str]:
-        """Mark runs whose recording process is gone as "interrupted", writing their task and
-        attempt rows from the events that reached the database. Returns their ids. Called by
-        `open()`."""
+        """Mark runs whose recording process is gone as "interrupted" (their failed-task count
+        from the events that reached the database). Returns their ids. Called by `open()`."""
         conn = self._conn
         rows = await conn.execute_fetchall(
             "SELECT run_id, owner_host, owner_pid, owner_token FROM runs WHERE status = 'running'"
@@ -673,13 +666,11 @@ class RunStore:
                     pid = row[1]
                     why = f"the process recording the run (pid {pid}) ended before it finished"
                     seg = await self._segment_of(rid, {})
+                    failed = 0
                     if seg is not None:
-                        view, reused = await self._replay(rid, seg)
-                        _interrupt(view, why, None)
-                        for sql, rows in _summary_rows(view, seg, reused, seg > 0):
-                            if rows:
-                                await conn.executemany(sql, rows)
-                    await conn.execute(_INTERRUPT_RUN, (why, rid))
+                        view, _ = await self._replay(rid, seg)
+                        failed = _failed(view)
+                    await conn.execute(_INTERRUPT_RUN, (why, failed, rid))
                     marked.append(rid)
                 await conn.execute("COMMIT")
             except BaseException:
@@ -777,22 +768,16 @@ class RunStore:
         rid = event.run_id
         at = event.at
         if kind == "run_started":
-            self._gen += 1
-            rec = self._recs[self._gen] = _Recording(
-                view if view is not None else RunView(),
-                frozenset(event.reused),
-                in_place=event.resumed_from == rid,
-            )
-            self._recording[rid] = self._gen
             if view is None:
-                self._folds[rid] = rec.view
+                view = self._folds[rid] = RunView()
             else:
                 self._folds.pop(rid, None)
+            self._views[rid] = view
             if event.resumed_from == rid:
                 self._seg.pop(rid, None)  # resumed in place: the flush finds its segment
             else:
                 self._seg[rid] = 0
-            buf.ops.append((len(buf.events), "start", (event, self._gen)))
+            buf.ops.append((len(buf.events), "start", event))
         seg = self._note(event, rid, at)
         if kind == "task_logs":
             rows = [
@@ -804,14 +789,9 @@ class RunStore:
             values = [(k, _dumps(v)) for k, v in event.values.items()]
             buf.ops.append((len(buf.events), "writes", (rid, event.task_id, at, values)))
         elif kind == "run_finished":
-            gen = self._recording.get(rid, 0)
-            summary = None
-            if gen:
-                del self._recording[rid]
-                # the `tasks` and `attempts` rows, built now: the engine still holds the
-                # garbage collector off its old objects (a full collection would walk them all)
-                rec = self._recs[gen]
-                summary = _summary_rows(rec.view, seg, rec.reused, rec.in_place)
+            recorded = self._views.pop(rid, None)
+            # None: not recorded from its start; the flush counts from what was written
+            failed = _failed(recorded) if recorded is not None else None
             self._folds.pop(rid, None)
             report = event.report or {}
             buf.ops.append(
@@ -819,8 +799,8 @@ class RunStore:
                     len(buf.events),
                     "finish",
                     (
-                        *(rid, gen, at, event.status, _dumps(event.context), _dumps(report)),
-                        *(report.get("wall_s"), report.get("speedup"), event.error, summary),
+                        *(rid, at, event.status, _dumps(event.context), _dumps(report)),
+                        *(report.get("wall_s"), report.get("speedup"), event.error, failed),
                     ),
                 )
             )
@@ -900,7 +880,6 @@ class RunStore:
         """One transaction: every event of the batch, or none of them."""
         conn = self._conn
         segments = dict(self._segments)
-        finished: list[int] = []
         # the batch is written in slices, each from one run's start to the next's
         starts = [j for j, op in enumerate(batch.ops) if op[1] == "start"]
         op_cuts = [0, *starts, len(batch.ops)]
@@ -913,9 +892,9 @@ class RunStore:
                 if not ops and lo == hi:
                     continue
                 if ops and ops[0][1] == "start":
-                    await self._started(ops[0][2][0], segments)
+                    await self._started(ops[0][2], segments)
                 rows = batch.events if (lo, hi) == (0, len(batch.events)) else batch.events[lo:hi]
-                finished += await self._write_slice(rows, ops, batch.unresolved, segments)
+                await self._write_slice(rows, ops, batch.unresolved, segments)
             if batch.last_at:
                 await conn.executemany(_LAST_EVENT, [(at, r) for r, at in batch.last_at.items()])
             await conn.execute("COMMIT")
@@ -924,8 +903,6 @@ class RunStore:
                 await conn.execute("ROLLBACK")
             raise
         self._segments = segments
-        for gen in finished:
-            self._recs.pop(gen, None)
 
     async def _write_slice(
         self,
@@ -933,8 +910,8 @@ class RunStore:
         ops: list[tuple[int, str, Any]],
         unresolved: set[str],
         segments: dict[str, int],
-    ) -> list[int]:
-        """Write one slice of a batch; the recordings of the runs that finished in it."""
+    ) -> None:
+        """Write one slice of a batch (all its rows belong after the same run start)."""
         conn = self._conn
         logs = [r for _, what, payload in ops if what == "logs" for r in payload]
         if unresolved:  # rows of runs whose segment was not known when they were recorded
@@ -960,27 +937,19 @@ class RunStore:
             await conn.executemany(_INSERT_LOGS, logs)
         if rows:
             await conn.executemany(_INSERT_EVENTS, rows)
-        finished = []
         for _, what, payload in ops:
             if what != "finish":
                 continue
-            rid, gen, at, status, context, report, wall, speedup, error, summary = payload
+            rid, at, status, context, report, wall, speedup, error, failed = payload
             seg = segments.get(rid)
             if seg is None:
                 continue  # a run without a row: its events were dropped too
-            if summary is None:  # not recorded from its start: from what reached the database
-                view, reused = await self._replay(rid, seg)
-                summary = _summary_rows(view, seg, reused, seg > 0)
-            for sql, summary_rows in summary:
-                if unresolved:
-                    summary_rows, _ = _resolve(summary_rows, _SEGMENT_COLUMN[sql], segments)
-                if summary_rows:
-                    await conn.executemany(sql, summary_rows)
+            if failed is None:  # not recorded from its start: from what reached the database
+                view, _ = await self._replay(rid, seg)
+                failed = _failed(view)
             await conn.execute(
-                _FINISH_RUN, (status, at, context, report, wall, speedup, error, rid)
+                _FINISH_RUN, (status, at, context, report, wall, speedup, error, failed, rid)
             )
-            finished.append(gen)
-        return finished
 
     async def _segment_of(self, run_id: str, segments: dict[str, int]) -> int | None:
         seg = segments.get(run_id)
@@ -1012,8 +981,7 @@ class RunStore:
                 ),
             )
             return
-        # the same run again: an in-place resume. Writes of tasks that run again are dropped;
-        # the summary rows of the reused tasks stay, the others are rewritten at its end.
+        # the same run again: an in-place resume. Writes of tasks that run again are dropped.
         segments[rid] = int(row[0])
         await conn.execute(
             _RESUME_RUN,
@@ -1024,9 +992,6 @@ class RunStore:
         )
         again = [t for t in e.tasks if t.id not in e.reused]
         await conn.executemany(_DELETE_WRITES, [(rid, t.id) for t in again])
-        await conn.executemany(
-            _DELETE_INSTANCES, [(rid, t.id) for t in again if t.map_over is not None]
-        )
 
     async def close(self) -> None:
         """Write what is buffered, stop the writer and close the database."""
@@ -1104,26 +1069,49 @@ class RunStore:
         raise RunNotFound(f"run id {ref!r} is ambiguous: it starts {ids}; give more of it")
 
     async def task_rows(self, run_id: str) -> list[TaskRow]:
-        """The run's tasks (top-level first in run order, then map_over instances)."""
-        rows = await self._fetch(
-            "SELECT task_id, parent, status, attempts, started_at, finished_at, error, reason, "
-            "via_fallback, segment, reused FROM tasks WHERE run_id = ? "
-            "ORDER BY parent IS NOT NULL, parent, position",
-            (run_id,),
-        )
-        return [
-            TaskRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]), r[9], bool(r[10]))
-            for r in rows
-        ]
+        """The run's tasks, as its events left them (top-level first in run order, then
+        map_over instances). For a run resumed in place, each task as the latest segment that
+        ran it left it; a task reused from an earlier segment keeps that segment's row."""
+        return (await self._summaries(run_id))[0]
 
     async def attempt_rows(self, run_id: str, task_id: str) -> list[dict[str, Any]]:
+        """A task's attempts in every segment of the run: segment, attempt, started_at,
+        finished_at, status, error, traceback."""
+        return (await self._summaries(run_id))[1].get(task_id, [])
+
+    async def _summaries(
+        self, run_id: str
+    ) -> tuple[list[TaskRow], dict[str, list[dict[str, Any]]]]:
+        run = await self.get_run(run_id)
+        if run is None:
+            raise RunNotFound(f"no run {run_id!r} in {self.path}")
         rows = await self._fetch(
-            "SELECT segment, attempt, started_at, finished_at, status, error, traceback "
-            "FROM attempts WHERE run_id = ? AND task_id = ? ORDER BY segment, attempt",
-            (run_id, task_id),
+            f"SELECT segment, {_EVENT_COLUMNS} FROM events WHERE run_id = ? ORDER BY segment, id",
+            (run_id,),
         )
-        keys = ("segment", "attempt", "started_at", "finished_at", "status", "error", "traceback")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+        def fold() -> tuple[list[TaskRow], dict[str, list[dict[str, Any]]]]:
+            views: dict[int, tuple[RunView, set[str]]] = {}
+            finished: set[int] = set()
+            for seg, *row in rows:
+                view, reused = views.setdefault(seg, (RunView(), set()))
+                e = event_from_row(run_id, *row)
+                if row[0] == "run_started":
+                    reused.update(e.reused)
+                elif row[0] == "run_finished":
+                    finished.add(seg)
+                view.apply(e)
+            last = run.segments - 1
+            for seg, (view, _) in views.items():
+                # a segment that never finished: its process died (the latest one only once
+                # recovery or a later resume has said so; until then it may still be running)
+                if seg not in finished and (seg < last or run.status == "interrupted"):
+                    _interrupt(view, run.error, run.finished_at)
+            return _summaries(
+                [(seg, view, frozenset(reused)) for seg, (view, reused) in sorted(views.items())]
+            )
+
+        return await asyncio.to_thread(fold)
 
     async def context_writes(self, run_id: str) -> dict[str, dict[str, Any]]:
         """Each task's stored context writes: {task_id: {key: value}}."""
