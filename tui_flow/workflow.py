@@ -126,6 +126,14 @@ class Workflow:
         return out
 
     @cached_property
+    def runners(self) -> dict[str, int]:
+        """How many tasks run where: {"async": n, "thread": n, "process": n} (those present)."""
+        out: dict[str, int] = {}
+        for t in self.tasks.values():
+            out[t.runner] = out.get(t.runner, 0) + 1
+        return out
+
+    @cached_property
     def stages(self) -> list[list[str]]:
         """Topological generations: tasks in one stage do not depend on each other."""
         return [sorted(gen) for gen in nx.topological_generations(self.graph)]

@@ -137,6 +137,8 @@ class StreamLines:
 
     def close_streams(self) -> None:
         """Flush a last line that had no newline."""
+        if not self._partial:
+            return
         for stream, rest in list(self._partial.items()):
             self._lines(_STREAM_LEVEL.get(stream, "info"), [rest])
         self._partial.clear()

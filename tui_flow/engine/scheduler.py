@@ -29,6 +29,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from ..context import _MISSING, Context, to_json_value
@@ -169,19 +170,38 @@ class RunResult:
         }
 
 
-@dataclass
 class _Unit:
     """Something that takes a slot: a task, or one instance of a map_over task."""
 
-    id: str
-    task: Task
-    parent: str | None = None
-    item: Any = _MISSING
-    index: int | None = None
-    holds_slot: bool = False
-    lifecycle: asyncio.Task[None] | None = None
-    value: Any = None
-    writes: dict[str, Any] = field(default_factory=dict)
+    __slots__ = (
+        "holds_slot",
+        "id",
+        "index",
+        "item",
+        "lifecycle",
+        "parent",
+        "task",
+        "value",
+        "writes",
+    )
+
+    def __init__(
+        self,
+        id: str,
+        task: Task,
+        parent: str | None = None,
+        item: Any = _MISSING,
+        index: int | None = None,
+    ) -> None:
+        self.id = id
+        self.task = task
+        self.parent = parent
+        self.item = item
+        self.index = index
+        self.holds_slot = False
+        self.lifecycle: asyncio.Task[None] | None = None
+        self.value: Any = None
+        self.writes: Mapping[str, Any] = _NO_WRITES  # an instance's, once it completed
 
 
 class _Attempt:
@@ -221,6 +241,7 @@ def _gc_release() -> None:
 
 
 _CONTEXT_ERRORS = ("ContextError", "NotSerialisable", "ConflictError")
+_NO_WRITES: Mapping[str, Any] = MappingProxyType({})
 
 
 class _NoTimeout:
@@ -373,11 +394,11 @@ class Execution:
 
         self._buffer = LogBuffer(loop, on_lines, on_progress, self.clock)
         capture.install()
-        if any(t.runner == "thread" for t in self.wf.tasks.values()):
+        if self.wf.runners.get("thread"):
             self._threads = concurrent.futures.ThreadPoolExecutor(
                 max_workers=self.cap + 2, thread_name_prefix=f"tui-flow-{self.run_id}"
             )
-        n_proc = sum(1 for t in self.wf.tasks.values() if t.runner == "process")
+        n_proc = self.wf.runners.get("process", 0)
         if n_proc and self.remote is None:
             pool = get_process_pool()
             warming = loop.create_task(pool.warm(min(n_proc, self.cap)))
