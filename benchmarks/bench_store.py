@@ -7,7 +7,9 @@ A fan-out workflow (one root task, then N no-op tasks that depend on it) runs:
                  writer, one transaction every 50 ms and at the end, WAL) - the floor;
 - engine:        tui-flow's Execution, no store (to tell the engine's cost from the store's);
 - engine+store:  tui-flow's Execution with `RunStore.recorder(execution.view)` subscribed (as
-                 `tui-flow run` does), flushed at the end.
+                 `tui-flow run` does), flushed at the end;
+- (record only:  the same with a store whose flushes write nothing: the recorder's Python on
+                 the loop, without SQLite; it tells the two parts of what the store adds).
 
 The body does nothing, so wall time / N is the per-task overhead. Each case runs --repeat
 times, alternating, each after a `gc.collect()`, and the best is kept. The target:
@@ -126,8 +128,17 @@ async def bare(n: int, cap: int, db: Path) -> tuple[float, float]:
 # -- tui-flow ---------------------------------------------------------------------------------
 
 
-async def engine(wf: Workflow, db: Path | None) -> tuple[float, float]:
-    store = await RunStore.open(db) if db is not None else None
+class _RecordOnly(RunStore):
+    """A store whose flushes write nothing (what recording costs on the loop, SQLite aside)."""
+
+    async def _write(self, batch: Any) -> None:
+        return None
+
+
+async def engine(
+    wf: Workflow, db: Path | None, store_class: type[RunStore] = RunStore
+) -> tuple[float, float]:
+    store = await store_class.open(db) if db is not None else None
     t0, c0 = time.perf_counter(), time.process_time()
     ex = Execution(wf)
     if store is not None:
@@ -146,7 +157,9 @@ async def engine(wf: Workflow, db: Path | None) -> tuple[float, float]:
 def measure(n: int, cap: int, repeat: int, folder: Path) -> dict[str, tuple[float, float]]:
     """Best (wall, cpu) seconds of each case, as microseconds per task."""
     wf = fan_out(n, cap)
-    best = dict.fromkeys(("bare", "engine", "engine+store"), (float("inf"), float("inf")))
+    best = dict.fromkeys(
+        ("bare", "engine", "record only", "engine+store"), (float("inf"), float("inf"))
+    )
 
     def keep(name: str, got: tuple[float, float]) -> None:
         best[name] = (min(best[name][0], got[0]), min(best[name][1], got[1]))
@@ -160,6 +173,8 @@ def measure(n: int, cap: int, repeat: int, folder: Path) -> dict[str, tuple[floa
         keep("engine", asyncio.run(engine(wf, None)))
         gc.collect()
         keep("engine+store", asyncio.run(engine(wf, folder / f"store-{n}.db")))
+        gc.collect()
+        keep("record only", asyncio.run(engine(wf, folder / f"rec-{n}.db", _RecordOnly)))
     return {k: (w / (n + 1) * 1e6, c / (n + 1) * 1e6) for k, (w, c) in best.items()}
 
 
@@ -235,23 +250,26 @@ def main() -> int:
         )
         print(
             f"{'N':>7} {'':>4} {'bare':>8} {'engine':>8} {'eng+store':>10} {'store':>7} "
-            f"{'ratio':>6}"
+            f"{'record':>7} {'sqlite':>7} {'ratio':>6}"
         )
         for n in args.n:
             r = measure(n, args.concurrency, args.repeat, folder)
             for i, what in enumerate(("wall", "cpu")):
                 bare_us, eng, both = r["bare"][i], r["engine"][i], r["engine+store"][i]
+                rec = r["record only"][i]
                 ratio = both / bare_us
                 if what == "wall":
                     ok = ok and ratio <= TARGET
                 print(
                     f"{n:>7} {what:>4} {bare_us:>8.1f} {eng:>8.1f} {both:>10.1f} "
-                    f"{both - eng:>7.1f} {ratio:>5.2f}x   (engine alone {eng / bare_us:.2f}x)"
+                    f"{both - eng:>7.1f} {rec - eng:>7.1f} {both - rec:>7.1f} {ratio:>5.2f}x"
+                    f"   (engine alone {eng / bare_us:.2f}x)"
                 )
         print(
             "wall: wall time / tasks; cpu: process CPU time (all threads) / tasks.\n"
             "ratio = engine+store / bare (target <= 1.5x); store = engine+store - engine "
-            "(what recording adds per task)."
+            "(what recording adds per task),\nof which record = the recorder on the loop "
+            "(a store that writes nothing) and sqlite = the writes."
         )
         if args.rows:
             print("\nSQLite alone, one transaction, us per task:")
