@@ -251,9 +251,16 @@ async def test_a_live_run_and_its_stored_view_match(tmp_path: Path) -> None:
         assert runs[0].speedup == pytest.approx(result.report.speedup)
         assert await store.run_context(result.run_id) == result.context
         rows = {t.task_id: t for t in await store.task_rows(result.run_id)}
-        assert {k: v.status for k, v in rows.items()} == {
-            k: v.status for k, v in result.tasks.items()
+        # the per-task summary, derived from the stored events, is the live run's
+        assert {
+            k: (v.status, v.attempts, v.started_at, v.finished_at, v.error) for k, v in rows.items()
+        } == {
+            k: (v.status, v.attempts, v.started_at, v.finished_at, v.error)
+            for k, v in result.tasks.items()
         }
+        flaky = await store.attempt_rows(result.run_id, "flaky")
+        assert [a["error"] for a in flaky] == result.tasks["flaky"].attempt_errors
+        assert runs[0].failed == 1
         logs = await store.task_logs(result.run_id, "gen")
         assert [ln.text for ln in logs] == ["generating"]
     finally:
