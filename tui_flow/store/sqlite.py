@@ -965,11 +965,10 @@ class RunStore:
     async def _started(self, e: RunStarted, segments: dict[str, int]) -> None:
         conn = self._conn
         rid = e.run_id
-        rows = await conn.execute_fetchall("SELECT segments FROM runs WHERE run_id = ?", (rid,))
-        row = next(iter(rows), None)
+        last = await self._segment_of(rid, {})  # its latest segment in the database, if any
         host, pid, token = self._owner
         n_top = sum(1 for t in e.tasks if t.parent is None)
-        if row is None:
+        if last is None:
             segments[rid] = 0
             origin = e.resumed_from if e.resumed_from != rid else None
             await conn.execute(
@@ -982,7 +981,7 @@ class RunStore:
             )
             return
         # the same run again: an in-place resume. Writes of tasks that run again are dropped.
-        segments[rid] = int(row[0])
+        segments[rid] = last + 1
         await conn.execute(
             _RESUME_RUN,
             (
