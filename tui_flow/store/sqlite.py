@@ -1071,46 +1071,28 @@ class RunStore:
         """The run's tasks, as its events left them (top-level first in run order, then
         map_over instances). For a run resumed in place, each task as the latest segment that
         ran it left it; a task reused from an earlier segment keeps that segment's row."""
-        return (await self._summaries(run_id))[0]
+        return (await self._derived_rows(run_id))[0]
 
     async def attempt_rows(self, run_id: str, task_id: str) -> list[dict[str, Any]]:
         """A task's attempts in every segment of the run: segment, attempt, started_at,
         finished_at, status, error, traceback."""
-        return (await self._summaries(run_id))[1].get(task_id, [])
+        return (await self._derived_rows(run_id))[1].get(task_id, [])
 
-    async def _summaries(
+    async def _derived_rows(
         self, run_id: str
     ) -> tuple[list[TaskRow], dict[str, list[dict[str, Any]]]]:
         run = await self.get_run(run_id)
         if run is None:
             raise RunNotFound(f"no run {run_id!r} in {self.path}")
-        rows = await self._fetch(
-            f"SELECT segment, {_EVENT_COLUMNS} FROM events WHERE run_id = ? ORDER BY segment, id",
-            (run_id,),
-        )
-
-        def fold() -> tuple[list[TaskRow], dict[str, list[dict[str, Any]]]]:
-            views: dict[int, tuple[RunView, set[str]]] = {}
-            finished: set[int] = set()
-            for seg, *row in rows:
-                view, reused = views.setdefault(seg, (RunView(), set()))
-                e = event_from_row(run_id, *row)
-                if row[0] == "run_started":
-                    reused.update(e.reused)
-                elif row[0] == "run_finished":
-                    finished.add(seg)
-                view.apply(e)
-            last = run.segments - 1
-            for seg, (view, _) in views.items():
-                # a segment that never finished: its process died (the latest one only once
-                # recovery or a later resume has said so; until then it may still be running)
-                if seg not in finished and (seg < last or run.status == "interrupted"):
-                    _interrupt(view, run.error, run.finished_at)
-            return _summaries(
-                [(seg, view, frozenset(reused)) for seg, (view, reused) in sorted(views.items())]
-            )
-
-        return await asyncio.to_thread(fold)
+        segments = []
+        for seg in range(run.segments):
+            view, reused = await self._replay(run_id, seg)
+            # a segment that never finished: its process died (the latest one only once
+            # recovery or a later resume has said so; until then it may still be running)
+            if view.status == "running" and (seg < run.segments - 1 or run.status == "interrupted"):
+                _interrupt(view, run.error, run.finished_at)
+            segments.append((seg, view, reused))
+        return _summaries(segments)
 
     async def context_writes(self, run_id: str) -> dict[str, dict[str, Any]]:
         """Each task's stored context writes: {task_id: {key: value}}."""
