@@ -154,6 +154,142 @@ async def test_ready_tasks_take_slots_in_a_stable_order():
     assert order == ["a", "b", "c", "d"]
 
 
+# -- lanes (units run inline in a few long-lived asyncio tasks) ----------------------------------
+
+
+def fan(n: int, ran: list[str], cap: int) -> Workflow:
+    tasks = [task(lambda ctx: None, id="root")]
+    for i in range(n):
+
+        async def body(ctx: Context, name=f"t{i}") -> None:
+            ran.append(name)
+
+        body.__name__ = f"t{i}"
+        tasks.append(task(body, dependencies=["root"]))
+    return Workflow("fan", tasks, max_concurrency=cap)
+
+
+async def test_lanes_are_reused_and_let_the_loop_run_between_tasks(monkeypatch):
+    from tui_flow.engine import scheduler
+
+    monkeypatch.setattr(scheduler, "_LANE_SLICE_S", 0.0)  # a lane yields after every unit
+    ran: list[str] = []
+    order: list[str] = []
+    execution = Execution(fan(200, ran, cap=4))
+    loop = asyncio.get_running_loop()
+
+    def watch(e) -> None:
+        if e.kind == "task_state" and e.task_id == "t0" and e.state == "completed":
+            loop.call_soon(order.append, "other callback")
+        elif e.kind == "run_finished":
+            order.append("run finished")
+
+    execution.subscribe(watch)
+    result = await asyncio.wait_for(execution.start().wait(), LIMIT)
+    assert result.status == "completed" and len(ran) == 200
+    # the no-op bodies never wait, yet the loop got to run something else mid-run
+    assert order == ["other callback", "run finished"]
+    # 201 units, no more asyncio tasks than slots
+    assert execution._lane_count <= 4
+    assert execution.peak_running <= 4 and execution.running == 0
+
+
+async def test_a_context_variable_a_body_leaves_set_is_not_seen_by_the_next_task():
+    import contextvars
+
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="unset")
+
+    @task
+    async def first(ctx: Context) -> None:
+        var.set("first")  # never reset, as a careless body (or a logging library) might
+
+    @task(dependencies=[first])
+    async def second(ctx: Context) -> None:
+        ctx.set("second saw", var.get())
+
+    @task(dependencies=[second])
+    def third(ctx: Context) -> None:
+        ctx.set("third saw", var.get())
+
+    result, _ = await run_wf(Workflow("w", [first, second, third], max_concurrency=1))
+    assert result.status == "completed"
+    assert result.context["second saw"] == "unset"
+    assert result.context["third saw"] == "unset"
+
+
+@pytest.mark.parametrize("what", ["the task", "the run"])
+async def test_cancelling_a_unit_handed_to_a_lane_before_it_begins(monkeypatch, what):
+    from tui_flow.engine import scheduler
+
+    monkeypatch.setattr(scheduler, "_LANE_SLICE_S", 0.0)
+    ran: list[str] = []
+    execution = Execution(fan(6, ran, cap=2))
+    loop = asyncio.get_running_loop()
+    victim: list[str] = []
+
+    def cancel_one() -> None:
+        # a lane whose unit just ended took the next one in the same step, then yielded
+        # before running it: that unit holds a slot, not yet begun
+        handed = [u for u, unit in execution.units.items() if unit.holds_slot and unit.lane is None]
+        assert handed and all(execution.state[u] == "pending" for u in handed)
+        victim.append(handed[0])
+        if what == "the task":
+            assert execution.cancel_task(handed[0])
+        else:
+            execution.cancel()
+
+    def watch(e) -> None:
+        if e.kind == "task_state" and e.task_id == "t0" and e.state == "completed":
+            loop.call_soon(cancel_one)
+
+    execution.subscribe(watch)
+    result = await asyncio.wait_for(execution.start().wait(), LIMIT)
+    assert len(victim) == 1 and victim[0] not in ran
+    states = {k: v.status for k, v in result.tasks.items()}
+    assert states[victim[0]] == "cancelled"
+    assert all(s in ("completed", "cancelled") for s in states.values())
+    if what == "the task":
+        assert [k for k, s in states.items() if s == "cancelled"] == victim
+    else:
+        assert result.status == "cancelled" and len(ran) < 6
+    assert execution.running == 0  # every slot given back
+
+
+def test_a_run_still_going_when_its_loop_ends_is_cancelled_not_carried_on():
+    ran: list[str] = []
+    holder: list[Execution] = []
+
+    @task(id="a_slow")  # first in line for the one slot
+    async def slow(ctx: Context) -> None:
+        await asyncio.Event().wait()
+
+    @task(dependencies=[slow], trigger_rule="all_done")
+    async def after(ctx: Context) -> None:
+        ran.append("after")
+
+    @task
+    async def queued(ctx: Context) -> None:
+        ran.append("queued")
+
+    async def main() -> None:
+        execution = Execution(Workflow("w", [slow, after, queued], max_concurrency=1))
+        holder.append(execution.start())
+        while execution.state["a_slow"] != "running":
+            await asyncio.sleep(0)
+        # return with the run going: asyncio.run cancels what is left, the lanes included
+
+    asyncio.run(main())
+    execution = holder[0]
+    assert execution.is_done
+    assert ran == []  # nothing started after the cancel
+    assert {t: execution.state[t] for t in ("a_slow", "after", "queued")} == {
+        "a_slow": "cancelled",
+        "after": "cancelled",
+        "queued": "cancelled",
+    }
+    assert execution.view.status == "cancelled"
+
+
 # -- retries -------------------------------------------------------------------------------------
 
 
