@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -15,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from tui_flow.cli import main
+from tui_flow.engine.state import RunView
+from tui_flow.store.sqlite import RunStore
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -103,6 +106,14 @@ def cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> object:
     return json.loads(capsys.readouterr().out)
 
 
+async def first_segment(db: Path, run_id: str) -> tuple[RunView, float]:
+    """The view of a run's first segment, and when the second one began."""
+    async with await RunStore.open(db) as store:
+        run = await store.get_run(run_id)
+        assert run is not None and run.resumed_at is not None
+        return await store.load_run(run_id, segment=0), run.resumed_at
+
+
 def test_a_killed_run_is_resumed_without_redoing_flushed_work(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -167,6 +178,12 @@ def test_a_killed_run_is_resumed_without_redoing_flushed_work(
     after = cli_json(capsys, "show", run_id, "--db", str(db), "--json")
     assert after["status"] == "completed" and after["segments"] == 2
     assert {t: v["status"] for t, v in after["tasks"].items()} == dict.fromkeys(ALL, "completed")
+    cut, resumed_at = asyncio.run(first_segment(db, run_id))
+    # the killed segment, read back: cut short where its events stop, its running tasks too
+    assert cut.status == "interrupted" and "ended before it finished" in (cut.error or "")
+    assert cut.finished_at is not None and cut.finished_at < resumed_at
+    assert {t for t, v in cut.tasks.items() if v.state == "interrupted"} == {"gate", "slow"}
+    assert {t for t, v in cut.tasks.items() if v.state == "completed"} == finished
 
     clean = tmp_path / "clean"
     clean.mkdir()

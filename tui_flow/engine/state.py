@@ -105,6 +105,9 @@ class RunView:
     resumed_from: str | None = None
     running: int = 0
     retries: list[RetryScheduled] = field(default_factory=list)
+    # the time of the newest event, for a view replayed from the store (the live fold does
+    # not keep it: nothing live needs it)
+    last_event_at: float | None = None
     _positions: dict[str, int] | None = field(default=None, repr=False, compare=False)
 
     def positions(self) -> dict[str, int]:

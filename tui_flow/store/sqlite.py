@@ -404,6 +404,19 @@ _INTERRUPT_RUN = (
 )
 
 
+def _close_dead_segment(view: RunView, run: RunRow, seg: int) -> None:
+    """A replayed segment that never finished was cut short by its process dying: an earlier
+    segment for certain (a resume followed it), the latest once recovery has marked the run
+    "interrupted" (until then it may still be running)."""
+    if view.status != "running":
+        return
+    if seg < run.segments - 1:
+        why = "the process recording this part of the run ended before it finished; resumed"
+        _interrupt(view, why, view.last_event_at)
+    elif run.status == "interrupted":
+        _interrupt(view, run.error, run.finished_at)
+
+
 def _failed(view: RunView) -> int:
     """How many top-level tasks of a run's view failed (`runs.failed`)."""
     return sum(1 for t in view.tasks.values() if t.state == "failed" and t.info.parent is None)
@@ -680,7 +693,8 @@ class RunStore:
         return marked
 
     async def _replay(self, run_id: str, seg: int) -> tuple[RunView, frozenset[str]]:
-        """Fold a segment's stored events into a view (off the loop); and its reused tasks."""
+        """Fold a segment's stored events into a view (off the loop); and its reused tasks.
+        `view.last_event_at` is the time of the segment's newest event."""
         rows = await self._conn.execute_fetchall(
             f"SELECT {_EVENT_COLUMNS} FROM events WHERE run_id = ? AND segment = ? ORDER BY id",
             (run_id, seg),
@@ -698,6 +712,7 @@ class RunStore:
                 if row[0] == "run_started":
                     reused = frozenset(e.reused)
                 view.apply(e)
+            view.last_event_at = rows[-1][1] if rows else None
             for tid, n in counts:
                 t = view.tasks.get(tid)
                 if t is not None:
@@ -1087,10 +1102,7 @@ class RunStore:
         segments = []
         for seg in range(run.segments):
             view, reused = await self._replay(run_id, seg)
-            # a segment that never finished: its process died (the latest one only once
-            # recovery or a later resume has said so; until then it may still be running)
-            if view.status == "running" and (seg < run.segments - 1 or run.status == "interrupted"):
-                _interrupt(view, run.error, run.finished_at)
+            _close_dead_segment(view, run, seg)
             segments.append((seg, view, reused))
         return _summaries(segments)
 
@@ -1151,7 +1163,8 @@ class RunStore:
         """Rebuild the `RunView` of a stored run by replaying its events: exactly what the live
         run's views showed. For a run resumed in place, its latest segment (`segment=` for an
         earlier one): reused tasks show as completed, "reused from earlier run". A run whose
-        process died shows as "interrupted", and so do the tasks that were running."""
+        process died shows as "interrupted", and so do the tasks that were running; so does an
+        earlier segment cut short that way (its end: its last recorded event)."""
         run = await self.get_run(run_id)
         if run is None:
             raise RunNotFound(f"no run {run_id!r} in {self.path}")
@@ -1160,8 +1173,7 @@ class RunStore:
             view, _ = await self._replay(run_id, seg)
         except sqlite3.Error as exc:
             raise _explain(self.path, exc, self.timeout) from None
-        if run.status == "interrupted" and seg == run.segments - 1:
-            _interrupt(view, run.error, run.finished_at)
+        _close_dead_segment(view, run, seg)
         return view
 
     async def task_logs(
