@@ -255,6 +255,31 @@ async def test_cancelling_a_unit_handed_to_a_lane_before_it_begins(monkeypatch, 
     assert execution.running == 0  # every slot given back
 
 
+async def test_a_cancel_asked_from_inside_a_lane_does_not_land_in_the_next_task():
+    # a subscriber cancels a task synchronously, on the lane running it; the body never waits,
+    # so the cancel is never delivered to it: it must not hit the next task on that lane
+    @task
+    async def quick(ctx: Context) -> None:
+        pass
+
+    @task(dependencies=[quick])
+    async def next_one(ctx: Context) -> None:
+        await asyncio.sleep(0)
+        ctx.set("ran", True)
+
+    execution = Execution(Workflow("w", [quick, next_one], max_concurrency=1))
+
+    def cancel_on_start(e) -> None:
+        if e.kind == "task_state" and e.task_id == "quick" and e.state == "running":
+            assert execution.cancel_task("quick")
+
+    execution.subscribe(cancel_on_start)
+    result = await asyncio.wait_for(execution.start().wait(), LIMIT)
+    assert result.tasks["next_one"].status == "completed"
+    assert result.context.get("ran") is True
+    assert execution._lane_count == 1  # it did run on the same lane
+
+
 def test_a_run_still_going_when_its_loop_ends_is_cancelled_not_carried_on():
     ran: list[str] = []
     holder: list[Execution] = []

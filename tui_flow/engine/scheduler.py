@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import gc
 import heapq
@@ -721,10 +722,16 @@ class Execution:
                 unit.lane = None
                 if self._free_lane is lane:
                     self._free_lane = None
-            # the lifecycle took the cancels the execution asked for: the lane goes on
-            for _ in range(lane.cancels):
-                me.uncancel()
-            lane.cancels = 0
+            if lane.cancels:
+                # the cancels the execution asked for were meant for this unit alone. One
+                # asked while the lane itself was running (by a subscriber or the body, on
+                # this lane) is still pending if the body never waited after it: take it
+                # here, or it would land in the next unit. Then the lane goes on.
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.sleep(0)
+                for _ in range(lane.cancels):
+                    me.uncancel()
+                lane.cancels = 0
             if me.cancelling():
                 raise asyncio.CancelledError
             if contextvars.copy_context() != base:
