@@ -264,7 +264,7 @@ async def test_a_cancel_asked_from_inside_a_lane_does_not_land_in_the_next_task(
 
     @task(dependencies=[quick])
     async def next_one(ctx: Context) -> None:
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # workload, allowed: the body must wait once to meet a cancel
         ctx.set("ran", True)
 
     execution = Execution(Workflow("w", [quick, next_one], max_concurrency=1))
@@ -283,9 +283,11 @@ async def test_a_cancel_asked_from_inside_a_lane_does_not_land_in_the_next_task(
 def test_a_run_still_going_when_its_loop_ends_is_cancelled_not_carried_on():
     ran: list[str] = []
     holder: list[Execution] = []
+    started: list[asyncio.Event] = []  # made inside asyncio.run, on its loop
 
     @task(id="a_slow")  # first in line for the one slot
     async def slow(ctx: Context) -> None:
+        started[0].set()
         await asyncio.Event().wait()
 
     @task(dependencies=[slow], trigger_rule="all_done")
@@ -297,10 +299,10 @@ def test_a_run_still_going_when_its_loop_ends_is_cancelled_not_carried_on():
         ran.append("queued")
 
     async def main() -> None:
+        started.append(asyncio.Event())
         execution = Execution(Workflow("w", [slow, after, queued], max_concurrency=1))
         holder.append(execution.start())
-        while execution.state["a_slow"] != "running":
-            await asyncio.sleep(0)
+        await asyncio.wait_for(started[0].wait(), LIMIT)
         # return with the run going: asyncio.run cancels what is left, the lanes included
 
     asyncio.run(main())
