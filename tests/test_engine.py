@@ -194,6 +194,39 @@ async def test_lanes_are_reused_and_let_the_loop_run_between_tasks(monkeypatch):
     assert execution.peak_running <= 4 and execution.running == 0
 
 
+async def test_the_lanes_share_one_slice_of_each_turn_of_the_loop(monkeypatch):
+    """Several lanes running no-op bodies back to back: together they hold the loop for one
+    slice per turn, not one slice each (8 lanes would otherwise hold it 8 times as long, and
+    a key press or a store write would wait as long)."""
+    import itertools
+
+    from tui_flow.engine import scheduler
+
+    ticks = itertools.count()
+    # a clock that moves one "second" each time the lanes look at it; a slice is 4.5 of them,
+    # so a lane starting a fresh slice runs about five units before it yields
+    monkeypatch.setattr(scheduler, "_slice_clock", lambda: float(next(ticks)))
+    monkeypatch.setattr(scheduler, "_LANE_SLICE_S", 4.5)
+    ran: list[str] = []
+    execution = Execution(fan(400, ran, cap=8))
+    loop = asyncio.get_running_loop()
+    per_turn: list[int] = []
+
+    def turn() -> None:  # runs once per turn of the loop while the run goes on
+        per_turn.append(len(ran))
+        if not execution.is_done:
+            loop.call_soon(turn)
+
+    loop.call_soon(turn)
+    result = await asyncio.wait_for(execution.start().wait(), LIMIT)
+    assert result.status == "completed" and len(ran) == 400
+    assert execution._lane_count == 8  # eight lanes were hot at once
+    done_in_turn = [b - a for a, b in itertools.pairwise(per_turn)]
+    assert len(done_in_turn) > 20
+    # one lane runs its slice (about five units), the other seven one unit each at most
+    assert max(done_in_turn) <= 6 + 7, done_in_turn
+
+
 async def test_a_context_variable_a_body_leaves_set_is_not_seen_by_the_next_task():
     import contextvars
 
