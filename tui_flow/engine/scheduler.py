@@ -393,8 +393,10 @@ class Execution:
         self._lane_count = 0  # lanes made (see _Lane)
         self._idle: list[_Lane] = []  # lanes waiting for a unit
         self._free_lane: _Lane | None = None  # a lane whose unit is ending (see _release_final)
-        self._slice_start = 0.0  # when the lanes' share of this turn of the loop began
-        self._slice_over = False  # ... and whether it is used up (see _lane_loop)
+        # the lanes' share of this turn of the loop (see _lane_loop): begun, when, used up
+        self._slice_armed = False
+        self._slice_start = 0.0
+        self._slice_over = False
         self._ancestors: dict[str, set[str]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._finished: asyncio.Future[RunResult] | None = None
@@ -743,21 +745,22 @@ class Execution:
                     self._new_lane(lane.next)
                     lane.next = None
                 return
-            if lane.next is not None and (
-                self._slice_over or clock() - self._slice_start > _LANE_SLICE_S
-            ):
-                # The lanes share one slice per turn of the loop: the lane that uses it up
-                # starts the next one at the head of the next turn, and every lane yields
-                # after its current unit until then. (A slice per lane would let 16 lanes
-                # hold the loop for 32 ms: the app's keys and the store's writes wait.)
-                if not self._slice_over:
-                    self._slice_over = True
-                    self._loop.call_soon(self._new_slice)
+            if lane.next is None:
+                continue
+            # The lanes share one slice per turn of the loop. The first lane to end a unit in
+            # a turn starts it (and has it end at the head of the next turn); once it is used
+            # up, every lane yields after its current unit until then. (A slice per lane
+            # would let 16 busy lanes hold the loop for 32 ms: keys and store writes wait.)
+            if not self._slice_armed:
+                self._slice_armed = True
+                self._slice_start = clock()
+                self._loop.call_soon(self._end_slice)
+            elif self._slice_over or clock() - self._slice_start > _LANE_SLICE_S:
+                self._slice_over = True
                 await asyncio.sleep(0)
 
-    def _new_slice(self) -> None:
-        self._slice_over = False
-        self._slice_start = _slice_clock()
+    def _end_slice(self) -> None:
+        self._slice_armed = self._slice_over = False
 
     def _take_slot(self, unit: _Unit) -> None:
         unit.holds_slot = True
