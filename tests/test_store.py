@@ -154,7 +154,29 @@ def every_kind() -> list:
     ]
 
 
-async def test_every_event_kind_round_trips(tmp_path: Path) -> None:
+@pytest.fixture(params=["one JSON array", "row by row"])
+def write_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways a flush writes its rows: as one JSON array SQLite unpacks (where this SQLite
+    gives values back exactly), or one row at a time (older SQLite)."""
+    if request.param == "row by row":
+
+        async def no(self: RunStore) -> bool:
+            return False
+
+        monkeypatch.setattr(RunStore, "_json_round_trips", no)
+    return request.param
+
+
+async def test_the_json_write_path_is_taken_where_sqlite_has_json(tmp_path: Path) -> None:
+    store = await RunStore.open(tmp_path / "runs.db")
+    try:
+        if sqlite3.sqlite_version_info >= (3, 38):  # JSON functions built in from then on
+            assert store._json_rows
+    finally:
+        await store.close()
+
+
+async def test_every_event_kind_round_trips(tmp_path: Path, write_path: str) -> None:
     events = every_kind()
     kinds = {e.kind for e in events}
     assert kinds == {
@@ -174,6 +196,7 @@ async def test_every_event_kind_round_trips(tmp_path: Path) -> None:
 
     store = await RunStore.open(tmp_path / "runs.db")
     try:
+        assert store._json_rows == (write_path == "one JSON array")
         stored = await store.events(RID)
         assert stored == [e for e in events if e.kind != "task_logs"]
         lines = [ln for e in events if e.kind == "task_logs" for ln in e.lines]
@@ -265,6 +288,31 @@ async def test_a_live_run_and_its_stored_view_match(tmp_path: Path) -> None:
         assert [ln.text for ln in logs] == ["generating"]
     finally:
         await store.close()
+
+
+async def test_recording_lowers_the_switch_interval_and_close_puts_it_back(
+    tmp_path: Path,
+) -> None:
+    """The writer thread must get the GIL while a run keeps the loop busy (see
+    WRITER_SWITCH_INTERVAL_S); the process-wide setting is put back when the store closes."""
+    from tui_flow.store.sqlite import WRITER_SWITCH_INTERVAL_S
+
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    try:
+        store = await RunStore.open(tmp_path / "runs.db")
+        store.record(every_kind()[0])
+        assert sys.getswitchinterval() == WRITER_SWITCH_INTERVAL_S
+        await store.close()
+        assert sys.getswitchinterval() == 0.005
+        # one already lower (the app sets 1 ms) is left alone
+        sys.setswitchinterval(0.0005)
+        store = await RunStore.open(tmp_path / "runs.db")
+        store.record(every_kind()[0].model_copy(update={"run_id": "run000000002"}))
+        await store.close()
+        assert sys.getswitchinterval() == 0.0005
+    finally:
+        sys.setswitchinterval(before)
 
 
 async def test_flushes_within_the_interval_and_at_the_end_of_a_run(tmp_path: Path) -> None:

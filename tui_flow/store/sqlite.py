@@ -91,6 +91,12 @@ DEFAULT_DIR = ".tui-flow"
 DEFAULT_NAME = "runs.db"
 DEFAULT_TIMEOUT_S = 10.0
 FLUSH_INTERVAL_S = 0.05
+# The flushes go through aiosqlite's thread, which needs the GIL for a moment at each
+# statement. While a run keeps the loop busy, the loop lets go of the GIL briefly at every
+# turn (~2 ms), which wakes a waiting thread only to start its wait over: with Python's default
+# switch interval (5 ms) it never asks for its turn and the flushes wait for the run to end.
+# While it records, the store lowers the interval to this, shorter than a turn.
+WRITER_SWITCH_INTERVAL_S = 0.001
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _RESUMABLE = ("interrupted", "failed", "cancelled")
@@ -393,6 +399,24 @@ _INSERT_EVENTS = (
     "INSERT INTO events (run_id, segment, kind, at, task_id, state, attempt, data) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+
+
+def _from_json_rows(table: str, columns: str) -> str:
+    """An INSERT of rows given as one JSON array of arrays (one parameter): SQLite unpacks it
+    in C with the GIL released for the whole statement. `executemany` takes the GIL back
+    for every row, and while the loop is busy each of those waits its turn (see `_write`)."""
+    names = columns.split(", ")
+    picks = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(names)))
+    return f"INSERT INTO {table} ({columns}) SELECT {picks} FROM json_each(?)"
+
+
+_INSERT_LOGS_JSON = _from_json_rows("logs", "run_id, task_id, segment, attempt, at, level, text")
+_INSERT_EVENTS_JSON = _from_json_rows(
+    "events", "run_id, segment, kind, at, task_id, state, attempt, data"
+)
+# json.dumps of the rows; not ASCII-only: a string that SQLite cannot take (a lone surrogate)
+# fails the flush as the same row given to executemany would
+_rows_json = json.JSONEncoder(ensure_ascii=False, check_circular=False, allow_nan=False).encode
 _LAST_EVENT = "UPDATE runs SET last_event_at = max(COALESCE(last_event_at, 0), ?) WHERE run_id = ?"
 _FINISH_RUN = (
     "UPDATE runs SET status = ?, finished_at = ?, final_context = ?, report = ?, wall_s = ?, "
@@ -521,6 +545,8 @@ class RunStore:
         self._conn = conn
         self.timeout = timeout
         self.flush_interval = flush_interval
+        self._json_rows = False  # flushes write rows as one JSON array (see _json_round_trips)
+        self._switch_interval: float | None = None  # what it was before the store lowered it
         self._buffer = _Batch()  # recorded, not yet written
         self._retry: _Batch | None = None  # a batch a failed flush kept for the next one
         self._seg: dict[str, int] = {}  # run id -> segment its events belong to, when known
@@ -611,6 +637,26 @@ class RunStore:
         await cur.close()
         await conn.execute("PRAGMA synchronous = NORMAL")
         await conn.execute("PRAGMA foreign_keys = OFF")
+        self._json_rows = await self._json_round_trips()
+
+    async def _json_round_trips(self) -> bool:
+        """Whether this SQLite can take a flush's rows as one JSON array (`_write_slice`): it
+        has the JSON functions, and gives back exactly the numbers and text it was given (an
+        older SQLite may round the last digit of a float). Otherwise rows go one by one."""
+        probe = [
+            [1763798400.123456, 0.1 + 0.2, 5e-324, -1.7976931348623157e308, 2**53 + 1],
+            [None, "é\n\"'\\\u0001", "日本", ""],
+        ]
+        try:
+            rows = await self._conn.execute_fetchall(
+                "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
+                "json_extract(value, '$[2]'), json_extract(value, '$[3]'), "
+                "json_extract(value, '$[4]') FROM json_each(?)",
+                (_rows_json(probe),),
+            )
+        except sqlite3.Error:
+            return False
+        return [list(r)[: len(p)] for r, p in zip(rows, probe, strict=True)] == probe
 
     async def _identity(self) -> tuple[int, int, int]:
         conn = self._conn
@@ -827,6 +873,9 @@ class RunStore:
         buf.events.append((rid, seg, kind, at, getattr(event, "task_id", None), None, None, data))
 
     def _start_flusher(self) -> None:
+        if sys.getswitchinterval() > WRITER_SWITCH_INTERVAL_S:  # process-wide; put back by close()
+            self._switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(WRITER_SWITCH_INTERVAL_S)
         self._wake = asyncio.Event()
         self._now = asyncio.Event()
         self._flusher = asyncio.get_running_loop().create_task(
@@ -948,10 +997,16 @@ class RunStore:
                     for key, value in values
                 ],
             )
-        if logs:
-            await conn.executemany(_INSERT_LOGS, logs)
-        if rows:
-            await conn.executemany(_INSERT_EVENTS, rows)
+        if self._json_rows:
+            if logs:
+                await conn.execute(_INSERT_LOGS_JSON, (_rows_json(logs),))
+            if rows:
+                await conn.execute(_INSERT_EVENTS_JSON, (_rows_json(rows),))
+        else:
+            if logs:
+                await conn.executemany(_INSERT_LOGS, logs)
+            if rows:
+                await conn.executemany(_INSERT_EVENTS, rows)
         for _, what, payload in ops:
             if what != "finish":
                 continue
@@ -1024,6 +1079,8 @@ class RunStore:
                     await self._flusher
             with contextlib.suppress(Exception):
                 await self._conn.close()
+            if self._switch_interval is not None:
+                sys.setswitchinterval(self._switch_interval)
         if error is not None:
             n = len(self._buffer) + (len(self._retry) if self._retry is not None else 0)
             raise StoreError(f"{error} ({n} events of the last moments were not recorded)")
