@@ -997,7 +997,7 @@ class RunStore:
                     for key, value in values
                 ],
             )
-        if self._json_rows:
+        if self._rows_as_json():
             if logs:
                 await conn.execute(_INSERT_LOGS_JSON, (_rows_json(logs),))
             if rows:
@@ -1020,6 +1020,13 @@ class RunStore:
             await conn.execute(
                 _FINISH_RUN, (status, at, context, report, wall, speedup, error, failed, rid)
             )
+
+    def _rows_as_json(self) -> bool:
+        """Whether this flush writes its rows as one JSON array: while a run goes on, so the
+        loop is busy and each row of `executemany` would wait for the GIL behind it. With no
+        run going on (the flush at the end of one), row by row costs half as much: no JSON to
+        build and parse (1.8 against 3.6 us a row here)."""
+        return self._json_rows and bool(self._views)
 
     async def _segment_of(self, run_id: str, segments: dict[str, int]) -> int | None:
         seg = segments.get(run_id)
