@@ -12,8 +12,10 @@ A fan-out workflow (one root task, then N no-op tasks that depend on it) runs:
                  the loop, without SQLite; it tells the two parts of what the store adds).
 
 The body does nothing, so wall time / N is the per-task overhead. Each case runs --repeat
-times, alternating, each after a `gc.collect()`, and the best is kept. The target:
-engine+store within 1.5x of bare. `--rows` also times SQLite alone on each kind of row.
+times, alternating, each after a `gc.collect()` and on a new database file, and the best is
+kept. The target: engine+store within 1.5x of bare. It also prints the longest the store went
+without committing while a run went on (the window a crash could lose at that moment).
+`--rows` also times SQLite alone on each kind of row.
 
     PYTHONPATH=. python benchmarks/bench_store.py [--n 1000 10000] [--repeat 3] [--rows] [--profile]
 """
@@ -26,6 +28,7 @@ import cProfile
 import gc
 import graphlib
 import io
+import itertools
 import pstats
 import sqlite3
 import statistics
@@ -136,20 +139,48 @@ class _RecordOnly(RunStore):
         return None
 
 
+class _Timed(RunStore):
+    """The store, noting when each flush committed (to see how often it writes mid-run)."""
+
+    commits: list[float]
+    first_event: float | None = None
+
+    def record(self, event: Any, view: Any = None) -> None:
+        if self.first_event is None:
+            self.first_event = time.perf_counter()
+        super().record(event, view)
+
+    async def _write(self, batch: Any) -> None:
+        await super()._write(batch)
+        self.commits.append(time.perf_counter())
+
+
 async def engine(
-    wf: Workflow, db: Path | None, store_class: type[RunStore] = RunStore
+    wf: Workflow,
+    db: Path | None,
+    store_class: type[RunStore] = _Timed,
+    gaps: list[float] | None = None,
 ) -> tuple[float, float]:
+    """Wall and CPU time of one run. `gaps`: gets the longest time the store went without
+    committing while the run went on (from its first event to its last)."""
     store = await store_class.open(db) if db is not None else None
+    if isinstance(store, _Timed):
+        store.commits = []
     t0, c0 = time.perf_counter(), time.process_time()
     ex = Execution(wf)
     if store is not None:
         ex.subscribe(store.recorder(ex.view))
     ex.start()
     result = await ex.wait()
+    ended = time.perf_counter()
     if store is not None:
         await store.flush()
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert result.status == "completed", result.status
+    if isinstance(store, _Timed) and gaps is not None:
+        assert store.first_event is not None
+        marks = [store.first_event, *(t for t in store.commits if t < ended), ended]
+        gaps.append(max(b - a for a, b in itertools.pairwise(marks)))
     if store is not None:
         await store.close()
     return elapsed, cpu
@@ -157,14 +188,16 @@ async def engine(
 
 def measure(
     n: int, cap: int, repeat: int, folder: Path
-) -> tuple[dict[str, tuple[float, float]], float]:
-    """Best (wall, cpu) of each case, as microseconds per task; and the median of the
-    engine+store / bare wall-time ratios of each round (a noisy moment hits both of a round)."""
+) -> tuple[dict[str, tuple[float, float]], float, float]:
+    """Best (wall, cpu) of each case, as microseconds per task; the median of the
+    engine+store / bare wall-time ratios of each round (a noisy moment hits both of a round);
+    and the longest the store went without writing while a run went on (seconds, worst)."""
     wf = fan_out(n, cap)
     best = dict.fromkeys(
         ("bare", "engine", "record only", "engine+store"), (float("inf"), float("inf"))
     )
     ratios: list[float] = []
+    gaps: list[float] = []
 
     def keep(name: str, got: tuple[float, float]) -> tuple[float, float]:
         best[name] = (min(best[name][0], got[0]), min(best[name][1], got[1]))
@@ -178,12 +211,14 @@ def measure(
         gc.collect()
         keep("engine", asyncio.run(engine(wf, None)))
         gc.collect()
-        both = keep("engine+store", asyncio.run(engine(wf, folder / f"store-{n}.db")))
+        both = keep(
+            "engine+store", asyncio.run(engine(wf, folder / f"store-{n}-{r}.db", gaps=gaps))
+        )
         gc.collect()
-        keep("record only", asyncio.run(engine(wf, folder / f"rec-{n}.db", _RecordOnly)))
+        keep("record only", asyncio.run(engine(wf, folder / f"rec-{n}-{r}.db", _RecordOnly)))
         ratios.append(both[0] / base[0])
     per_task = {k: (w / (n + 1) * 1e6, c / (n + 1) * 1e6) for k, (w, c) in best.items()}
-    return per_task, statistics.median(ratios)
+    return per_task, statistics.median(ratios), max(gaps)
 
 
 def sqlite_rows(n: int, folder: Path, repeat: int = 5) -> dict[str, float]:
@@ -250,6 +285,7 @@ def main() -> int:
     )
     args = ap.parse_args()
     ok = True
+    longest: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         print(
@@ -261,7 +297,8 @@ def main() -> int:
             f"{'record':>7} {'sqlite':>7} {'ratio':>6} {'median':>7}"
         )
         for n in args.n:
-            r, median = measure(n, args.concurrency, args.repeat, folder)
+            r, median, gap = measure(n, args.concurrency, args.repeat, folder)
+            longest[n] = gap
             for i, what in enumerate(("wall", "cpu")):
                 bare_us, eng, both = r["bare"][i], r["engine"][i], r["engine+store"][i]
                 rec = r["record only"][i]
@@ -280,6 +317,12 @@ def main() -> int:
             "the rounds' own ratios;\nstore = engine+store - engine "
             "(what recording adds per task),\nof which record = the recorder on the loop "
             "(a store that writes nothing) and sqlite = the writes."
+        )
+        print(
+            "longest the store went without committing while a run went on (worst of the "
+            "rounds; flushes are due every "
+            f"{FLUSH_S * 1000:.0f} ms): "
+            + ", ".join(f"{gap * 1000:.0f} ms at N = {n}" for n, gap in longest.items())
         )
         if args.rows:
             print("\nSQLite alone, one transaction, us per task:")
