@@ -317,6 +317,20 @@ async def test_recording_lowers_the_switch_interval_and_close_puts_it_back(
         sys.setswitchinterval(before)
 
 
+async def test_a_run_start_is_written_at_once_not_at_the_end_of_the_interval(
+    tmp_path: Path,
+) -> None:
+    store = await RunStore.open(tmp_path / "runs.db", flush_interval=3600)
+    try:
+        events = every_kind()
+        store.record(events[0])
+        await asyncio.wait_for(store.wait_for_flushes(1), 10)
+        # (with an hour between flushes, only the start itself can have asked for this one)
+        assert await store.get_run(RID) is not None
+    finally:
+        await store.close()
+
+
 async def test_flushes_within_the_interval_and_at_the_end_of_a_run(tmp_path: Path) -> None:
     store = await RunStore.open(tmp_path / "runs.db")
     try:

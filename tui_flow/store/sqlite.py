@@ -839,6 +839,7 @@ class RunStore:
             else:
                 self._seg[rid] = 0
             buf.ops.append((len(buf.events), "start", event))
+            self._flush_soon()  # the run is on disk at once, whatever happens next
         seg = self._note(event, rid, at)
         if kind == "task_logs":
             rows = [
@@ -865,12 +866,16 @@ class RunStore:
                     ),
                 )
             )
-            if self._now is None:
-                self._start_flusher()
-            assert self._now is not None
-            self._now.set()
+            self._flush_soon()
         data = event.model_dump_json(exclude_defaults=True)
         buf.events.append((rid, seg, kind, at, getattr(event, "task_id", None), None, None, data))
+
+    def _flush_soon(self) -> None:
+        """Have the writer flush as soon as the loop lets it, not at the end of the interval."""
+        if self._now is None:
+            self._start_flusher()
+        assert self._now is not None
+        self._now.set()
 
     def _start_flusher(self) -> None:
         if sys.getswitchinterval() > WRITER_SWITCH_INTERVAL_S:  # process-wide; put back by close()
