@@ -391,29 +391,29 @@ _INSERT_WRITES = (
     "INSERT OR REPLACE INTO context_writes (run_id, task_id, key, value, segment, at) "
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
-_INSERT_LOGS = (
-    "INSERT INTO logs (run_id, task_id, segment, attempt, at, level, text) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_EVENTS = (
-    "INSERT INTO events (run_id, segment, kind, at, task_id, state, attempt, data) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
+_LOG_COLUMNS = "run_id, task_id, segment, attempt, at, level, text"
+_ROW_COLUMNS = "run_id, segment, kind, at, task_id, state, attempt, data"  # of an events row
 
 
-def _from_json_rows(table: str, columns: str) -> str:
-    """An INSERT of rows given as one JSON array of arrays (one parameter): SQLite unpacks it
-    in C with the GIL released for the whole statement. `executemany` takes the GIL back
-    for every row, and while the loop is busy each of those waits its turn (see `_write`)."""
-    names = columns.split(", ")
-    picks = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(names)))
-    return f"INSERT INTO {table} ({columns}) SELECT {picks} FROM json_each(?)"
+def _json_picks(n: int) -> str:
+    """The `n` items of each JSON array `json_each` yields, as columns."""
+    return ", ".join(f"json_extract(value, '$[{i}]')" for i in range(n))
 
 
-_INSERT_LOGS_JSON = _from_json_rows("logs", "run_id, task_id, segment, attempt, at, level, text")
-_INSERT_EVENTS_JSON = _from_json_rows(
-    "events", "run_id, segment, kind, at, task_id, state, attempt, data"
-)
+def _inserts(table: str, columns: str) -> tuple[str, str]:
+    """The INSERT of one row (for `executemany`), and the INSERT of rows given as one JSON
+    array of arrays (one parameter): SQLite unpacks that in C with the GIL released for the
+    whole statement. `executemany` takes the GIL back for every row, and while the loop is
+    busy each of those waits its turn (see `_rows_as_json`)."""
+    n = len(columns.split(", "))
+    return (
+        f"INSERT INTO {table} ({columns}) VALUES ({', '.join('?' * n)})",
+        f"INSERT INTO {table} ({columns}) SELECT {_json_picks(n)} FROM json_each(?)",
+    )
+
+
+_INSERT_LOGS, _INSERT_LOGS_JSON = _inserts("logs", _LOG_COLUMNS)
+_INSERT_EVENTS, _INSERT_EVENTS_JSON = _inserts("events", _ROW_COLUMNS)
 # json.dumps of the rows; not ASCII-only: a string that SQLite cannot take (a lone surrogate)
 # fails the flush as the same row given to executemany would
 _rows_json = json.JSONEncoder(ensure_ascii=False, check_circular=False, allow_nan=False).encode
@@ -649,10 +649,7 @@ class RunStore:
         ]
         try:
             rows = await self._conn.execute_fetchall(
-                "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
-                "json_extract(value, '$[2]'), json_extract(value, '$[3]'), "
-                "json_extract(value, '$[4]') FROM json_each(?)",
-                (_rows_json(probe),),
+                f"SELECT {_json_picks(5)} FROM json_each(?)", (_rows_json(probe),)
             )
         except sqlite3.Error:
             return False
