@@ -393,10 +393,9 @@ class Execution:
         self._lane_count = 0  # lanes made (see _Lane)
         self._idle: list[_Lane] = []  # lanes waiting for a unit
         self._free_lane: _Lane | None = None  # a lane whose unit is ending (see _release_final)
-        # the lanes' share of this turn of the loop (see _lane_loop): begun, when, used up
+        # the lanes' share of this turn of the loop (see _lane_loop): begun, and when
         self._slice_armed = False
         self._slice_start = 0.0
-        self._slice_over = False
         self._ancestors: dict[str, set[str]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._finished: asyncio.Future[RunResult] | None = None
@@ -755,12 +754,11 @@ class Execution:
                 self._slice_armed = True
                 self._slice_start = clock()
                 self._loop.call_soon(self._end_slice)
-            elif self._slice_over or clock() - self._slice_start > _LANE_SLICE_S:
-                self._slice_over = True
+            elif clock() - self._slice_start > _LANE_SLICE_S:
                 await asyncio.sleep(0)
 
     def _end_slice(self) -> None:
-        self._slice_armed = self._slice_over = False
+        self._slice_armed = False
 
     def _take_slot(self, unit: _Unit) -> None:
         unit.holds_slot = True
