@@ -166,7 +166,8 @@ class RunFinished(_Event):
     status: RunStatus
     report: dict[str, Any]
     context: dict[str, Any] = Field(default_factory=dict)
-    error: str | None = None
+    error: str | None = None  # what ended the run, when the engine itself failed
+    traceback: str | None = None
 
 
 Event = Annotated[

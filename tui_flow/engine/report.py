@@ -84,6 +84,11 @@ class Report:
     retry_wait_s: float
     tasks: list[TaskRow]
 
+    @classmethod
+    def empty(cls, max_concurrency: int) -> Report:
+        """The report of a run that has no figures (it ended before anything was timed)."""
+        return cls(0.0, 0.0, 0.0, 0.0, max_concurrency, [], 0.0, 0.0, 0.0, [])
+
     def slowest(self, n: int = 5) -> list[TaskRow]:
         return sorted(self.tasks, key=lambda r: (-r.duration_s, r.id))[:n]
 

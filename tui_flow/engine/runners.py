@@ -18,6 +18,7 @@ import logging
 import multiprocessing
 import multiprocessing.spawn
 import os
+import signal
 import sys
 import threading
 import time
@@ -55,11 +56,28 @@ class ProcessJob:
 
 
 def describe_error(exc: BaseException) -> tuple[str, str]:
-    """A one-line summary and the full traceback of an exception."""
-    summary = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
-    first = summary.splitlines()[0] if summary else type(exc).__name__
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    """A one-line summary and the full traceback of an exception. Never raises: an exception
+    whose `str()` (or whose traceback's formatting) fails is still described."""
+    name = _type_name(exc)
+    try:
+        text = str(exc)
+    except BaseException as failure:  # a broken __str__ must not take the run down with it
+        text = f"<str() of the exception raised {_type_name(failure)}>"
+    summary = f"{name}: {text}".strip().rstrip(":")
+    first = summary.splitlines()[0] if summary else name
+    try:
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except BaseException:
+        frames = traceback.format_tb(exc.__traceback__) if exc.__traceback__ else []
+        tb = "Traceback (most recent call last):\n" + "".join(frames) + first + "\n"
     return first, tb
+
+
+def _type_name(exc: BaseException) -> str:
+    try:
+        return type(exc).__name__
+    except BaseException:
+        return "Exception"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,6 +261,10 @@ class _LazyContext(Mapping[str, Any]):
 
 def worker_main(conn: Connection) -> None:
     """The loop of a worker process: receive a job, run it, answer; until told to stop."""
+    # Ctrl-C in a terminal reaches the whole process group: the parent decides what it means
+    # (it cancels the run, and kills the workers it must), so a KeyboardInterrupt seen here
+    # can only come from a body, and fails that attempt like any other exception
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     sink = _WorkerSink(conn)
     sys.stdout = _WorkerStream(sink, "stdout", sys.stdout)  # type: ignore[assignment]
     sys.stderr = _WorkerStream(sink, "stderr", sys.stderr)  # type: ignore[assignment]
@@ -254,7 +276,7 @@ def worker_main(conn: Connection) -> None:
     while True:
         try:
             job = conn.recv()
-        except (EOFError, OSError, KeyboardInterrupt):
+        except (EOFError, OSError):
             return
         if job is None:
             return
@@ -262,8 +284,6 @@ def worker_main(conn: Connection) -> None:
             writes, value = run_job_in_worker(job, sink)
             sink.close()
             conn.send(("done", writes, value))
-        except KeyboardInterrupt:
-            return
         except BaseException as exc:
             sink.close()
             summary, tb = describe_error(exc)

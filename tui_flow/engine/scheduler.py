@@ -30,7 +30,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
+from types import FrameType, MappingProxyType
 from typing import Any, Protocol
 
 from ..context import _MISSING, Context, to_json_value
@@ -55,6 +55,7 @@ from .report import Report
 from .retry import retry_delay_s
 from .runners import ProcessJob, describe_error, get_process_pool
 from .state import RunView
+from .watchdog import BodyOverran, Watchdog, watchdog_for
 
 Subscriber = Callable[[Any], None]
 
@@ -151,6 +152,7 @@ class RunResult:
     view: RunView
     executor: str = "local"
     subscriber_errors: list[str] = field(default_factory=list)
+    error: str | None = None  # an error of the engine's own that ended the run
 
     @property
     def ok(self) -> bool:
@@ -168,6 +170,7 @@ class RunResult:
             "tasks": {k: v.to_json() for k, v in self.tasks.items()},
             "report": self.report.summary(),
             "context": self.context,
+            "error": self.error,
         }
 
 
@@ -290,6 +293,16 @@ class _NoTimeout:
 _NO_TIMEOUT = _NoTimeout()
 
 
+class _Raised(Exception):
+    """Carries what a thread body raised back to the loop as it was. Raised out of an awaited
+    future as they are, a GeneratorExit escapes every `except` of the coroutines awaiting it,
+    and a TimeoutError is replaced by a new one without its traceback."""
+
+    def __init__(self, raised: BaseException) -> None:
+        super().__init__()
+        self.raised = raised
+
+
 def _run_sync_body(fn: Callable[[Context], Any], ctx: Context, sink: AttemptSink) -> Any:
     """In a worker thread: mark the thread as running this attempt, then run the body."""
     token = enter_attempt(sink)
@@ -298,6 +311,8 @@ def _run_sync_body(fn: Callable[[Context], Any], ctx: Context, sink: AttemptSink
         if asyncio.iscoroutine(result):
             result = asyncio.run(result)
         return result
+    except BaseException as exc:
+        raise _Raised(exc) from None
     finally:
         exit_attempt(token)
 
@@ -402,6 +417,8 @@ class Execution:
         self._threads: concurrent.futures.ThreadPoolExecutor | None = None
         self._buffer: LogBuffer | None = None
         self._started = False
+        self._internal: tuple[str, str] | None = None  # an error of the engine's own (_crash)
+        self._watchdog: Watchdog | None = None  # while bodies run on the loop (see watchdog.py)
 
     # -- public --------------------------------------------------------------------------------
 
@@ -439,6 +456,10 @@ class Execution:
             self._threads = concurrent.futures.ThreadPoolExecutor(
                 max_workers=self.cap + 2, thread_name_prefix=f"tui-flow-{self.run_id}"
             )
+        if self.wf.runners.get("async"):
+            self._watchdog = watchdog_for(loop, body_holding_loop)
+            if self._watchdog is not None:
+                self._watchdog.add(self)
         n_proc = self.wf.runners.get("process", 0)
         if n_proc and self.remote is None:
             pool = get_process_pool()
@@ -461,6 +482,14 @@ class Execution:
                 options=self.options,
             )
         )
+        try:
+            self._begin()
+        except BaseException as exc:
+            self._crash(exc, "the start of the run")
+        return self
+
+    def _begin(self) -> None:
+        """Settle the reused tasks and start the first ones."""
         settled: list[str] = []
         for tid in self.wf.order:
             if tid in self.reuse:
@@ -491,7 +520,6 @@ class Execution:
         self._pump()
         if self.done == len(self.wf.tasks):
             self._finish()
-        return self
 
     async def wait(self) -> RunResult:
         """Wait for the run to end. Cancelling this waiter cancels the run, lets it wind down
@@ -550,7 +578,7 @@ class Execution:
         for fn in self._subscribers:
             try:
                 fn(event)
-            except Exception as exc:  # a broken view must not break the run
+            except BaseException as exc:  # a broken view must not break the run
                 msg = f"subscriber {getattr(fn, '__qualname__', fn)!r} failed: {exc!r}"
                 if msg not in self.subscriber_errors:
                     self.subscriber_errors.append(msg)
@@ -697,6 +725,8 @@ class Execution:
             if unit is not None:
                 self._release_slot(unit)
             raise
+        except BaseException as exc:  # a bug of the engine's own: the run ends, never waits
+            self._crash(exc, "the scheduler")
 
     async def _lane_loop(self, lane: _Lane) -> None:
         assert self._loop is not None and lane.task is not None
@@ -793,7 +823,10 @@ class Execution:
             def release() -> None:
                 self.running -= 1
                 if not self.is_done:
-                    self._pump()
+                    try:
+                        self._pump()
+                    except BaseException as exc:
+                        self._crash(exc, "the scheduler")
 
             try:
                 loop.call_soon_threadsafe(release)
@@ -1114,7 +1147,9 @@ class Execution:
             # wait for a free worker first: queueing is not running, and not under the timeout
             try:
                 worker = await get_process_pool().acquire()
-            except Exception as exc:
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
                 out.error, out.traceback = describe_error(exc)
                 out.error = f"could not start a worker process: {out.error}"
                 self._set_state(unit.id, "running", attempt)
@@ -1125,8 +1160,10 @@ class Execution:
         sink = AttemptSink(self._buffer, unit.id, attempt)
         visible = self._visible_for(top)
         cf: concurrent.futures.Future[Any] | None = None
+        deadline = asyncio.timeout(timeout) if timeout else None
+        began = self._loop.time()  # (the loop's clock is monotonic, as the watchdog's)
         try:
-            async with asyncio.timeout(timeout) if timeout else _NO_TIMEOUT:
+            async with deadline if deadline is not None else _NO_TIMEOUT:
                 if runner == "async":
                     ctx = Context.for_task(unit.id, visible, sink, item=unit.item, index=unit.index)
                     token = enter_attempt(sink)
@@ -1135,6 +1172,10 @@ class Execution:
                         if asyncio.iscoroutine(value):
                             value = await value
                     finally:
+                        if self._watchdog is not None:
+                            held = self._watchdog.take(self, unit.id, attempt)
+                            if held is not None:
+                                sink.log("warning", blocked_message(held))
                         exit_attempt(token)
                     out.writes = ctx.writes
                 elif runner == "thread":
@@ -1173,23 +1214,34 @@ class Execution:
                         out.retryable = not out.error.startswith(_CONTEXT_ERRORS)
                         return out
                     out.writes, value = msg[1], msg[2]
+            if deadline is not None and self._loop.time() - began > timeout:  # type: ignore[operator]
+                # the body returned past its deadline without awaiting in between (it blocked
+                # the loop, so the timeout could not fire): it timed out all the same
+                raise BodyOverran
             if unit.item is not _MISSING and value is not None:
                 value = to_json_value(f"result of {unit.id}", value)
             out.value = value
             out.ok = True
-        except asyncio.CancelledError:
-            raise
-        except TimeoutError:
-            out.error = f"TimeoutError: timed out after {timeout:g} s"
-            out.reason = "timed out"
-            if cf is not None and not cf.done():
-                out.zombie = cf
-        except ContextError as exc:
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the run or this task was cancelled
+            # the body raised CancelledError itself: a failed attempt like any other
+            out.error, out.traceback = describe_error(exc)
+        except BaseException as exc:
+            # Whatever the body raised (KeyboardInterrupt, SystemExit and GeneratorExit too)
+            # is a failed attempt of this task: a body cannot stop the engine.
+            if isinstance(exc, _Raised):
+                exc = exc.raised
+            if deadline is not None and (deadline.expired() or isinstance(exc, BodyOverran)):
+                out.error = f"TimeoutError: timed out after {timeout:g} s"
+                out.reason = "timed out"
+                if cf is not None and not cf.done():
+                    out.zombie = cf
+                return out
+            out.error, out.traceback = describe_error(exc)
             # a missing key or a value of the wrong type will be the same on every retry
-            out.error, out.traceback = describe_error(exc)
-            out.retryable = False
-        except Exception as exc:
-            out.error, out.traceback = describe_error(exc)
+            out.retryable = not isinstance(exc, ContextError)
         return out
 
     def _worker_message(self, sink: AttemptSink, msg: tuple[Any, ...]) -> None:
@@ -1202,25 +1254,69 @@ class Execution:
 
     # -- the end -------------------------------------------------------------------------------
 
+    def _crash(self, exc: BaseException, where: str) -> None:
+        """Something inside the engine itself went wrong. The run ends now, as failed, with the
+        error and its traceback recorded: whatever state it was left in, nothing waits on it."""
+        if self._finished is None or self._finished.done():
+            return
+        summary, tb = describe_error(exc)
+        if self._internal is None:
+            self._internal = (f"internal error in {where}: {summary}", tb)
+        self.cancelled = True  # nothing new starts
+        self._ready.clear()
+        for unit in list(self.units.values()):
+            if unit.lane is not None and unit.lane.task is not asyncio.current_task():
+                with contextlib.suppress(BaseException):
+                    unit.lane.cancel()
+        for uid, state in list(self.state.items()):
+            if state not in FINAL_STATES:
+                try:
+                    self._set_state(uid, "cancelled", reason="the run stopped: internal error")
+                except BaseException:
+                    self.state[uid] = "cancelled"
+        self._finish()
+
     def _finish(self) -> None:
         assert self._finished is not None
         if self._finished.done():
             return
+        try:
+            result = self._wind_up()
+        except BaseException as exc:  # even a broken end resolves the run
+            result = self._last_resort(exc)
+        for step in (
+            self._stop_lanes,
+            capture.uninstall,
+            self._gc_unhold,
+            self._stop_threads,
+            self._stop_watching,
+        ):
+            with contextlib.suppress(BaseException):
+                step()
+        self._finished.set_result(result)
+
+    def _status(self) -> str:
+        if self._internal is not None:
+            return "failed"
+        states = [self.state[t] for t in self.wf.order]
+        if self.cancelled:
+            return "cancelled"
+        if "failed" in states:
+            return "failed"
+        if "cancelled" in states:
+            return "cancelled"
+        return "completed"
+
+    def _wind_up(self) -> RunResult:
+        """Emit RunFinished and build the result."""
         self._flush_logs()
         if self._buffer is not None:
             self._buffer.closed = True
         finished_at = self.clock()
-        states = [self.state[t] for t in self.wf.order]
-        if self.cancelled:
-            status = "cancelled"
-        elif "failed" in states:
-            status = "failed"
-        elif "cancelled" in states:
-            status = "cancelled"
-        else:
-            status = "completed"
+        status = self._status()
         context = self._final_context()
         report = self.view.compute_report(finished_at)
+        error, tb = self._internal or (None, None)
         self._emit(
             RunFinished(
                 run_id=self.run_id,
@@ -1228,31 +1324,116 @@ class Execution:
                 status=status,  # type: ignore[arg-type]
                 report=report.summary(),
                 context=context,
+                error=error,
+                traceback=tb,
             )
         )
+        return self._result(status, finished_at, context, report)
+
+    def _last_resort(self, exc: BaseException) -> RunResult:
+        """The end of a run whose wind-up failed: failed, with what went wrong, no figures."""
+        summary, tb = describe_error(exc)
+        if self._internal is None:
+            self._internal = (f"internal error while ending the run: {summary}", tb)
+        error, tb = self._internal
+        finished_at = time.time()
+        report = Report.empty(self.cap)
+        with contextlib.suppress(BaseException):
+            self._emit(
+                RunFinished.model_construct(
+                    run_id=self.run_id,
+                    at=finished_at,
+                    status="failed",
+                    report=report.summary(),
+                    context={},
+                    error=error,
+                    traceback=tb,
+                )
+            )
+        return self._result("failed", finished_at, {}, report)
+
+    def _result(
+        self, status: str, finished_at: float, context: dict[str, Any], report: Report
+    ) -> RunResult:
+        return RunResult(
+            run_id=self.run_id,
+            workflow=self.wf.name,
+            status=status,
+            started_at=getattr(self, "started_at", finished_at),
+            finished_at=finished_at,
+            tasks=TaskOutcomes(self.view),
+            context=context,
+            report=report,
+            view=self.view,
+            executor=getattr(self.remote, "name", "local"),
+            subscriber_errors=self.subscriber_errors,
+            error=self._internal[0] if self._internal else None,
+        )
+
+    def _stop_lanes(self) -> None:
         for lane in self._idle:  # idle lanes end
             if lane.wake is not None and not lane.wake.done():
                 lane.wake.set_result(None)
         self._idle.clear()
-        capture.uninstall()
-        self._gc_unhold()  # releases the hold (once)
+
+    def _stop_watching(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.remove(self)
+
+    def loop_blocked(self, unit_id: str, attempt: int, seconds: float) -> None:
+        """The watchdog saw this attempt's body hold the event loop: say so in its log."""
+        if self._buffer is not None and not self.is_done:
+            self._buffer.add(unit_id, attempt, "warning", blocked_message(seconds))
+
+    def _stop_threads(self) -> None:
         if self._threads is not None:
             self._threads.shutdown(wait=False, cancel_futures=True)
-        self._finished.set_result(
-            RunResult(
-                run_id=self.run_id,
-                workflow=self.wf.name,
-                status=status,
-                started_at=self.started_at,
-                finished_at=finished_at,
-                tasks=TaskOutcomes(self.view),
-                context=context,
-                report=report,
-                view=self.view,
-                executor=getattr(self.remote, "name", "local"),
-                subscriber_errors=self.subscriber_errors,
-            )
-        )
+
+
+def blocked_message(seconds: float) -> str:
+    return (
+        f"blocked the event loop for {seconds:.1f} s: nothing else could run meanwhile "
+        f"(other tasks, timeouts, the app, the store); make it a plain def, which runs in a "
+        f"thread, or use runner='process' for CPU work"
+    )
+
+
+_ATTEMPT_CODE = Execution._attempt.__code__
+
+
+def body_holding_loop(
+    frame: FrameType | None,
+) -> tuple[Execution, str, int, float, float | None, object] | None:
+    """Whether `frame` (where the loop's thread is now) is inside the body of an attempt that
+    runs on the loop: (its execution, unit id, attempt, monotonic start and deadline, a token
+    for the attempt).
+
+    Called in the loop's own thread (a signal handler), so reading the frames is safe."""
+    child = None
+    f = frame
+    while f is not None:
+        if f.f_code is _ATTEMPT_CODE:
+            if child is None:
+                return None  # _attempt's own code runs, not the body
+            loc = f.f_locals
+            if loc.get("runner") != "async" or child.f_code is not _code_of(loc.get("fn")):
+                return None
+            ex, unit, timeout = loc.get("self"), loc.get("unit"), loc.get("timeout")
+            if not isinstance(ex, Execution) or unit is None:
+                return None
+            began = loc.get("began", 0.0)
+            deadline = began + timeout if timeout else None
+            return ex, unit.id, loc.get("attempt", 0), began, deadline, loc.get("out")
+        child = f
+        f = f.f_back
+    return None
+
+
+def _code_of(fn: Any) -> Any:
+    code = getattr(fn, "__code__", None)
+    if code is None and callable(fn):  # an object with __call__
+        code = getattr(type(fn).__call__, "__code__", None)
+    return code
 
 
 def start(
