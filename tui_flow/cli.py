@@ -18,16 +18,13 @@ import contextlib
 import importlib
 import json
 import os
-import signal
 import sys
 import threading
 from collections.abc import Sequence
 from typing import Any
 
 from .errors import LoadError, TuiFlowError, ValidationError
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
-EXIT_FOR_STATUS = {"completed": EXIT_OK, "failed": EXIT_FAILED, "cancelled": EXIT_INTERRUPTED}
+from .status import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK
 
 COMMAND_MODULES = ("tui_flow.store.commands", "tui_flow.dsl_commands", "tui_flow.compare")
 CORE_COMMANDS = {"run", "validate"}
@@ -77,92 +74,11 @@ def load_workflow(path: str, name: str | None) -> Any:
     return load(path).workflow(name)
 
 
-async def open_store(args: argparse.Namespace) -> Any:
-    """The run store for this command, or None when disabled or not available."""
-    if getattr(args, "no_store", False):
-        return None
-    try:
-        from .store.sqlite import RunStore
-    except ImportError:
-        return None
-    return await RunStore.open(getattr(args, "db", None))
-
-
-def remote_runner(args: argparse.Namespace) -> Any:
-    """The remote runner asked for with --executor (None for local)."""
-    executor = getattr(args, "executor", None) or os.environ.get("TUI_FLOW_EXECUTOR") or "local"
-    if executor == "local":
-        return None
-    from .engine.dask_runner import make_dask_runner
-
-    return make_dask_runner(getattr(args, "scheduler", None))
-
-
-async def run_headless(
-    args: argparse.Namespace,
-    workflow: Any,
-    *,
-    context: dict[str, Any] | None = None,
-    reuse: dict[str, dict[str, Any]] | None = None,
-    resumed_from: str | None = None,
-    run_id: str | None = None,
-    store: Any = None,
-) -> int:
-    """Run with console output (or JSON); return the exit code. Ctrl-C cancels the run."""
-    from .console import ConsoleReporter, print_report
-    from .engine import Execution
-
-    as_json = getattr(args, "json", False)
-    plain = True if getattr(args, "plain", False) else None
-    subscribers: list[Any] = []
-    if not as_json:
-        subscribers.append(ConsoleReporter(plain=plain, logs=not getattr(args, "no_logs", False)))
-    own_store = store is None
-    if store is None:
-        store = await open_store(args)
-    remote = remote_runner(args)
-    try:
-        if remote is not None and hasattr(remote, "start"):
-            await remote.start()  # connect before the run, so no attempt pays for it
-        execution = Execution(
-            workflow,
-            context if context is not None else parse_sets(getattr(args, "set", None)),
-            max_concurrency=getattr(args, "max_concurrency", None),
-            subscribers=subscribers,
-            reuse=reuse,
-            resumed_from=resumed_from,
-            run_id=run_id,
-            remote=remote,
-        )
-        if store is not None:
-            execution.subscribe(store.recorder(execution.view))
-        loop = asyncio.get_running_loop()
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGINT, execution.cancel)
-            loop.add_signal_handler(signal.SIGTERM, execution.cancel)
-        execution.start()
-        result = await execution.wait()
-    finally:
-        with contextlib.suppress(Exception):
-            loop = asyncio.get_running_loop()
-            loop.remove_signal_handler(signal.SIGINT)
-            loop.remove_signal_handler(signal.SIGTERM)
-        if store is not None and own_store:
-            await store.close()
-        if remote is not None and hasattr(remote, "close"):
-            await remote.close()
-    if as_json:
-        sys.stdout.write(json.dumps(result.to_json(), default=str) + "\n")
-    else:
-        print_report(result.report, result.workflow, result.status, result.run_id, plain=plain)
-    for msg in result.subscriber_errors:
-        err(f"warning: {msg}")
-    return EXIT_FOR_STATUS.get(result.status, EXIT_FAILED)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
+    from .runs import run_headless
+
     workflow = load_workflow(args.file, args.workflow)
-    return asyncio.run(run_headless(args, workflow))
+    return asyncio.run(run_headless(args, workflow, context=parse_sets(args.set)))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

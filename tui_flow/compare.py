@@ -26,8 +26,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cli import EXIT_FAILED, EXIT_OK, BadInput, parse_sets
-from .status import fmt_seconds, label, style
+from .cli import BadInput, parse_sets
+from .status import EXIT_FAILED, EXIT_OK, fmt_seconds, label, style
 from .workflow import Workflow
 
 

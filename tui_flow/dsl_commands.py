@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .cli import EXIT_OK, BadInput
+from .cli import BadInput
+from .status import EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace) -> int:

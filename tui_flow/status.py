@@ -55,3 +55,19 @@ def fmt_seconds(s: float | None) -> str:
         return f"{m} m {sec:02d} s"
     h, rem = divmod(round(s), 3600)
     return f"{h} h {rem // 60:02d} m"
+
+
+# -- exit codes: one table for the CLI, the app and headless runs --------------------------------
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_FOR_STATUS: dict[str, int] = {
+    "completed": EXIT_OK,
+    "failed": EXIT_FAILED,
+    "cancelled": EXIT_INTERRUPTED,
+    "interrupted": EXIT_INTERRUPTED,
+}
+
+
+def exit_code(status: str) -> int:
+    """The process exit code for a run that ended with `status`."""
+    return EXIT_FOR_STATUS.get(status, EXIT_FAILED)

@@ -27,7 +27,7 @@ import random
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, MappingProxyType
@@ -55,7 +55,7 @@ from .report import Report
 from .retry import retry_delay_s
 from .runners import ProcessJob, describe_error, get_process_pool
 from .state import RunView
-from .watchdog import BodyOverran, Watchdog, watchdog_for
+from .watchdog import BodyOverran, RunInterrupted, Watchdog, watchdog_for
 
 Subscriber = Callable[[Any], None]
 
@@ -417,7 +417,9 @@ class Execution:
         self._threads: concurrent.futures.ThreadPoolExecutor | None = None
         self._buffer: LogBuffer | None = None
         self._started = False
-        self._internal: tuple[str, str] | None = None  # an error of the engine's own (_crash)
+        self._internal: tuple[str, str] | None = None  # what ended the run early (_end_now)
+        self._held = False  # bodies wait: the run's start gate is not through yet
+        self._gate: asyncio.Task[None] | None = None
         self._watchdog: Watchdog | None = None  # while bodies run on the loop (see watchdog.py)
 
     # -- public --------------------------------------------------------------------------------
@@ -426,8 +428,12 @@ class Execution:
         """Add a subscriber (before `start()` to see every event)."""
         self._subscribers.append(fn)
 
-    def start(self) -> Execution:
-        """Begin the run on the running loop. Returns self."""
+    def start(self, *, gate: Awaitable[Any] | None = None) -> Execution:
+        """Begin the run on the running loop. Returns self.
+
+        `gate`: awaited after RunStarted is emitted and before any body starts (the store's
+        flush: the run is on disk before the first body runs). If it fails, the run ends at
+        once as failed, its tasks cancelled, no body having run."""
         if self._started:
             raise RuntimeError("this execution has already started")
         self._started = True
@@ -482,14 +488,37 @@ class Execution:
                 options=self.options,
             )
         )
+        self._held = gate is not None
         try:
             self._begin()
         except BaseException as exc:
             self._crash(exc, "the start of the run")
+        if gate is not None:
+            self._gate = loop.create_task(
+                self._open_gate(gate), name=f"tui-flow start {self.run_id}"
+            )
         return self
 
+    async def _open_gate(self, gate: Awaitable[Any]) -> None:
+        try:
+            await gate
+        except asyncio.CancelledError:
+            self.cancel()
+            raise
+        except BaseException as exc:
+            _, tb = describe_error(exc)
+            self._end_now(f"the run was not started: {exc}", tb)
+            return
+        self._held = False
+        try:
+            self._pump()
+            if self.done == len(self.wf.tasks):
+                self._finish()
+        except BaseException as exc:
+            self._crash(exc, "the start of the run")
+
     def _begin(self) -> None:
-        """Settle the reused tasks and start the first ones."""
+        """Settle the reused tasks and start the first ones (held: only decide them)."""
         settled: list[str] = []
         for tid in self.wf.order:
             if tid in self.reuse:
@@ -518,7 +547,7 @@ class Execution:
             if self.state[tid] == "pending" and not self.units[tid].task.spec.dependencies:
                 self._resolve(tid)
         self._pump()
-        if self.done == len(self.wf.tasks):
+        if self.done == len(self.wf.tasks) and not self._held:
             self._finish()
 
     async def wait(self) -> RunResult:
@@ -674,6 +703,8 @@ class Execution:
 
     def _pump(self) -> None:
         """Give free slots to ready units, in order."""
+        if self._held:
+            return  # the run is not through its gate yet (see start)
         while self._ready and self.running < self.cap and not self.cancelled:
             _, _, _, uid, fut = heapq.heappop(self._ready)
             unit = self.units[uid]
@@ -1222,6 +1253,11 @@ class Execution:
                 value = to_json_value(f"result of {unit.id}", value)
             out.value = value
             out.ok = True
+        except RunInterrupted:
+            # a signal stopped the body where it held the loop: the run is being cancelled
+            # (cancelled here, in the engine's own flow, not in the signal's handler)
+            self.cancel()
+            raise asyncio.CancelledError from None
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
@@ -1257,11 +1293,15 @@ class Execution:
     def _crash(self, exc: BaseException, where: str) -> None:
         """Something inside the engine itself went wrong. The run ends now, as failed, with the
         error and its traceback recorded: whatever state it was left in, nothing waits on it."""
+        summary, tb = describe_error(exc)
+        self._end_now(f"internal error in {where}: {summary}", tb)
+
+    def _end_now(self, error: str, tb: str | None) -> None:
+        """End the run at once as failed with `error`: what still runs is cancelled."""
         if self._finished is None or self._finished.done():
             return
-        summary, tb = describe_error(exc)
         if self._internal is None:
-            self._internal = (f"internal error in {where}: {summary}", tb)
+            self._internal = (error, tb or "")
         self.cancelled = True  # nothing new starts
         self._ready.clear()
         for unit in list(self.units.values()):

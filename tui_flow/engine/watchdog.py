@@ -36,6 +36,11 @@ class BodyOverran(Exception):
     """Raised inside a body that blocked the loop past its task's `timeout_s`."""
 
 
+class RunInterrupted(BaseException):
+    """Raised inside a body that held the loop when a signal asked to stop the run (it is
+    cancelled, not failed: see `Execution._attempt`)."""
+
+
 @dataclass
 class Blocking:
     """A body found holding the loop: whose attempt, since when (monotonic), its deadline."""

@@ -268,7 +268,7 @@ def cmd_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 async def _run_plan(args: argparse.Namespace, store: RunStore, plan: Any) -> int:
-    from ..cli import err, run_headless
+    from ..runs import err, run_headless
 
     if plan.source_changed:
         err(f"warning: {plan.workflow.file} changed since run {plan.source.run_id} (--force)")

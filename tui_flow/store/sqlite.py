@@ -265,6 +265,11 @@ def _explain(path: Path, exc: BaseException, timeout: float) -> StoreError:
             f"{path}: the run database is corrupt ({text}). It was left untouched; move it "
             f"away or pass --db to use another file."
         )
+    if name.startswith("SQLITE_READONLY") or "readonly" in text:
+        return StoreError(
+            f"{path}: the run database is read-only here, so runs cannot be recorded; pass "
+            f"--db to use another file, or --no-store to run without recording"
+        )
     return StoreError(f"{path}: cannot use the run database: {text}")
 
 
@@ -597,13 +602,23 @@ class RunStore:
                     f"{p}: not a SQLite database. It was left untouched; pass --db to use "
                     f"another file."
                 )
+        elif not os.access(p.parent, os.W_OK):
+            raise StoreError(
+                f"{p}: cannot create the run database: the folder {p.parent} is not writable; "
+                f"pass --db to put it elsewhere"
+            )
+        pending = aiosqlite.connect(str(p), timeout=timeout, isolation_level=None)
         try:
-            conn = await aiosqlite.connect(str(p), timeout=timeout, isolation_level=None)
+            conn = await pending
         except sqlite3.Error as exc:
+            # aiosqlite stops its thread on a failed connect, but without waiting: let it
+            # finish while the loop is still there to take its answer
+            await asyncio.to_thread(pending._thread.join, 2.0)
             raise _explain(p, exc, timeout) from None
         store = cls(p, conn, timeout, flush_interval)
         try:
             await store._prepare()
+            await store._check_writable()
             await store.recover()
         except BaseException as exc:
             with contextlib.suppress(Exception):
@@ -638,6 +653,30 @@ class RunStore:
         await conn.execute("PRAGMA synchronous = NORMAL")
         await conn.execute("PRAGMA foreign_keys = OFF")
         self._json_rows = await self._json_round_trips()
+
+    async def _check_writable(self) -> None:
+        """Refuse a database this process cannot write (a read-only file, a read-only copy)
+        now, before a run starts, rather than after its bodies ran for nothing."""
+        conn = self._conn
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            await conn.execute("UPDATE runs SET status = status WHERE 0")
+        finally:
+            await conn.execute("ROLLBACK")
+
+    def mark_interrupted_now(self, run_id: str, why: str) -> bool:
+        """Mark a run being recorded as interrupted, synchronously and from any thread: for a
+        process that must end at once (see runs.Interrupts). Events not flushed yet are lost;
+        what was flushed stays a consistent prefix of the run. True if the run was marked."""
+        view = self._views.get(run_id)
+        failed = _failed(view) if view is not None else 0
+        try:
+            with contextlib.closing(sqlite3.connect(str(self.path), timeout=0.5)) as conn:
+                cur = conn.execute(_INTERRUPT_RUN, (why, failed, run_id))
+                conn.commit()
+                return cur.rowcount > 0
+        except sqlite3.Error:
+            return False
 
     async def _json_round_trips(self) -> bool:
         """Whether this SQLite can take a flush's rows as one JSON array (`_write_slice`): it

@@ -37,7 +37,7 @@ from textual.worker import Worker, WorkerState
 from ..engine import Execution, RunResult
 from ..engine.state import RunView
 from ..loader import LoadedFile, load
-from ..status import fmt_seconds, glyph
+from ..status import exit_code, fmt_seconds, glyph
 from ..workflow import Workflow
 from .reload import Diff, diff_workflows, load_file_async, watch, watch_roots
 from .session import RunSession, idle_view
@@ -52,7 +52,6 @@ from .widgets.report import ReportPanel
 from .widgets.retries import RetriesTable
 from .widgets.timeline import Timeline, TimelinePanel
 
-EXIT_FOR_STATUS = {"completed": 0, "failed": 1, "cancelled": 130, "interrupted": 130}
 TICK_S = 0.25  # how often the screen takes the run's changes (4 Hz)
 SPINNER_FPS = 8
 TABS = ("tab-logs", "tab-timeline", "tab-retries", "tab-report")
@@ -857,7 +856,7 @@ class TuiFlowApp(App[int]):
             return 130
         if self.last_result is None:
             return 0
-        return EXIT_FOR_STATUS.get(self.last_result.status, 1)
+        return exit_code(self.last_result.status)
 
     def summary(self) -> list[Text]:
         view = self.last_result.view if self.last_result is not None else self.session.view
@@ -1041,7 +1040,8 @@ def make_app(
 
 def run_app(args: Any) -> int:
     """The CLI's entry: open the app, then leave a summary of the last run; the exit code."""
-    from ..cli import parse_sets, remote_runner
+    from ..cli import parse_sets
+    from ..runs import remote_runner
 
     executor = getattr(args, "executor", None) or os.environ.get("TUI_FLOW_EXECUTOR") or "local"
     app = make_app(
@@ -1051,7 +1051,11 @@ def run_app(args: Any) -> int:
         context=parse_sets(getattr(args, "set", None)),
         db=getattr(args, "db", None),
         no_store=getattr(args, "no_store", False),
-        remote_factory=(lambda: remote_runner(args)) if executor != "local" else None,
+        remote_factory=(
+            (lambda: remote_runner(executor, getattr(args, "scheduler", None)))
+            if executor != "local"
+            else None
+        ),
     )
     from ..engine.runners import prepare_for_subprocesses
 

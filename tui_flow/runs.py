@@ -1,0 +1,183 @@
+"""Starting a run: the store, the subscribers, the remote runner and the signals, in one place.
+
+`run_headless` is what `tui-flow run`, `resume` and `rerun` do: open the store (refusing one
+that cannot be written before anything runs), start the execution behind the store's start
+gate (the run is on disk before its first body starts), print it, and end it cleanly whatever
+happens: Ctrl-C, SIGTERM, a closed stdout, a body that never returns.
+
+Signals (`Interrupts`): the first Ctrl-C cancels the run cleanly (exit 130). A second Ctrl-C,
+SIGTERM or SIGHUP cancels it too, and if it has not ended `HARD_EXIT_S` later (a thread body
+that never returns, an async body blocking the loop in C code), the process ends there and
+then, the run marked interrupted in the store (exit 128 + the signal's number; 130 for Ctrl-C).
+The handlers are plain `signal.signal` handlers, not the loop's: Python runs them in the main
+thread between two bytecodes, so they work while a body holds the loop. A body found holding
+the loop is stopped by raising `RunInterrupted` inside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+from .engine.scheduler import Execution, body_holding_loop
+from .engine.watchdog import RunInterrupted
+from .status import EXIT_INTERRUPTED, exit_code
+
+HARD_EXIT_S = 1.5  # after SIGTERM/SIGHUP or a second Ctrl-C, the longest a clean end may take
+SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+def err(msg: str) -> None:
+    print(f"tui-flow: {msg}", file=sys.stderr)
+
+
+async def open_store(db: str | None, *, enabled: bool = True) -> Any:
+    """The run store (checked writable), or None when recording is off or not installed.
+    Raises `StoreError` (a one-line message) for a database that cannot be used."""
+    if not enabled:
+        return None
+    try:
+        from .store.sqlite import RunStore
+    except ImportError:
+        return None
+    return await RunStore.open(db)
+
+
+def remote_runner(executor: str | None, scheduler: str | None) -> Any:
+    """The remote runner asked for (None for local)."""
+    executor = executor or os.environ.get("TUI_FLOW_EXECUTOR") or "local"
+    if executor == "local":
+        return None
+    from .engine.dask_runner import make_dask_runner
+
+    return make_dask_runner(scheduler)
+
+
+class Interrupts:
+    """Signal handling for one headless run (see the module's docstring)."""
+
+    def __init__(self, execution: Execution, store: Any = None) -> None:
+        self.execution = execution
+        self.store = store
+        self.loop = asyncio.get_running_loop()
+        self.received: list[int] = []
+        self._saved: dict[int, Any] = {}
+        self._timer: threading.Timer | None = None
+
+    @property
+    def exit_code(self) -> int | None:
+        """What the process should exit with because of a signal (None: no signal came)."""
+        if not self.received:
+            return None
+        first = self.received[0]
+        return EXIT_INTERRUPTED if first == signal.SIGINT else 128 + first
+
+    def __enter__(self) -> Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            for sig in SIGNALS:
+                with contextlib.suppress(ValueError, OSError):
+                    self._saved[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, previous in self._saved.items():
+            with contextlib.suppress(ValueError, OSError, TypeError):
+                signal.signal(sig, previous)
+        self._saved.clear()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.received.append(signum)
+        with contextlib.suppress(RuntimeError):  # the loop has closed: the run is over
+            self.loop.call_soon_threadsafe(self.execution.cancel)
+        hard = signum != signal.SIGINT or self.received.count(signal.SIGINT) > 1
+        if hard and self._timer is None:
+            self._timer = threading.Timer(HARD_EXIT_S, self._hard_exit, (signum,))
+            self._timer.daemon = True
+            self._timer.start()
+        found = body_holding_loop(frame)
+        if found is not None and found[0] is self.execution:
+            raise RunInterrupted  # a body holds the loop: stop it where it is
+
+    def _hard_exit(self, signum: int) -> None:
+        """The run did not end in time after a signal: end the process now (in the timer's
+        thread; nothing here waits for the main thread, which may be stuck)."""
+        run_id = self.execution.run_id
+        name = signal.Signals(signum).name
+        why = f"ended by {name}: the run did not stop within {HARD_EXIT_S:g} s"
+        recorded = False
+        if self.store is not None:
+            with contextlib.suppress(Exception):
+                recorded = self.store.mark_interrupted_now(run_id, why)
+        tail = f"; tui-flow resume {run_id} continues it" if recorded else ""
+        with contextlib.suppress(OSError):
+            os.write(2, f"\ntui-flow: {why} (a task body does not return){tail}\n".encode())
+        code = self.exit_code or EXIT_INTERRUPTED
+        os._exit(code)
+
+
+async def run_headless(
+    args: Any,
+    workflow: Any,
+    *,
+    context: dict[str, Any] | None = None,
+    reuse: dict[str, dict[str, Any]] | None = None,
+    resumed_from: str | None = None,
+    run_id: str | None = None,
+    store: Any = None,
+) -> int:
+    """Run with console output (or JSON); return the exit code."""
+    from .console import ConsoleReporter, print_report
+
+    as_json = getattr(args, "json", False)
+    plain = True if getattr(args, "plain", False) else None
+    subscribers: list[Any] = []
+    if not as_json:
+        subscribers.append(ConsoleReporter(plain=plain, logs=not getattr(args, "no_logs", False)))
+    own_store = store is None
+    if store is None:
+        store = await open_store(
+            getattr(args, "db", None), enabled=not getattr(args, "no_store", False)
+        )
+    remote = remote_runner(getattr(args, "executor", None), getattr(args, "scheduler", None))
+    interrupts: Interrupts | None = None
+    try:
+        if remote is not None and hasattr(remote, "start"):
+            await remote.start()  # connect before the run, so no attempt pays for it
+        execution = Execution(
+            workflow,
+            context or {},
+            max_concurrency=getattr(args, "max_concurrency", None),
+            subscribers=subscribers,
+            reuse=reuse,
+            resumed_from=resumed_from,
+            run_id=run_id,
+            remote=remote,
+        )
+        if store is not None:
+            execution.subscribe(store.recorder(execution.view))
+        with Interrupts(execution, store) as interrupts:
+            execution.start(gate=store.flush() if store is not None else None)
+            result = await execution.wait()
+    finally:
+        if store is not None and own_store:
+            await store.close()
+        if remote is not None and hasattr(remote, "close"):
+            await remote.close()
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json(), default=str) + "\n")
+    else:
+        print_report(result.report, result.workflow, result.status, result.run_id, plain=plain)
+    if result.error:
+        err(f"run {result.run_id} {result.status}: {result.error}")
+    for msg in result.subscriber_errors:
+        err(f"warning: {msg}")
+    if interrupts is not None and interrupts.exit_code is not None:
+        return interrupts.exit_code
+    return exit_code(result.status)
