@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from tui_flow import load, run
-from tui_flow.dsl import dump_flow, to_mermaid
+import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tui_flow import load, run
+from tui_flow.cli import main
+from tui_flow.dsl import dump_flow, to_mermaid
 
 BODIES = """
 def prepare(context):
@@ -191,18 +191,26 @@ def test_mermaid_ids_are_safe_and_labels_escaped(tmp_path: Path) -> None:
     assert "    load_data --> load_data_2\n    load_data_2 --> end_\n" in mermaid
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "tui_flow.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+@dataclass
+class Done:
+    returncode: int
+    stdout: str
+    stderr: str
 
 
-def test_export_command(tmp_path: Path) -> None:
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Done]:
+    """`tui-flow ARGS` in process (no subprocess: quick)."""
+
+    def run(*args: str) -> Done:
+        capsys.readouterr()
+        code = main(list(args))
+        return Done(code, *capsys.readouterr())
+
+    return run
+
+
+def test_export_command(tmp_path: Path, cli: Callable[..., Done]) -> None:
     path = write(tmp_path, CANONICAL)
     done = cli("export", str(path))
     assert done.returncode == 0, done.stderr
