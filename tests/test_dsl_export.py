@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import tempfile
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError as PydanticValidationError
 
 from tui_flow import load, run
 from tui_flow.cli import main
 from tui_flow.dsl import dump_flow, to_mermaid
+from tui_flow.task import TaskSpec
 
 BODIES = """
 def prepare(context):
@@ -233,3 +238,144 @@ def test_export_command(tmp_path: Path, cli: Callable[..., Done]) -> None:
 
     done = cli("export", str(tmp_path / "nope.flow"))
     assert done.returncode == 2 and "no such file" in done.stderr
+
+
+# -- any id a .py flow accepts survives export ---------------------------------------------------
+
+# pieces the DSL and Mermaid treat specially, mixed into random unicode text
+TRICKY = [
+    "->",
+    ":",
+    "#",
+    '"',
+    "'",
+    "\\",
+    " ",
+    ",",
+    "`",
+    "task",
+    "flow",
+    "true",
+    "end",
+    "é",
+    "数据",
+    "🚀",
+    "\\n",
+    "\\u00e9",
+    "#quot;",
+    "<b>",
+    "\x0b",
+    "\x0c",
+    "\x85",
+    "\u2028",
+    "\ufeff",
+    "\x00",
+    "\ud800",
+]
+TASK_OPTIONS = {
+    "retry_attempts": st.integers(0, 10**20),
+    "retry_delay_ms": st.floats(0, allow_infinity=False),
+    "retry_backoff": st.sampled_from(["fixed", "linear", "exponential"]),
+    "retry_max_delay_ms": st.none() | st.floats(0, allow_infinity=False),
+    "retry_jitter": st.booleans(),
+    "timeout_s": st.none() | st.floats(0, exclude_min=True, allow_infinity=False),
+    "trigger_rule": st.sampled_from(["all_success", "all_done", "one_failed", "none_failed"]),
+    "runner": st.sampled_from([None, "thread", "process"]),
+}
+
+
+def _text(chars: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    piece = st.sampled_from(TRICKY) | st.text(chars, min_size=1, max_size=3)
+    return st.lists(piece, min_size=1, max_size=4).map("".join)
+
+
+def _valid_id(s: str) -> bool:
+    try:
+        TaskSpec(id=s)
+    except PydanticValidationError:
+        return False
+    return True
+
+
+task_ids = _text(st.characters(exclude_characters="\n\r\t[]")).map(str.strip).filter(_valid_id)
+any_text = _text(st.characters())
+
+
+@st.composite
+def workflows(draw: st.DrawFn) -> dict:
+    """A random small DAG: ids, dependencies on earlier tasks, options; and the flow's own."""
+    ids = draw(st.lists(task_ids, min_size=1, max_size=5, unique=True))
+    tasks = []
+    for i, tid in enumerate(ids):
+        deps = [d for d in ids[:i] if draw(st.booleans())]
+        options = {k: draw(v) for k, v in TASK_OPTIONS.items() if draw(st.booleans())}
+        if draw(st.booleans()):
+            options["description"] = draw(st.just("") | any_text)
+        if draw(st.booleans()):
+            options["map_over"] = draw(task_ids | any_text.filter(str.strip))
+        tasks.append((tid, deps, options, draw(st.booleans())))  # last: with a fallback
+    return {
+        "name": draw(any_text.filter(str.strip)),
+        "description": draw(st.none() | st.just("") | any_text),
+        "max_concurrency": draw(st.integers(1, 10**6)),
+        "tasks": tasks,
+    }
+
+
+def python_source(flow: dict) -> str:
+    """The workflow as a `.py` file: body `t<i>` for task i, `fb` as every fallback."""
+    out = ["from tui_flow import Workflow, task", "", "def fb(context):", "    pass", ""]
+    for i, (tid, deps, options, fallback) in enumerate(flow["tasks"]):
+        args = [f"id={tid!r}", f"dependencies={deps!r}"]
+        args += [f"{k}={v!r}" for k, v in options.items()]
+        args += ["fallback=fb"] if fallback else []
+        out += [f"@task({', '.join(args)})", f"def t{i}(context):", "    pass", ""]
+    bodies = ", ".join(f"t{i}" for i in range(len(flow["tasks"])))
+    out.append(
+        f"workflow = Workflow({flow['name']!r}, [{bodies}], "
+        f"max_concurrency={flow['max_concurrency']!r}, description={flow['description']!r})"
+    )
+    return "\n".join(out) + "\n"
+
+
+def everything(wf) -> dict:
+    return {
+        "name": wf.name,
+        "description": wf.description,
+        "max_concurrency": wf.max_concurrency,
+        "order": list(wf.tasks),
+        "specs": specs(wf),
+        "bodies": {t.id: (t.fn.__name__, getattr(t.fallback_fn, "__name__", None)) for t in wf},
+    }
+
+
+KEYWORDS = {  # names the DSL reads as its own words, chained so each starts an edge line
+    "name": "flow",
+    "description": None,
+    "max_concurrency": 4,
+    "tasks": [
+        ("flow", [], {}, False),
+        ("task", ["flow"], {"map_over": "task"}, False),
+        ("true", ["task"], {}, False),
+        ("é", ["true"], {}, False),
+    ],
+}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(flow=workflows())
+@example(flow=KEYWORDS)
+def test_export_round_trips_any_workflow_a_python_file_accepts(flow: dict) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        py = Path(tmp) / "pipeline.py"
+        py.write_text(python_source(flow), encoding="utf-8")
+        original = load(py).workflow()
+        out = Path(tmp) / "pipeline.flow"  # beside the .py: the bodies are found there
+        assert main(["export", str(py), "-o", str(out)]) == 0
+        text = out.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        assert len(lines) == text.count("\n")  # no line break but "\n" (\u2028, \x85...)
+        assert all(line.isprintable() for line in lines)
+        exported = load(out).workflow()
+        assert everything(exported) == everything(original)
+        assert dump_flow(exported) == text  # and the export of the export is the same text
