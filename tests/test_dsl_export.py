@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 import textwrap
 from collections.abc import Callable
@@ -13,10 +14,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError as PydanticValidationError
 
-from tui_flow import load, run
+from tui_flow import Workflow, load, run
 from tui_flow.cli import main
 from tui_flow.dsl import dump_flow, to_mermaid
-from tui_flow.task import TaskSpec
+from tui_flow.task import TaskSpec, make_task
 
 BODIES = """
 def prepare(context):
@@ -379,3 +380,40 @@ def test_export_round_trips_any_workflow_a_python_file_accepts(flow: dict) -> No
         exported = load(out).workflow()
         assert everything(exported) == everything(original)
         assert dump_flow(exported) == text  # and the export of the export is the same text
+
+
+MERMAID_NODE = re.compile(r'    ([A-Za-z_]\w*)(\["|\(\["|\[\[")(.*?)("\]|"\]\)|"\]\])')
+
+
+def mermaid_label(text: str) -> str:
+    named = {"quot": '"', "amp": "&", "lt": "<", "gt": ">"}
+    return re.sub(r"#(\w+);", lambda m: named.get(m[1]) or chr(int(m[1])), text.split("<br/>")[0])
+
+
+@settings(max_examples=100, deadline=None)
+@given(flow=workflows())
+def test_mermaid_has_one_node_line_per_task_with_its_label(flow: dict) -> None:
+    made = {}
+    for tid, deps, options, _ in flow["tasks"]:
+        made[tid] = make_task(lambda context: None, id=tid, dependencies=deps, **options)
+    wf = Workflow(flow["name"], list(made.values()))
+    lines = to_mermaid(wf).splitlines()
+    assert lines[3] == "flowchart TD"
+    nodes = [m for ln in lines[4:] if (m := MERMAID_NODE.fullmatch(ln))]
+    assert [mermaid_label(m[3]) for m in nodes] == list(wf.tasks)
+    for m in nodes:
+        assert m[1].lower() not in ("end", "graph", "subgraph", "style", "class", "click")
+        assert '"' not in m[3] and all(c.isprintable() for c in m[3])
+    node_ids = [m[1] for m in nodes]
+    assert len(set(node_ids)) == len(node_ids)
+    edges = [ln.split() for ln in lines[4 + len(nodes) :]]
+    assert all(e[0] in node_ids and e[-1] in node_ids for e in edges)
+    assert len(edges) == sum(len(t.spec.dependencies) for t in wf)
+
+
+@pytest.mark.parametrize("name", ["Everything", "a: b", "true", "#x", "é\u2028\"'", "\ud800 "])
+def test_mermaid_title_is_yaml_that_reads_back_as_the_name(name: str) -> None:
+    yaml = pytest.importorskip("yaml")
+    wf = Workflow(name, [make_task(lambda context: None, id="a")])
+    front = to_mermaid(wf).split("---\n")[1]
+    assert yaml.safe_load(front) == {"title": name}

@@ -47,6 +47,7 @@ import contextlib
 import difflib
 import importlib
 import itertools
+import json
 import os
 import re
 import sys
@@ -1077,11 +1078,18 @@ def dump_flow(workflow: Workflow | Iterable[Workflow]) -> str:
     return "\n".join(out) + "\n"
 
 
+# words Mermaid reads as keywords where a node id may stand (it matches some in any case)
+_MERMAID_WORDS = frozenset(
+    "end graph subgraph flowchart style class classdef click linkstyle direction call href "
+    "default interpolate acctitle accdescr".split()
+)
+
+
 def _mermaid_id(tid: str, used: set[str]) -> str:
     base = re.sub(r"[^A-Za-z0-9_]", "_", tid) or "task"
     if base[0].isdigit():
         base = "t_" + base
-    if base in ("end", "graph", "subgraph", "flowchart", "style", "class", "click"):
+    if base.lower() in _MERMAID_WORDS:
         base += "_"
     candidate, n = base, 2
     while candidate in used:
@@ -1090,14 +1098,33 @@ def _mermaid_id(tid: str, used: set[str]) -> str:
     return candidate
 
 
+_MERMAID_ENTITIES = {
+    "#": "#35;",
+    "&": "#amp;",
+    '"': "#quot;",
+    "<": "#lt;",
+    ">": "#gt;",
+    "`": "#96;",
+}
+
+
 def _mermaid_text(s: str) -> str:
-    return (
-        s.replace("&", "#amp;")
-        .replace('"', "#quot;")
-        .replace("<", "#lt;")
-        .replace(">", "#gt;")
-        .replace("\n", " ")
-    )
+    """Text for inside a quoted Mermaid label: what Mermaid would read as markup (quotes, HTML,
+    `#...;` entity codes, a leading backtick's Markdown) and what is not printable (newlines,
+    separators) as entity codes, which Mermaid shows as the characters themselves."""
+    return "".join(_MERMAID_ENTITIES.get(c) or (c if c.isprintable() else f"#{ord(c)};") for c in s)
+
+
+_YAML_WORDS = frozenset("true false null yes no on off y n".split())  # not a name in YAML
+
+
+def _mermaid_title(s: str) -> str:
+    """The workflow's name as a YAML value (Mermaid's front matter): bare when plain, else a
+    double-quoted string with escapes."""
+    if _is_name(s) and s.lower() not in _YAML_WORDS:
+        return s
+    text = json.dumps(s, ensure_ascii=False)
+    return "".join(c if c.isprintable() else _code_point(c) for c in text)
 
 
 def to_mermaid(workflow: Workflow) -> str:
@@ -1110,7 +1137,7 @@ def to_mermaid(workflow: Workflow) -> str:
     wf = workflow
     used: set[str] = set()
     ids = {tid: _mermaid_id(tid, used) for tid in wf.tasks}
-    out = ["---", f"title: {_mermaid_text(wf.name)}", "---", "flowchart TD"]
+    out = ["---", f"title: {_mermaid_title(wf.name)}", "---", "flowchart TD"]
     for tid in wf.tasks:
         t = wf.tasks[tid]
         label = _mermaid_text(tid)
