@@ -119,6 +119,18 @@ def test_good_values_still_pass(flow: Path, capsys: pytest.CaptureFixture[str]) 
     assert context["s"] == ""  # the text otherwise
 
 
+@pytest.mark.parametrize("argv", [["run", "FILE"], ["FILE"], ["rerun", "last", "--from", "a"]])
+def test_a_bad_executor_in_the_environment_is_one_line_and_exit_2(
+    flow: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, argv: list[str]
+) -> None:
+    if argv[0] == "rerun":  # a run to re-run first
+        assert cli(capsys, fill(["run", "FILE"], flow))[0] == 0
+    monkeypatch.setenv("TUI_FLOW_EXECUTOR", "dusk")  # was taken as "not local", so Dask
+    code, _, err = cli(capsys, fill(argv, flow))
+    assert code == 2
+    assert one_line(err) == "tui-flow: $TUI_FLOW_EXECUTOR must be local or dask, not 'dusk'"
+
+
 def bad_db(kind: str, folder: Path) -> Path:
     """A --db path that cannot be used."""
     if kind == "folder":

@@ -31,6 +31,7 @@ EXIT_FOR_STATUS = {"completed": EXIT_OK, "failed": EXIT_FAILED, "cancelled": EXI
 
 COMMAND_MODULES = ("tui_flow.store.commands", "tui_flow.dsl_commands", "tui_flow.compare")
 CORE_COMMANDS = {"run", "validate"}
+EXECUTORS = ("local", "dask")
 
 
 class BadInput(TuiFlowError):
@@ -120,7 +121,7 @@ def add_workflow_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-store", action="store_true", help="do not record the run")
     p.add_argument(
         "--executor",
-        choices=("local", "dask"),
+        choices=EXECUTORS,
         default=None,
         help="where sync bodies run (default local; dask needs tui-flow[dask])",
     )
@@ -144,10 +145,18 @@ async def open_store(args: argparse.Namespace) -> Any:
     return await RunStore.open(getattr(args, "db", None))
 
 
+def executor_name(args: argparse.Namespace) -> str:
+    """Where sync bodies run: --executor, else $TUI_FLOW_EXECUTOR, else "local"."""
+    executor = getattr(args, "executor", None) or os.environ.get("TUI_FLOW_EXECUTOR") or "local"
+    if executor not in EXECUTORS:
+        allowed = " or ".join(EXECUTORS)
+        raise BadInput(f"$TUI_FLOW_EXECUTOR must be {allowed}, not {executor!r}")
+    return executor
+
+
 def remote_runner(args: argparse.Namespace) -> Any:
     """The remote runner asked for with --executor (None for local)."""
-    executor = getattr(args, "executor", None) or os.environ.get("TUI_FLOW_EXECUTOR") or "local"
-    if executor == "local":
+    if executor_name(args) == "local":
         return None
     from .engine.dask_runner import make_dask_runner
 
@@ -174,9 +183,9 @@ async def run_headless(
     if not as_json:
         subscribers.append(ConsoleReporter(plain=plain, logs=not getattr(args, "no_logs", False)))
     own_store = store is None
+    remote = remote_runner(args)  # first: a bad $TUI_FLOW_EXECUTOR leaves no store open
     if store is None:
         store = await open_store(args)
-    remote = remote_runner(args)
     try:
         if remote is not None and hasattr(remote, "start"):
             await remote.start()  # connect before the run, so no attempt pays for it

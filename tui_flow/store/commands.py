@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..cli import whole_number
+from ..cli import EXECUTORS, whole_number
 from ..status import fmt_seconds, label, style
 from .sqlite import LogRow, RunRow, RunStore
 
@@ -42,9 +42,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
     p.add_argument("--plain", action="store_true", help="plain text, no colours")
     p.add_argument("--no-logs", action="store_true", help="do not print task log lines")
-    p.add_argument(
-        "--executor", choices=("local", "dask"), default=None, help="where sync bodies run"
-    )
+    p.add_argument("--executor", choices=EXECUTORS, default=None, help="where sync bodies run")
     p.add_argument("--scheduler", help="Dask scheduler address (default: a LocalCluster)")
 
 
