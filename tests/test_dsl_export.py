@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import re
+import sys
 import tempfile
 import textwrap
 from collections.abc import Callable
@@ -417,3 +419,19 @@ def test_mermaid_title_is_yaml_that_reads_back_as_the_name(name: str) -> None:
     wf = Workflow(name, [make_task(lambda context: None, id="a")])
     front = to_mermaid(wf).split("---\n")[1]
     assert yaml.safe_load(front) == {"title": name}
+
+
+def test_export_to_an_ascii_stdout_says_to_use_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, 'flow "données":\n    task "é":\n        noop: true\n')
+    ascii_out = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    monkeypatch.setattr(sys, "stdout", ascii_out)
+    assert main(["export", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "tui-flow: standard output (ascii) cannot take this workflow's text: write it to a "
+        "file with -o OUT (UTF-8)\n"
+    )
+    assert main(["export", str(path), "-o", str(tmp_path / "out.flow")]) == 0
+    assert load(tmp_path / "out.flow").workflow().name == "données"
