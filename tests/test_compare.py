@@ -202,22 +202,3 @@ def test_compare_command(tmp_path: Path) -> None:
     done = cli("compare", str(path), "-c", "1", "--set", "fail=true", "--json")
     assert done.returncode == 1
     assert json.loads(done.stdout)["settings"][0]["status"] == "failed"
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["-c", "1,x"], "--concurrency expects numbers like 1,2,4, got '1,x'"),
-        (["-c", "0"], "--concurrency: 0 is not a concurrency"),
-        (["--repeat", "0"], "--repeat must be at least 1"),
-    ],
-)
-def test_compare_rejects_bad_options(
-    tmp_path: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from tui_flow.cli import main
-
-    path = tmp_path / "small.py"
-    path.write_text(textwrap.dedent(SMALL))
-    assert main(["compare", str(path), *args]) == 2
-    assert message in capsys.readouterr().err

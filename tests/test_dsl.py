@@ -196,6 +196,31 @@ def test_several_flows_in_one_file_and_task_names_with_dashes() -> None:
     assert [t.name for t in b.tasks] == ["x"]
 
 
+def test_any_name_may_be_quoted_in_flows_tasks_and_edges() -> None:
+    (f,) = parse(
+        flow(
+            r"""
+            flow "Données 2024":
+                task "load data":
+                    retry_attempts: 1
+                task 'a -> b: #1'
+                task "caf\u00e9 \U0001f600\r"
+                task plain
+                "load data" -> ['a -> b: #1', "caf\u00e9 \U0001f600\r"] -> plain
+            """
+        )
+    )
+    assert f.name == "Données 2024"
+    assert [t.name for t in f.tasks] == ["load data", "a -> b: #1", "café 😀\r", "plain"]
+    assert edges(f) == [
+        ("load data", "a -> b: #1"),
+        ("load data", "café 😀\r"),
+        ("a -> b: #1", "plain"),
+        ("café 😀\r", "plain"),
+    ]
+    assert f.edges[0].dst_at == (7, 21)  # at the quote
+
+
 def test_tasks_declare_with_or_without_a_colon_and_windows_line_ends() -> None:
     (f,) = parse("flow F:\r\n    task A:\r\n    task B\r\n    A -> B\r\n")
     assert [t.name for t in f.tasks] == ["A", "B"]
@@ -289,6 +314,10 @@ ERRORS = [
         'string is not closed: expected " before the end of the line',
     ),
     ('flow F:\n    description: "a\\qb"\n', 2, 20, "unknown escape '\\q'"),
+    ('flow F:\n    description: "a\\u00g9"\n', 2, 20, "'\\u' needs 4 hex digits, like \\u00e9"),
+    ('flow F:\n    description: "\\U0011ffff"\n', 2, 19, "'\\U0011ffff' is not a Unicode code"),
+    ('flow F:\n    task "A"\n    "A" B\n', 3, 9, "expected '->' (an edge) or ':'"),
+    ("flow F:\n    task 1\n", 2, 10, "expected a task name after 'task', found the number 1"),
     ("flow F:\n    task A\n    A -> B @\n", 3, 12, "unexpected character '@'"),
     ("flow F:\n    task A:\n      retry_attempts: 1\n     task B\n", 4, 6, "inconsistent"),
     ("flow F:\n  task A\n \ttask B\n", 3, 3, "inconsistent indentation"),

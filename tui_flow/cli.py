@@ -20,48 +20,101 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NoReturn
 
-from .errors import LoadError, TuiFlowError, ValidationError
+from .errors import BadInput, LoadError, TuiFlowError, ValidationError
+from .runs import EXECUTORS
 from .status import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK
 
 COMMAND_MODULES = ("tui_flow.store.commands", "tui_flow.dsl_commands", "tui_flow.compare")
 CORE_COMMANDS = {"run", "validate"}
 
 
-class BadInput(TuiFlowError):
-    """Input the user must fix (exit code 2)."""
-
-
 def err(msg: str) -> None:
     print(f"tui-flow: {msg}", file=sys.stderr)
 
 
-def parse_sets(pairs: Sequence[str] | None) -> dict[str, Any]:
-    """`--set key=json` pairs; a value that is not JSON is taken as a string."""
+class ArgParser(argparse.ArgumentParser):
+    """argparse with a one-line error (what is wrong, where the usage is) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _whole_number(text: str, low: int) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = None
+    if n is None or n < low:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least {low}, got {text!r}")
+    return n
+
+
+def whole_number(low: int = 1) -> Callable[[str], int]:
+    """An argparse `type=` for a numeric option: a whole number of at least `low`.
+
+    Anything else is argparse's error naming the option and the value (exit code 2)."""
+
+    def parse(text: str) -> int:
+        return _whole_number(text, low)
+
+    return parse
+
+
+def whole_numbers(low: int = 1) -> Callable[[str], list[int]]:
+    """An argparse `type=`: comma-separated whole numbers (`1,2,4`), each at least `low`."""
+
+    def parse(text: str) -> list[int]:
+        try:
+            return [_whole_number(part.strip(), low) for part in text.split(",")]
+        except argparse.ArgumentTypeError as exc:
+            raise argparse.ArgumentTypeError(f"{exc} in {text!r}") from None
+
+    return parse
+
+
+def set_pair(text: str) -> tuple[str, Any]:
+    """An argparse `type=` for `--set KEY=JSON`: the key and its value (JSON, else the text)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        why = "the key is empty" if sep else "no '='"
+        raise argparse.ArgumentTypeError(f"expected KEY=JSON, got {text!r} ({why})")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
+
+
+def parse_sets(pairs: Iterable[tuple[str, Any] | str] | None) -> dict[str, Any]:
+    """The initial context from `--set` pairs (as `set_pair` parsed them, or as typed)."""
     out: dict[str, Any] = {}
     for pair in pairs or ():
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise BadInput(f"--set expects key=value, got {pair!r}")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
+        if isinstance(pair, str):
+            try:
+                pair = set_pair(pair)
+            except argparse.ArgumentTypeError as exc:
+                raise BadInput(f"--set: {exc}") from None
+        key, value = pair
+        out[key] = value
     return out
 
 
 def add_workflow_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="workflow file (.py or .flow)")
     p.add_argument("--workflow", "-w", help="which workflow, when the file holds several")
-    p.add_argument("--max-concurrency", "-j", type=int, help="override the workflow's limit")
-    p.add_argument("--set", action="append", metavar="KEY=JSON", help="initial context value")
+    p.add_argument(
+        "--max-concurrency", "-j", type=whole_number(1), help="override the workflow's limit"
+    )
+    p.add_argument(
+        "--set", action="append", type=set_pair, metavar="KEY=JSON", help="initial context value"
+    )
     p.add_argument("--db", help="run database (default .tui-flow/runs.db or $TUI_FLOW_DB)")
     p.add_argument("--no-store", action="store_true", help="do not record the run")
     p.add_argument(
         "--executor",
-        choices=("local", "dask"),
+        choices=EXECUTORS,
         default=None,
         help="where sync bodies run (default local; dask needs tui-flow[dask])",
     )
@@ -128,7 +181,7 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgParser(
         prog="tui-flow",
         description="Write, run and watch parallel Python workflows from a terminal.",
         epilog="Open the app: tui-flow FILE. Exit codes: 0 ok, 1 failed, 2 bad input, "
@@ -162,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def app_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tui-flow", description="Open the app on a workflow file.")
+    p = ArgParser(prog="tui-flow", description="Open the app on a workflow file.")
     add_workflow_args(p)
     p.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help=argparse.SUPPRESS)

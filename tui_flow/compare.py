@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cli import BadInput, parse_sets
+from .cli import parse_sets, set_pair, whole_number, whole_numbers
 from .status import EXIT_FAILED, EXIT_OK, fmt_seconds, label, style
 from .workflow import Workflow
 
@@ -199,28 +199,12 @@ def render(cmp: Comparison) -> list[Any]:
     return [head, table, notes]
 
 
-def parse_concurrency(text: str) -> list[int]:
-    levels = []
-    for part in text.split(","):
-        part = part.strip()
-        try:
-            n = int(part)
-        except ValueError:
-            raise BadInput(f"--concurrency expects numbers like 1,2,4, got {text!r}") from None
-        if n < 1:
-            raise BadInput(f"--concurrency: {n} is not a concurrency (at least 1)")
-        levels.append(n)
-    return levels
-
-
 def cmd_compare(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from .cli import load_workflow
 
-    if args.repeat < 1:
-        raise BadInput("--repeat must be at least 1")
-    levels = parse_concurrency(args.concurrency)
+    levels = args.concurrency
     context = parse_sets(args.set)
     workflow = load_workflow(args.file, args.workflow)
     err = Console(file=sys.stderr, highlight=False)
@@ -249,9 +233,17 @@ def register(subparsers: Any) -> None:
     p.add_argument("file", help="workflow file (.py or .flow)")
     p.add_argument("--workflow", "-w", help="which workflow, when the file holds several")
     p.add_argument(
-        "--concurrency", "-c", default="1,2,4", help="comma-separated settings (default 1,2,4)"
+        "--concurrency",
+        "-c",
+        type=whole_numbers(1),
+        default=[1, 2, 4],
+        help="comma-separated settings (default 1,2,4)",
     )
-    p.add_argument("--set", action="append", metavar="KEY=JSON", help="initial context value")
-    p.add_argument("--repeat", "-r", type=int, default=1, help="runs per setting (median shown)")
+    p.add_argument(
+        "--set", action="append", type=set_pair, metavar="KEY=JSON", help="initial context value"
+    )
+    p.add_argument(
+        "--repeat", "-r", type=whole_number(1), default=1, help="runs per setting (median shown)"
+    )
     p.add_argument("--json", action="store_true", help="print the comparison as one JSON object")
     p.set_defaults(func=cmd_compare)

@@ -18,13 +18,17 @@ The grammar (indentation-based, like Python; `#` starts a comment; inside `[...]
 run over several lines):
 
     file       := flow+
-    flow       := "flow" NAME ":" NEWLINE INDENT flow_item+ DEDENT
+    flow       := "flow" id ":" NEWLINE INDENT flow_item+ DEDENT
     flow_item  := property | task | edge
-    task       := "task" NAME [":"] NEWLINE [INDENT property+ DEDENT]
+    task       := "task" id [":"] NEWLINE [INDENT property+ DEDENT]
     property   := NAME ":" value NEWLINE
     edge       := group ("->" group)+ NEWLINE
-    group      := NAME | "[" NAME ("," NAME)* [","] "]"
+    group      := id | "[" id ("," id)* [","] "]"
+    id         := NAME | STRING
     value      := STRING | NUMBER | "true" | "false" | NAME [":" NAME]
+
+A flow or task name that is not a bare NAME (`"load data"`, `"données"`, `"a->b"`) is written
+as a quoted string; `dump_flow` quotes those, and the names `task` and `flow`.
 
 A hand-written tokenizer and a recursive-descent parser: whatever they do not understand is an
 error with its line, its column and what was expected. Nothing is skipped.
@@ -43,6 +47,7 @@ import contextlib
 import difflib
 import importlib
 import itertools
+import json
 import os
 import re
 import sys
@@ -156,7 +161,8 @@ class Token:
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:[.-][A-Za-z0-9_]+)*")
 _NUMBER = re.compile(r"-?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?")
 _PUNCT = {":": "COLON", ",": "COMMA", "[": "LBRACK", "]": "RBRACK"}
-_ESCAPES = {"n": "\n", "t": "\t", '"': '"', "'": "'", "\\": "\\"}
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "'": "'", "\\": "\\"}
+_HEX_ESCAPES = {"u": 4, "U": 8}  # \u00e9, \U0001f600: any code point
 
 
 def tokenize(text: str) -> tuple[list[Token], list[FlowProblem]]:
@@ -257,6 +263,16 @@ def _read_string(raw: str, start: int) -> tuple[str, int, str | None]:
             return "".join(out), i + 1, None
         if c == "\\":
             nxt = raw[i + 1] if i + 1 < len(raw) else ""
+            if nxt in _HEX_ESCAPES:
+                digits = raw[i + 2 : i + 2 + _HEX_ESCAPES[nxt]]
+                if len(digits) != _HEX_ESCAPES[nxt] or not _is_hex(digits):
+                    like = "\\u00e9" if nxt == "u" else "\\U0001f600"
+                    return "", i, f"'\\{nxt}' needs {_HEX_ESCAPES[nxt]} hex digits, like {like}"
+                if int(digits, 16) > sys.maxunicode:
+                    return "", i, f"'\\{nxt}{digits}' is not a Unicode code point"
+                out.append(chr(int(digits, 16)))
+                i += 2 + len(digits)
+                continue
             if nxt not in _ESCAPES:
                 return "", i, f"unknown escape '\\{nxt}' in a string (use \\\\ for a backslash)"
             out.append(_ESCAPES[nxt])
@@ -265,6 +281,10 @@ def _read_string(raw: str, start: int) -> tuple[str, int, str | None]:
         out.append(c)
         i += 1
     return "", i, f"string is not closed: expected {quote} before the end of the line"
+
+
+def _is_hex(digits: str) -> bool:
+    return all(c in "0123456789abcdefABCDEF" for c in digits)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -367,6 +387,12 @@ class _Parser:
             raise self.fail(expected)
         return self.next()
 
+    def expect_id(self, expected: str) -> Token:
+        """A flow or task name: a bare NAME or a quoted string."""
+        if self.tok.kind not in ("NAME", "STRING"):
+            raise self.fail(expected)
+        return self.next()
+
     def end_of_line(self, after: str) -> None:
         if self.tok.kind != "NEWLINE":
             raise self.fail(f"the end of the line after {after}")
@@ -416,10 +442,10 @@ class _Parser:
 
     def parse_flow(self) -> FlowDecl:
         kw = self.next()
-        name = self.expect("NAME", "the flow's name after 'flow'")
+        name = self.expect_id("the flow's name after 'flow'")
         flow = FlowDecl(name.value, kw.line, kw.col)
-        self.expect("COLON", f"':' after 'flow {name.value}'")
-        self.end_of_line(f"'flow {name.value}:'")
+        self.expect("COLON", f"':' after 'flow {name.text}'")
+        self.end_of_line(f"'flow {name.text}:'")
         if self.tok.kind != "INDENT":
             raise self.fail(
                 f"an indented block with the description, tasks and edges of flow {name.value!r}"
@@ -444,12 +470,12 @@ class _Parser:
                 "unexpected indentation: only a task's properties are indented under it",
             )
         if tok.kind == "NAME" and tok.value == "task" and self.peek().kind != "COLON":
-            if self.peek().kind != "NAME":
+            if self.peek().kind not in ("NAME", "STRING"):
                 raise self.fail("a task name after 'task'", self.peek())
             flow.tasks.append(self.parse_task())
         elif tok.kind == "NAME" and self.peek().kind == "COLON":
             flow.props.append(self.parse_property(FLOW_PROPERTIES, "flow"))
-        elif tok.kind in ("NAME", "LBRACK"):
+        elif tok.kind in ("NAME", "STRING", "LBRACK"):
             self.parse_edge(flow)
         else:
             raise self.fail("a task ('task NAME:'), a flow property ('NAME: value') or an edge")
@@ -460,9 +486,9 @@ class _Parser:
         decl = TaskDecl(name.value, name.line, name.col)
         if self.tok.kind == "COLON":
             self.next()
-            self.end_of_line(f"'task {name.value}:'")
+            self.end_of_line(f"'task {name.text}:'")
         else:
-            self.end_of_line(f"'task {name.value}' (or ':' and the task's properties)")
+            self.end_of_line(f"'task {name.text}' (or ':' and the task's properties)")
         if self.tok.kind == "INDENT":
             self.next()
             while self.tok.kind not in ("DEDENT", "EOF"):
@@ -471,7 +497,8 @@ class _Parser:
                         raise _ParseError(
                             self.tok.line, self.tok.col, "unexpected indentation in a task"
                         )
-                    nested = self.tok.value == "task" and self.peek().kind == "NAME"
+                    nested = (self.tok.kind, self.tok.value) == ("NAME", "task")
+                    nested = nested and self.peek().kind in ("NAME", "STRING")
                     if self.tok.kind != "NAME" or nested:
                         raise self.fail(
                             f"a property of task {name.value!r} ('NAME: value')",
@@ -549,7 +576,7 @@ class _Parser:
             if len(groups[0]) == 1 and self.tok.kind in ("NEWLINE", "NAME"):
                 raise self.fail(
                     f"'->' (an edge) or ':' (a property) after {first[0]!r}",
-                    hint=f"to declare a task write 'task {first[0]}'",
+                    hint=f"to declare a task write 'task {_id(first[0])}'",
                 )
             raise self.fail("'->'")
         while self.tok.kind == "ARROW":
@@ -563,7 +590,7 @@ class _Parser:
 
     def parse_group(self) -> list[tuple[str, tuple[int, int]]]:
         tok = self.tok
-        if tok.kind == "NAME":
+        if tok.kind in ("NAME", "STRING"):
             self.next()
             return [(tok.value, (tok.line, tok.col))]
         if tok.kind != "LBRACK":
@@ -574,7 +601,7 @@ class _Parser:
             if self.tok.kind == "RBRACK" and items:
                 self.next()
                 return items
-            name = self.expect("NAME", "a task name" if not items else "a task name or ']'")
+            name = self.expect_id("a task name" if not items else "a task name or ']'")
             items.append((name.value, (name.line, name.col)))
             if self.tok.kind == "COMMA":
                 self.next()
@@ -787,7 +814,7 @@ class _FlowBuilder:
                     close = difflib.get_close_matches(name, list(self.declared), n=1)
                     hint = f" (did you mean {close[0]!r}?)" if close else ""
                     msg = f"edge uses task {name!r}, which is not declared{hint}"
-                    self.add(line, col, f"{msg}; declare it with 'task {name}'")
+                    self.add(line, col, f"{msg}; declare it with 'task {_id(name)}'")
             if bad:
                 continue
             if e.src == e.dst:
@@ -947,12 +974,30 @@ def _is_name(s: str) -> bool:
     return bool(_NAME.fullmatch(s)) and s not in ("true", "false")
 
 
+_QUOTED = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
 def _quote(s: str) -> str:
-    out = s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-    return f'"{out}"'
+    """`s` as a DSL string: the escapes, and `\\uXXXX` for what is not printable (control and
+    format characters, line and paragraph separators, lone surrogates...), so any text fits on
+    one line and reads back the same."""
+    out = (_QUOTED.get(c) or (c if c.isprintable() else _code_point(c)) for c in s)
+    return '"' + "".join(out) + '"'
+
+
+def _code_point(c: str) -> str:
+    """`c` as an escape, `\\u00e9` or `\\U0001f600` (the DSL's, and YAML's)."""
+    return f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}"
+
+
+def _id(s: str) -> str:
+    """A flow or task name as written: bare when it is a NAME, else quoted."""
+    return s if _is_name(s) and s not in ("flow", "task") else _quote(s)
 
 
 def _number(v: float) -> str:
+    if isinstance(v, int):
+        return str(v)
     return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else repr(float(v))
 
 
@@ -991,9 +1036,9 @@ def dump_flow(workflow: Workflow | Iterable[Workflow]) -> str:
         return "\n".join(dump_flow(w) for w in workflow)
     wf = workflow
     defaults = TaskSpec(id="x")
-    out = [f"flow {wf.name}:"]
-    if wf.description:
-        out.append(f"    description: {_quote(wf.description)}")
+    out = [f"flow {_id(wf.name)}:"]
+    if wf.description is not None:
+        out.append(f"    description: {_quote(str(wf.description))}")
     if wf.max_concurrency != DEFAULT_MAX_CONCURRENCY:
         out.append(f"    max_concurrency: {wf.max_concurrency}")
     out.append("")
@@ -1017,27 +1062,34 @@ def dump_flow(workflow: Workflow | Iterable[Workflow]) -> str:
             fb = _ref(t.fallback_fn, None, wf.file)
             props.append(("fallback", _value("fallback", fb or t.fallback_fn.__name__)))
         if props:
-            out.append(f"    task {tid}:")
+            out.append(f"    task {_id(tid)}:")
             out += [f"        {k}: {v}" for k, v in props]
         else:
-            out.append(f"    task {tid}")
+            out.append(f"    task {_id(tid)}")
     edges = [(tid, wf.dependents(tid)) for tid in declared]
     edges = [(s, ds) for s, ds in edges if ds]
     if edges:
         out.append("")
     rank = {tid: i for i, tid in enumerate(declared)}
     for src, dsts in edges:
-        dsts = sorted(dsts, key=rank.__getitem__)
+        dsts = [_id(d) for d in sorted(dsts, key=rank.__getitem__)]
         right = dsts[0] if len(dsts) == 1 else "[" + ", ".join(dsts) + "]"
-        out.append(f"    {src} -> {right}")
+        out.append(f"    {_id(src)} -> {right}")
     return "\n".join(out) + "\n"
+
+
+# words Mermaid reads as keywords where a node id may stand (it matches some in any case)
+_MERMAID_WORDS = frozenset(
+    "end graph subgraph flowchart style class classdef click linkstyle direction call href "
+    "default interpolate acctitle accdescr".split()
+)
 
 
 def _mermaid_id(tid: str, used: set[str]) -> str:
     base = re.sub(r"[^A-Za-z0-9_]", "_", tid) or "task"
     if base[0].isdigit():
         base = "t_" + base
-    if base in ("end", "graph", "subgraph", "flowchart", "style", "class", "click"):
+    if base.lower() in _MERMAID_WORDS:
         base += "_"
     candidate, n = base, 2
     while candidate in used:
@@ -1046,14 +1098,33 @@ def _mermaid_id(tid: str, used: set[str]) -> str:
     return candidate
 
 
+_MERMAID_ENTITIES = {
+    "#": "#35;",
+    "&": "#amp;",
+    '"': "#quot;",
+    "<": "#lt;",
+    ">": "#gt;",
+    "`": "#96;",
+}
+
+
 def _mermaid_text(s: str) -> str:
-    return (
-        s.replace("&", "#amp;")
-        .replace('"', "#quot;")
-        .replace("<", "#lt;")
-        .replace(">", "#gt;")
-        .replace("\n", " ")
-    )
+    """Text for inside a quoted Mermaid label: what Mermaid would read as markup (quotes, HTML,
+    `#...;` entity codes, a leading backtick's Markdown) and what is not printable (newlines,
+    separators) as entity codes, which Mermaid shows as the characters themselves."""
+    return "".join(_MERMAID_ENTITIES.get(c) or (c if c.isprintable() else f"#{ord(c)};") for c in s)
+
+
+_YAML_WORDS = frozenset("true false null yes no on off y n".split())  # not a name in YAML
+
+
+def _mermaid_title(s: str) -> str:
+    """The workflow's name as a YAML value (Mermaid's front matter): bare when plain, else a
+    double-quoted string with escapes."""
+    if _is_name(s) and s.lower() not in _YAML_WORDS:
+        return s
+    text = json.dumps(s, ensure_ascii=False)
+    return "".join(c if c.isprintable() else _code_point(c) for c in text)
 
 
 def to_mermaid(workflow: Workflow) -> str:
@@ -1066,7 +1137,7 @@ def to_mermaid(workflow: Workflow) -> str:
     wf = workflow
     used: set[str] = set()
     ids = {tid: _mermaid_id(tid, used) for tid in wf.tasks}
-    out = ["---", f"title: {_mermaid_text(wf.name)}", "---", "flowchart TD"]
+    out = ["---", f"title: {_mermaid_title(wf.name)}", "---", "flowchart TD"]
     for tid in wf.tasks:
         t = wf.tasks[tid]
         label = _mermaid_text(tid)

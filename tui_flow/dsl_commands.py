@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .cli import BadInput
+from .errors import BadInput
 from .status import EXIT_OK
 
 
@@ -43,7 +43,13 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise BadInput(f"cannot write {out}: {exc.strerror or exc}") from None
         print(f"wrote {out} ({args.format})", file=sys.stderr)
     else:
-        sys.stdout.write(text)
+        try:
+            sys.stdout.write(text)
+        except UnicodeEncodeError:
+            raise BadInput(
+                f"standard output ({sys.stdout.encoding}) cannot take this workflow's text: "
+                "write it to a file with -o OUT (UTF-8)"
+            ) from None
     return EXIT_OK
 
 

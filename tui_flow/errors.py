@@ -25,6 +25,10 @@ class Problem:
         return f"{where}{self.message}"
 
 
+class BadInput(TuiFlowError):
+    """Input the user must fix: a command-line value, a setting (exit code 2)."""
+
+
 class TaskDefinitionError(TuiFlowError):
     """A `@task(...)` option is wrong (unknown name, bad value)."""
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from .engine.scheduler import Execution, body_holding_loop
 from .engine.watchdog import RunInterrupted
+from .errors import BadInput
 from .status import EXIT_INTERRUPTED, exit_code
 
 HARD_EXIT_S = 1.5  # after SIGTERM/SIGHUP or a second Ctrl-C, the longest a clean end may take
@@ -50,10 +51,21 @@ async def open_store(db: str | None, *, enabled: bool = True) -> Any:
     return await RunStore.open(db)
 
 
+EXECUTORS = ("local", "dask")
+
+
+def executor_name(executor: str | None) -> str:
+    """Where sync bodies run: `executor` (--executor), else $TUI_FLOW_EXECUTOR, else local."""
+    name = executor or os.environ.get("TUI_FLOW_EXECUTOR") or "local"
+    if name not in EXECUTORS:
+        allowed = " or ".join(EXECUTORS)
+        raise BadInput(f"$TUI_FLOW_EXECUTOR must be {allowed}, not {name!r}")
+    return name
+
+
 def remote_runner(executor: str | None, scheduler: str | None) -> Any:
     """The remote runner asked for (None for local)."""
-    executor = executor or os.environ.get("TUI_FLOW_EXECUTOR") or "local"
-    if executor == "local":
+    if executor_name(executor) == "local":
         return None
     from .engine.dask_runner import make_dask_runner
 
@@ -141,11 +153,12 @@ async def run_headless(
     if not as_json:
         subscribers.append(ConsoleReporter(plain=plain, logs=not getattr(args, "no_logs", False)))
     own_store = store is None
+    # the remote runner first: a bad $TUI_FLOW_EXECUTOR leaves no store open
+    remote = remote_runner(getattr(args, "executor", None), getattr(args, "scheduler", None))
     if store is None:
         store = await open_store(
             getattr(args, "db", None), enabled=not getattr(args, "no_store", False)
         )
-    remote = remote_runner(getattr(args, "executor", None), getattr(args, "scheduler", None))
     interrupts: Interrupts | None = None
     try:
         if remote is not None and hasattr(remote, "start"):

@@ -32,11 +32,12 @@ class TaskSpec(BaseModel):
     id: str = Field(min_length=1)
     dependencies: tuple[str, ...] = ()
     retry_attempts: int = Field(default=0, ge=0)
-    retry_delay_ms: float = Field(default=0, ge=0)
+    # finite: an infinite delay would hold the run forever; None is "no cap", "no timeout"
+    retry_delay_ms: float = Field(default=0, ge=0, allow_inf_nan=False)
     retry_backoff: RetryBackoff = "fixed"
-    retry_max_delay_ms: float | None = Field(default=None, ge=0)
+    retry_max_delay_ms: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     retry_jitter: bool = False
-    timeout_s: float | None = Field(default=None, gt=0)
+    timeout_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     trigger_rule: TriggerRule = "all_success"
     runner: RunnerName | None = None
     description: str | None = None

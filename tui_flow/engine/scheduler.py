@@ -364,9 +364,10 @@ class Execution:
     ) -> None:
         self.wf = workflow
         self.run_id = run_id or uuid.uuid4().hex[:12]
-        self.cap = int(max_concurrency or workflow.max_concurrency)
-        if self.cap < 1:
-            raise ValueError("max_concurrency must be at least 1")
+        cap = workflow.max_concurrency if max_concurrency is None else max_concurrency
+        if not isinstance(cap, int) or isinstance(cap, bool) or cap < 1:
+            raise ValueError(f"max_concurrency must be a whole number of at least 1, not {cap!r}")
+        self.cap = cap
         self.clock = clock
         self.rng = rng or random.Random()
         self.remote = remote

@@ -24,6 +24,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..cli import whole_number
+from ..runs import EXECUTORS
 from ..status import fmt_seconds, label, style
 from .sqlite import LogRow, RunRow, RunStore
 
@@ -37,13 +39,11 @@ def _db_arg(p: argparse.ArgumentParser) -> None:
 def _run_args(p: argparse.ArgumentParser) -> None:
     _db_arg(p)
     p.add_argument("--force", action="store_true", help="go ahead even if the file changed")
-    p.add_argument("--max-concurrency", "-j", type=int, help="override the run's limit")
+    p.add_argument("--max-concurrency", "-j", type=whole_number(1), help="override the run's limit")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
     p.add_argument("--plain", action="store_true", help="plain text, no colours")
     p.add_argument("--no-logs", action="store_true", help="do not print task log lines")
-    p.add_argument(
-        "--executor", choices=("local", "dask"), default=None, help="where sync bodies run"
-    )
+    p.add_argument("--executor", choices=EXECUTORS, default=None, help="where sync bodies run")
     p.add_argument("--scheduler", help="Dask scheduler address (default: a LocalCluster)")
 
 
@@ -52,7 +52,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser("history", help="list recent runs")
     _db_arg(p)
     p.add_argument("--workflow", "-w", help="only runs of this workflow")
-    p.add_argument("--limit", "-n", type=int, default=20, help="how many runs (default 20)")
+    p.add_argument(
+        "--limit", "-n", type=whole_number(1), default=20, help="how many runs (default 20)"
+    )
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.add_argument("--plain", action="store_true", help="plain text, no colours")
     p.set_defaults(func=cmd_history)

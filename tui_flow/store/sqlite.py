@@ -586,8 +586,10 @@ class RunStore:
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
+            in_the_way = isinstance(exc, FileExistsError | NotADirectoryError)
+            why = "a file is in the way" if in_the_way else exc.strerror or str(exc)
             raise StoreError(
-                f"{p.parent}: cannot create the folder for the run database: {exc}"
+                f"{p.parent}: cannot create the folder for the run database: {why}"
             ) from None
         if p.is_dir():
             raise StoreError(f"{p}: is a folder; --db expects a database file")

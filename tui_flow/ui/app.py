@@ -1041,9 +1041,9 @@ def make_app(
 def run_app(args: Any) -> int:
     """The CLI's entry: open the app, then leave a summary of the last run; the exit code."""
     from ..cli import parse_sets
-    from ..runs import remote_runner
+    from ..runs import executor_name, remote_runner
 
-    executor = getattr(args, "executor", None) or os.environ.get("TUI_FLOW_EXECUTOR") or "local"
+    executor = executor_name(getattr(args, "executor", None))
     app = make_app(
         args.file,
         workflow=getattr(args, "workflow", None),
