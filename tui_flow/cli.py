@@ -19,7 +19,6 @@ import importlib
 import json
 import os
 import sys
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NoReturn
 
@@ -226,8 +225,8 @@ def app_parser() -> argparse.ArgumentParser:
 def _exit_past_stuck_threads(code: int) -> int:
     """A timed-out or cancelled thread body cannot be stopped, and the interpreter would wait
     for it at exit forever. The run is over and recorded, so leave without waiting."""
-    stuck = [t for t in threading.enumerate() if t.name.startswith("tui-flow-") and t.is_alive()]
-    if stuck:
+    scheduler = sys.modules.get("tui_flow.engine.scheduler")  # loaded if anything ran
+    if scheduler is not None and scheduler.bodies_still_running():
         with contextlib.suppress(Exception):
             sys.stdout.flush()
             sys.stderr.flush()

@@ -24,6 +24,7 @@ import gc
 import heapq
 import itertools
 import random
+import threading
 import time
 import uuid
 import weakref
@@ -303,9 +304,20 @@ class _Raised(Exception):
         self.raised = raised
 
 
+_body_threads: set[int] = set()  # threads running a body now (see bodies_still_running)
+
+
+def bodies_still_running() -> bool:
+    """Whether a thread is still inside a body (one that timed out or was cancelled and never
+    returned): the interpreter would wait for it at exit forever."""
+    return bool(_body_threads)
+
+
 def _run_sync_body(fn: Callable[[Context], Any], ctx: Context, sink: AttemptSink) -> Any:
     """In a worker thread: mark the thread as running this attempt, then run the body."""
     token = enter_attempt(sink)
+    me = threading.get_ident()
+    _body_threads.add(me)
     try:
         result = fn(ctx)
         if asyncio.iscoroutine(result):
@@ -314,6 +326,7 @@ def _run_sync_body(fn: Callable[[Context], Any], ctx: Context, sink: AttemptSink
     except BaseException as exc:
         raise _Raised(exc) from None
     finally:
+        _body_threads.discard(me)
         exit_attempt(token)
 
 
