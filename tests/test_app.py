@@ -482,6 +482,9 @@ class FakeStore:
         ]
         return lines[-limit:] if limit else lines
 
+    async def flush(self) -> None:
+        pass
+
     async def close(self) -> None:
         self.closed = True
 

@@ -80,9 +80,9 @@ class Run:
         self.db = tmp_path / "runs.db"
         self.read_fd, write_fd = os.pipe()
         env = dict(os.environ, PYTHONPATH=str(ROOT), CI="true", TELL_FD=str(write_fd))
+        command = [sys.executable, "-m", "tui_flow.cli", "run", str(flow(tmp_path, body))]
         self.proc = subprocess.Popen(
-            [*prefix, sys.executable, "-m", "tui_flow.cli", "run", str(flow(tmp_path, body))]
-            + ["--db", str(self.db), *args],  # noqa: RUF005
+            [*prefix, *command, "--db", str(self.db), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,

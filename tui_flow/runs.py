@@ -23,6 +23,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -73,11 +74,23 @@ def remote_runner(executor: str | None, scheduler: str | None) -> Any:
 
 
 class Interrupts:
-    """Signal handling for one headless run (see the module's docstring)."""
+    """Signal handling while runs go on (see the module's docstring). `stop(signum)` is called
+    on the loop for every signal (cancel the run; the app also quits); `execution()` and
+    `store()` give the run going on now and its store; `before_exit()` runs just before a
+    hard exit (the app puts the terminal back)."""
 
-    def __init__(self, execution: Execution, store: Any = None) -> None:
+    def __init__(
+        self,
+        stop: Callable[[int], None],
+        *,
+        execution: Callable[[], Execution | None],
+        store: Callable[[], Any] = lambda: None,
+        before_exit: Callable[[], None] | None = None,
+    ) -> None:
+        self.stop = stop
         self.execution = execution
         self.store = store
+        self.before_exit = before_exit
         self.loop = asyncio.get_running_loop()
         self.received: list[int] = []
         self._saved: dict[int, Any] = {}
@@ -99,6 +112,8 @@ class Interrupts:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._timer is not None:  # the run ended in time after all
+            self._timer.cancel()
         for sig, previous in self._saved.items():
             with contextlib.suppress(ValueError, OSError, TypeError):
                 signal.signal(sig, previous)
@@ -107,31 +122,52 @@ class Interrupts:
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.received.append(signum)
         with contextlib.suppress(RuntimeError):  # the loop has closed: the run is over
-            self.loop.call_soon_threadsafe(self.execution.cancel)
+            self.loop.call_soon_threadsafe(self.stop, signum)
         hard = signum != signal.SIGINT or self.received.count(signal.SIGINT) > 1
         if hard and self._timer is None:
             self._timer = threading.Timer(HARD_EXIT_S, self._hard_exit, (signum,))
             self._timer.daemon = True
             self._timer.start()
         found = body_holding_loop(frame)
-        if found is not None and found[0] is self.execution:
+        if found is not None and found[0] is self.execution():
             raise RunInterrupted  # a body holds the loop: stop it where it is
 
     def _hard_exit(self, signum: int) -> None:
         """The run did not end in time after a signal: end the process now (in the timer's
         thread; nothing here waits for the main thread, which may be stuck)."""
-        run_id = self.execution.run_id
+        execution, store = self.execution(), self.store()
         name = signal.Signals(signum).name
         why = f"ended by {name}: the run did not stop within {HARD_EXIT_S:g} s"
-        recorded = False
-        if self.store is not None:
+        tail = ""
+        if execution is not None and store is not None and not execution.is_done:
             with contextlib.suppress(Exception):
-                recorded = self.store.mark_interrupted_now(run_id, why)
-        tail = f"; tui-flow resume {run_id} continues it" if recorded else ""
+                if store.mark_interrupted_now(execution.run_id, why):
+                    tail = f"; tui-flow resume {execution.run_id} continues it"
+        if self.before_exit is not None:
+            with contextlib.suppress(Exception):
+                self.before_exit()
         with contextlib.suppress(OSError):
             os.write(2, f"\ntui-flow: {why} (a task body does not return){tail}\n".encode())
-        code = self.exit_code or EXIT_INTERRUPTED
-        os._exit(code)
+        os._exit(self.exit_code or EXIT_INTERRUPTED)
+
+
+def terminal_restorer() -> Callable[[], None] | None:
+    """Call before a full-screen app takes the terminal: a function that puts it back as it
+    is now (modes, alternate screen, cursor, mouse) when the process must end at once."""
+    try:
+        import termios
+
+        fd = sys.stdin.fileno()
+        saved = termios.tcgetattr(fd)
+    except Exception:
+        return None
+
+    def restore() -> None:
+        # leave the alternate screen, show the cursor, stop mouse reports, then the modes
+        os.write(sys.__stdout__.fileno(), b"\x1b[?1049l\x1b[?25h\x1b[?1000l\x1b[?1003l\x1b[?1006l")
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+    return restore
 
 
 async def run_headless(
@@ -175,7 +211,9 @@ async def run_headless(
         )
         if store is not None:
             execution.subscribe(store.recorder(execution.view))
-        with Interrupts(execution, store) as interrupts:
+        with Interrupts(
+            lambda _: execution.cancel(), execution=lambda: execution, store=lambda: store
+        ) as interrupts:
             execution.start(gate=store.flush() if store is not None else None)
             result = await execution.wait()
     finally:

@@ -37,7 +37,8 @@ from textual.worker import Worker, WorkerState
 from ..engine import Execution, RunResult
 from ..engine.state import RunView
 from ..loader import LoadedFile, load
-from ..status import exit_code, fmt_seconds, glyph
+from ..runs import Interrupts, open_store, terminal_restorer
+from ..status import EXIT_INTERRUPTED, exit_code, fmt_seconds, glyph
 from ..workflow import Workflow
 from .reload import Diff, diff_workflows, load_file_async, watch, watch_roots
 from .session import RunSession, idle_view
@@ -208,6 +209,7 @@ class TuiFlowApp(App[int]):
         self.last_live: RunSession | None = None  # the latest run started here
         self.past_run: str | None = None  # the run id when showing a run from the store
         self.interrupted = False
+        self.interrupted_by: int | None = None  # the signal that ended the app, if one did
         self.pending_reload: LoadedFile | None = None
         self.reload_error: str | None = None
         self.reloads: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
@@ -217,6 +219,11 @@ class TuiFlowApp(App[int]):
         self._active: set[str] = set()  # running / retrying tasks, relabelled every tick
         self._shown_task: str | None = None
         self._switch_interval = sys.getswitchinterval()
+        # set once the run store is open (or known to be off): a run waits for it, so that
+        # a run started at once is recorded from its start too
+        self.store_ready = asyncio.Event()
+        self._interrupts: Interrupts | None = None
+        self.restore_terminal: Callable[[], None] | None = None  # set by run_app
 
     # -- layout --------------------------------------------------------------------------------
 
@@ -272,6 +279,14 @@ class TuiFlowApp(App[int]):
         self.set_interval(self.tick_s, self._tick, name="tick")
         if self.store is None and self.use_store:
             self.open_store()
+        else:
+            self.store_ready.set()
+        self._interrupts = Interrupts(
+            self._on_signal,
+            execution=lambda: self.execution,
+            store=lambda: self.store,
+            before_exit=self.restore_terminal,
+        ).__enter__()
         if self.watch_files:
             self.watch_workflow()
         if self.remote_factory is not None:
@@ -289,6 +304,8 @@ class TuiFlowApp(App[int]):
 
     async def on_unmount(self) -> None:
         sys.setswitchinterval(self._switch_interval)
+        if self._interrupts is not None:
+            self._interrupts.__exit__()
         if self.execution is not None and not self.execution.is_done:
             self.execution.cancel()
         if self.remote is not None and hasattr(self.remote, "close"):
@@ -323,20 +340,21 @@ class TuiFlowApp(App[int]):
     @work(exclusive=True, group="store", exit_on_error=False)
     async def open_store(self) -> None:
         try:
-            from ..store.sqlite import RunStore
-        except ImportError:
-            self.use_store = False
-            self.logs.store_note = False
-            self.refresh_bindings()
-            return
-        try:
-            self.store = await RunStore.open(self.db)
-            self._own_store = True
+            self.store = await open_store(self.db)
+            self._own_store = self.store is not None
         except Exception as exc:
-            self.use_store = False
-            self.logs.store_note = False
             self.notify(f"Runs are not recorded: {exc}", title="Run store", severity="warning")
-        self.refresh_bindings()
+        finally:
+            if self.store is None:
+                self.use_store = False
+                self.logs.store_note = False
+            self.store_ready.set()
+            self.refresh_bindings()
+
+    def _on_signal(self, signum: int) -> None:
+        """SIGTERM, SIGHUP (or a SIGINT sent to the app): cancel the run and leave."""
+        self.interrupted_by = signum
+        self.run_worker(self.action_quit(), name="quit on signal", exit_on_error=False)
 
     # -- showing a run -------------------------------------------------------------------------
 
@@ -541,6 +559,14 @@ class TuiFlowApp(App[int]):
 
     @guarded
     def action_run(self) -> None:
+        if not self.store_ready.is_set():
+            self.notify("Opening the run store first…", timeout=2)
+            self.run_worker(self._run_when_store_ready(), group="run", exit_on_error=False)
+            return
+        self.start_run()
+
+    async def _run_when_store_ready(self) -> None:
+        await self.store_ready.wait()
         self.start_run()
 
     def start_run(
@@ -580,7 +606,8 @@ class TuiFlowApp(App[int]):
         self.past_run = None
         self.interrupted = False
         self.last_live = session
-        execution.start()
+        # the run is on disk before its first body starts
+        execution.start(gate=self.store.flush() if self.store is not None else None)
         self.show_session(session)
         self.run_worker(
             self._await_run(execution, remote), name="run", group="run", exit_on_error=False
@@ -852,8 +879,10 @@ class TuiFlowApp(App[int]):
 
     @property
     def exit_code(self) -> int:
+        if self.interrupted_by is not None:
+            return 128 + self.interrupted_by if self.interrupted_by != 2 else EXIT_INTERRUPTED
         if self.interrupted:
-            return 130
+            return EXIT_INTERRUPTED
         if self.last_result is None:
             return 0
         return exit_code(self.last_result.status)
@@ -1060,6 +1089,7 @@ def run_app(args: Any) -> int:
     from ..engine.runners import prepare_for_subprocesses
 
     prepare_for_subprocesses()  # before the app takes over stdout/stderr
+    app.restore_terminal = terminal_restorer()
     app.run()
     console = Console(highlight=False, soft_wrap=True)
     for line in app.summary():
