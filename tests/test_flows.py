@@ -13,7 +13,7 @@ import pytest
 
 from tui_flow import Context, load, run
 from tui_flow.engine import TaskLogs, TaskProgress
-from tui_flow.loader import import_fresh
+from tui_flow.fresh_import import import_fresh
 
 FAST = {"time_scale": 0.001}
 

@@ -93,7 +93,7 @@ class Task:
         self.fn = fn
         self.spec = spec
         self.fallback_fn = fallback_fn
-        self.source_file, self.source_line = _source_of(fn)
+        self.source_file, self.source_line = source_of(fn)
         self.signature_problem = _signature_problem(fn)
         self._is_async = inspect.iscoroutinefunction(fn)
         functools.update_wrapper(self, fn)
@@ -129,11 +129,11 @@ class Task:
         return new
 
 
-def _source_of(fn: Callable[..., Any]) -> tuple[str | None, int | None]:
+def source_of(fn: Any) -> tuple[str | None, int | None]:
+    """Where a function is defined (its file and first line), None for what has no code."""
     try:
-        target = inspect.unwrap(fn)
-        code = target.__code__
-    except (AttributeError, ValueError):
+        code = inspect.unwrap(fn).__code__
+    except (AttributeError, TypeError, ValueError):
         return None, None
     return code.co_filename, code.co_firstlineno
 

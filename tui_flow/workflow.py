@@ -17,7 +17,7 @@ from pathlib import Path
 import networkx as nx
 
 from .errors import Problem, ValidationError
-from .task import Task
+from .task import Task, source_of
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -65,7 +65,7 @@ class Workflow:
             if not isinstance(t, Task):
                 what = getattr(t, "__name__", repr(t))
                 message = f"{what} is not a task: decorate it with @task"
-                file, line = _location_of(t)
+                file, line = source_of(t)
                 problems.append(Problem(message, file, line) if file else self._here(message))
                 continue
             if t.id in self.tasks:
@@ -166,14 +166,6 @@ class Workflow:
 
     def __repr__(self) -> str:
         return f"<Workflow {self.name!r}: {len(self.tasks)} tasks>"
-
-
-def _location_of(obj: object) -> tuple[str | None, int | None]:
-    try:
-        code = inspect.unwrap(obj).__code__  # type: ignore[arg-type]
-        return code.co_filename, code.co_firstlineno
-    except (AttributeError, TypeError, ValueError):
-        return None, None
 
 
 def _graph_problems(tasks: Mapping[str, Task]) -> list[Problem]:

@@ -154,7 +154,7 @@ _module_cache: dict[str, tuple[tuple[int, int], Any]] = {}
 
 
 def _find_function(job: ProcessJob) -> Callable[..., Any]:
-    from ..loader import import_fresh
+    from ..fresh_import import import_fresh
 
     path = Path(job.source_file)
     st = path.stat()
