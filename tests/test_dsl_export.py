@@ -19,7 +19,7 @@ from pydantic import ValidationError as PydanticValidationError
 from tui_flow import Workflow, load, run
 from tui_flow.cli import main
 from tui_flow.dsl import dump_flow, to_mermaid
-from tui_flow.task import TaskSpec, make_task
+from tui_flow.tasks import TaskSpec, make_task
 
 BODIES = """
 def prepare(context):

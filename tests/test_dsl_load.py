@@ -15,7 +15,7 @@ import pytest
 from tui_flow import load, run
 from tui_flow.dsl import FlowError, load_flow
 from tui_flow.errors import LoadError
-from tui_flow.task import TaskSpec
+from tui_flow.tasks import TaskSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,7 +11,7 @@ import pytest
 from tui_flow import Context, Workflow, task
 from tui_flow.engine import Execution, RetryScheduled, TaskLogs, TaskStateChanged, run
 from tui_flow.engine.retry import retry_delay_s
-from tui_flow.task import TaskSpec
+from tui_flow.tasks import TaskSpec
 
 LIMIT = 10  # seconds: a guard against a hung test, never reached when the code is right
 

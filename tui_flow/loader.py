@@ -9,7 +9,7 @@ from types import ModuleType
 
 from .errors import LoadError
 from .fresh_import import LoadedFile, import_fresh, source_hash
-from .task import Task
+from .tasks import Task
 from .workflow import Workflow
 
 __all__ = ["LoadedFile", "load", "workflows_of"]

@@ -17,7 +17,7 @@ from pathlib import Path
 import networkx as nx
 
 from .errors import Problem, ValidationError
-from .task import Task, source_of
+from .tasks import Task, source_of
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 

@@ -24,7 +24,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from ..errors import LoadError, TaskDefinitionError, ValidationError
 from ..fresh_import import LoadedFile, import_fresh, importing_from, source_hash
-from ..task import RetryBackoff, RunnerName, Task, TaskSpec, TriggerRule, make_task
+from ..tasks import RetryBackoff, RunnerName, Task, TaskSpec, TriggerRule, make_task
 from ..workflow import Workflow
 from .parser import DEFAULT_MAX_CONCURRENCY, EdgeDecl, FlowDecl, Prop, TaskDecl, parse
 from .tokens import FlowError, FlowProblem, spell

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..task import Task, TaskSpec, source_of
+from ..tasks import Task, TaskSpec, source_of
 from ..workflow import Workflow
 from .build import noop_body
 from .parser import DEFAULT_MAX_CONCURRENCY, FLOW_PROPERTIES, TASK_PROPERTIES

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from ..task import TaskSpec
+from ..tasks import TaskSpec
 
 
 def retry_delay_s(spec: TaskSpec, retry_number: int, rng: random.Random | None = None) -> float:

@@ -170,7 +170,7 @@ def _find_function(job: ProcessJob) -> Callable[..., Any]:
 
 def find_in_module(module: Any, job: ProcessJob) -> Callable[..., Any]:
     """The body (or fallback) a job names, looked up in an imported task module."""
-    from ..task import Task
+    from ..tasks import Task
     from ..workflow import Workflow
 
     found = vars(module).get(job.fn_name)

@@ -36,7 +36,7 @@ from typing import Any, Protocol
 
 from ..context import _MISSING, Context, to_json_value
 from ..errors import ConflictError, ContextError
-from ..task import Task
+from ..tasks import Task
 from ..workflow import Workflow
 from .events import (
     FINAL_STATES,

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import LoadError, TuiFlowError, ValidationError
 from ..loader import LoadedFile, load
-from ..task import Task
+from ..tasks import Task
 from ..workflow import Workflow
 
 WATCHED_SUFFIXES = (".py", ".flow")

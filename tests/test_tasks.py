@@ -8,7 +8,7 @@ import pydantic
 import pytest
 
 from tui_flow import Context, Task, TaskDefinitionError, TaskSpec, task
-from tui_flow.task import TASK_OPTIONS
+from tui_flow.tasks import TASK_OPTIONS
 
 
 def test_bare_decorator_uses_the_function_name_and_defaults() -> None:
