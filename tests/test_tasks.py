@@ -254,3 +254,11 @@ def test_signature_problems_are_recorded_not_raised() -> None:
 def test_task_options_list_matches_the_spec() -> None:
     assert set(TASK_OPTIONS) == set(TaskSpec.model_fields)
     assert {"retry_backoff", "trigger_rule", "runner", "timeout_s"} <= set(TASK_OPTIONS)
+
+
+def test_the_package_exports_exactly_its_lazy_names() -> None:
+    import tui_flow
+
+    assert sorted(tui_flow.__all__) == sorted([*tui_flow._EXPORTS, "__version__"])
+    for name in tui_flow._EXPORTS:
+        assert getattr(tui_flow, name) is not None

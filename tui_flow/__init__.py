@@ -36,7 +36,28 @@ _EXPORTS: dict[str, str] = {
     "Workflow": "tui_flow.workflow",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [  # the names of _EXPORTS, and the version
+    "ConflictError",
+    "Context",
+    "ContextError",
+    "Execution",
+    "LoadError",
+    "LoadedFile",
+    "Problem",
+    "RunResult",
+    "Task",
+    "TaskDefinitionError",
+    "TaskSpec",
+    "TuiFlowError",
+    "ValidationError",
+    "Workflow",
+    "__version__",
+    "load",
+    "run",
+    "run_sync",
+    "start",
+    "task",
+]
 
 
 def __getattr__(name: str) -> Any:
