@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python scripts/screenshots.py
 
-The app shows the scripted demo run (`tui_flow.ui.demo`) on a fixed clock, so the images are
+The app shows the scripted demo run (`tests/demo_run.py`) on a fixed clock, so the images are
 the same every time. PNGs need cairosvg (`/work/shared/tools/svg2png` or `pip install cairosvg`).
 """
 
@@ -16,9 +16,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the scripted demo run lives with the tests
+
+from demo_run import T0, scripted_events, write_demo_flow  # noqa: E402
 
 from tui_flow.ui.app import make_app  # noqa: E402
-from tui_flow.ui.demo import T0, scripted_events, write_demo_flow  # noqa: E402
 
 OUT = ROOT / "screenshots"
 SIZE = (132, 36)

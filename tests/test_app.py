@@ -15,7 +15,9 @@ from textual.widgets import Static
 from textual.widgets._footer import FooterKey
 
 from tui_flow.engine.state import RunView
-from tui_flow.ui.app import TuiFlowApp, make_app, rerun_set, summary_lines
+from tui_flow.ui.app import TuiFlowApp, make_app
+from tui_flow.ui.run_actions import rerun_set
+from tui_flow.ui.summary import summary_lines
 from tui_flow.ui.widgets.history import HistoryScreen
 from tui_flow.ui.widgets.retries import RetriesTable
 

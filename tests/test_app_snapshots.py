@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from demo_run import T0, scripted_events, write_demo_flow
 
 from tui_flow.ui.app import TuiFlowApp, make_app
-from tui_flow.ui.demo import T0, scripted_events, write_demo_flow
 
 SIZE = (120, 34)
 

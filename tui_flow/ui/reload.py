@@ -21,10 +21,15 @@ from pathlib import Path
 from types import CodeType
 from typing import Any
 
+from rich.text import Text
+from textual import work
+from textual.widgets import Static
+
 from ..errors import LoadError, TuiFlowError, ValidationError
 from ..loader import LoadedFile, load
 from ..tasks import Task
 from ..workflow import Workflow
+from .session import RunSession, idle_view
 
 WATCHED_SUFFIXES = (".py", ".flow")
 
@@ -175,3 +180,112 @@ async def watch(
         paths = sorted({p for _, p in changes})
         if paths:
             yield paths
+
+
+class ReloadActions:
+    """Hot reload in the app (a mixin of `TuiFlowApp`): watch the file, load it again off the
+    loop, show the new version or the error beside the last good one; a run going on keeps
+    its version until it ends."""
+
+    path: Path
+    loaded: LoadedFile
+    workflow: Workflow
+    session: Any
+    last_live: Any
+    past_run: str | None
+    pending_reload: LoadedFile | None
+    reload_error: str | None
+    reloads: asyncio.Queue[tuple[str, Any]]
+    watch_ready: asyncio.Event
+    max_concurrency: int | None
+
+    @work(exclusive=True, group="watch", exit_on_error=False)
+    async def watch_workflow(self) -> None:
+        """Reload the workflow when its file (or a module beside it) is saved."""
+        files = [self.path.resolve(), *(Path(p).resolve() for p in self.loaded.watch_paths)]
+        changes = watch(watch_roots(self.loaded, self.path), files)
+        first = asyncio.ensure_future(changes.__anext__())
+        await asyncio.sleep(0)  # let the watcher register its watches
+        self.watch_ready.set()
+        try:
+            paths = await first
+            while True:
+                await self.reload(paths)
+                paths = await changes.__anext__()
+        except StopAsyncIteration:
+            pass
+        finally:
+            first.cancel()
+            await changes.aclose()
+
+    async def reload(self, changed: Iterable[str] = ()) -> None:
+        """Load the file again; show the new version, or the error with the last good one."""
+        try:
+            result = await load_file_async(self.path)
+        except Exception as exc:  # never let a reload kill the watcher
+            self.report_error("reload", exc)
+            return
+        if result.error is not None or result.loaded is None:
+            self._show_reload_error(result.error or "could not load")
+            self.reloads.put_nowait(("error", result.error))
+            return
+        loaded = result.loaded
+        had_error = self.reload_error is not None
+        self._show_reload_error(None)
+        if self.running:
+            self.pending_reload = loaded
+            new = self._pick_workflow(loaded)
+            diff = diff_workflows(self.workflow, new)
+            self.notify(
+                f"{diff.summary()}. The running run keeps its version; "
+                "this one applies when it ends.",
+                title=f"Reloaded {self.path.name}",
+                timeout=5,
+            )
+            self.reloads.put_nowait(("deferred", diff))
+            return
+        diff = self._apply_loaded(loaded, fixed=had_error)
+        self.reloads.put_nowait(("ok", diff))
+
+    def _pick_workflow(self, loaded: LoadedFile) -> Workflow:
+        return loaded.workflows.get(self.workflow.name) or loaded.workflow(None)
+
+    def _apply_loaded(self, loaded: LoadedFile, *, fixed: bool = False) -> Diff:
+        new = self._pick_workflow(loaded)
+        diff = diff_workflows(self.workflow, new)
+        renamed = new.name != self.workflow.name
+        self.loaded = loaded
+        self.workflow = new
+        self.pending_reload = None
+        if self.session is not self.last_live or not self.running:
+            idle = RunSession(idle_view(new, self.max_concurrency), live=False)
+            old = self.session
+            idle.lines, idle.task_lines, idle.total_lines = (
+                old.lines,
+                old.task_lines,
+                old.total_lines,
+            )
+            self.past_run = None
+            self.show_session(idle, keep_panels=True)
+        title = f"Reloaded {self.path.name}" + (" (fixed)" if fixed else "")
+        msg = diff.summary()
+        if renamed:
+            msg += f"; now showing workflow {new.name!r}"
+        self.notify(msg, title=title, timeout=4)
+        return diff
+
+    def _show_reload_error(self, error: str | None) -> None:
+        self.reload_error = error
+        box = self.query_one("#reload-error", Static)
+        if error is None:
+            box.remove_class("visible")
+            box.update("")
+            return
+        text = Text()
+        text.append(
+            "⚠ the file does not load; showing the last good version until it is fixed\n",
+            style="bold",
+        )
+        text.append(error)
+        box.update(text)
+        box.add_class("visible")

@@ -1,4 +1,4 @@
-"""A scripted run of a small demo workflow (`demo` in `demo_flow.py`), event by event, on a
+"""Test fixture: a scripted run of a small demo workflow (`demo` in `demo_flow.py`), event by event, on a
 fixed clock. It is not `flows/catalog.py`: it is its own, smaller workflow.
 
 The screenshots (`scripts/screenshots.py`) and the snapshot tests show the app on these
@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..engine.events import (
+from tui_flow.engine.events import (
     ContextWritten,
     LogLine,
     RetryScheduled,
@@ -22,9 +22,9 @@ from ..engine.events import (
     TasksAdded,
     TaskStateChanged,
 )
-from ..engine.state import RunView
-from ..workflow import Workflow
-from .session import task_infos
+from tui_flow.engine.state import RunView
+from tui_flow.ui.session import task_infos
+from tui_flow.workflow import Workflow
 
 DEMO_FLOW = '''\
 """The demo behind the app's screenshots: generate, partition, price, enrich, validate, publish."""

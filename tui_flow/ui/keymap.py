@@ -1,0 +1,88 @@
+"""The app's keys and command palette entries: one place to read (and remap) them. Every
+binding has an id (`panels.logs`, `logs.search`...) and a description."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from typing import Any
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+# the panels on the right, in tab order (keys 1-4)
+TABS = ("tab-logs", "tab-timeline", "tab-retries", "tab-report")
+
+BINDINGS = [
+    Binding("r", "run", "Run", id="run"),
+    Binding("c", "cancel", "Cancel", id="cancel"),
+    Binding("slash", "search", "Search", id="logs.search"),
+    Binding("n", "search_next", "Next match", id="logs.search_next", show=False),
+    Binding("N", "search_previous", "Previous match", id="logs.search_previous", show=False),
+    Binding("l", "toggle_log_filter", "Logs: all/task", id="logs.filter"),
+    Binding("f", "follow", "Follow logs", id="logs.follow", show=False),
+    Binding("y", "copy_log", "Copy log", id="logs.copy"),
+    Binding("t", "next_tab", "Next panel", id="panels.next"),
+    Binding("1", "show_tab('tab-logs')", "Logs", id="panels.logs", show=False),
+    Binding("2", "show_tab('tab-timeline')", "Timeline", id="panels.timeline", show=False),
+    Binding("3", "show_tab('tab-retries')", "Retries", id="panels.retries", show=False),
+    Binding("4", "show_tab('tab-report')", "Report", id="panels.report", show=False),
+    Binding("x", "cancel_task", "Cancel task", id="cancel.task", show=False),
+    Binding("R", "rerun_failed", "Re-run failed", id="rerun.failed", show=False),
+    Binding("e", "rerun_from", "Re-run from task", id="rerun.from", show=False),
+    Binding("h", "history", "History", id="history"),
+    Binding("w", "switch_workflow", "Next workflow", id="workflow.next", show=False),
+    Binding("question_mark,f1", "help", "Help", id="help"),
+    Binding("q", "quit", "Quit", id="quit"),
+]
+
+
+def help_keys(bindings: Iterable[Any] = BINDINGS) -> list[tuple[str, str]]:
+    """(key as shown, what it does) for the help screen."""
+    return [
+        (b.key.replace("question_mark", "?").replace("slash", "/"), b.description)
+        for b in bindings
+        if isinstance(b, Binding)
+    ]
+
+
+def system_commands(app: Any, screen: Screen[Any]) -> Iterable[SystemCommand]:
+    """The app's entries of the command palette (then Textual's own, but its theme entry)."""
+    if not app.running:
+        yield SystemCommand("Run", "Run the workflow (r)", app.action_run)
+        yield SystemCommand(
+            "Run with a different concurrency…",
+            "Choose how many tasks may run at once for this run",
+            app.action_run_with_concurrency,
+        )
+    else:
+        yield SystemCommand("Cancel the run", "Stop the running tasks (c)", app.action_cancel)
+    if not app.running and app._rerun_source() is not None:
+        yield SystemCommand(
+            "Re-run failed tasks",
+            "Run again what did not complete, reusing the rest (R)",
+            app.action_rerun_failed,
+        )
+        tid = app.tree.selected_id
+        if tid:
+            yield SystemCommand(
+                f"Re-run from {tid}",
+                "Run the selected task and everything after it again (e)",
+                app.action_rerun_from,
+            )
+    if app.use_store:
+        yield SystemCommand(
+            "Open a past run…", "Runs of this workflow from the store (h)", app.action_history
+        )
+    for name in app.loaded.workflows:
+        if name != app.workflow.name:
+            yield SystemCommand(
+                f"Switch workflow: {name}",
+                f"Show the workflow {name!r} of this file",
+                functools.partial(app.switch_workflow, name),
+            )
+    yield SystemCommand("Switch theme…", "Pick a colour theme", app.action_change_theme)
+    for cmd in App.get_system_commands(app, screen):
+        if cmd.title not in ("Theme",):
+            yield cmd
