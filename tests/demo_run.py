@@ -1,5 +1,5 @@
-"""Test fixture: a scripted run of a small demo workflow (`demo` in `demo_flow.py`), event by event, on a
-fixed clock. It is not `flows/catalog.py`: it is its own, smaller workflow.
+"""Test fixture: a scripted run of a small demo workflow (`demo` in `demo_flow.py`), event
+by event, on a fixed clock. It is not `flows/catalog.py`: it is its own, smaller workflow.
 
 The screenshots (`scripts/screenshots.py`) and the snapshot tests show the app on these
 events, so their images do not change from one run to the next. `DEMO_FLOW` is a real,
