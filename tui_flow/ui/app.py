@@ -37,6 +37,7 @@ from textual.worker import Worker, WorkerState
 from ..engine import Execution, RunResult
 from ..engine.state import RunView
 from ..loader import LoadedFile, load
+from ..safe_text import visible
 from ..status import fmt_seconds, glyph
 from ..workflow import Workflow
 from .reload import Diff, diff_workflows, load_file_async, watch, watch_roots
@@ -134,7 +135,7 @@ def summary_lines(view: RunView, file: str) -> list[Text]:
     lines = [head]
     failed = [t for t in view.tasks.values() if t.state == "failed"]
     for t in failed[:5]:
-        lines.append(Text(f"  {glyph('failed')} {t.id}: {t.error or 'failed'}"))
+        lines.append(Text(f"  {glyph('failed')} {t.id}: {visible(t.error or 'failed')}"))
     if len(failed) > 5:
         lines.append(Text(f"  … and {len(failed) - 5} more failed tasks"))
     return lines
@@ -1002,7 +1003,7 @@ class TuiFlowApp(App[int]):
             "⚠ the file does not load; showing the last good version until it is fixed\n",
             style="bold",
         )
-        text.append(error)
+        text.append(visible(error, keep_newlines=True))
         box.update(text)
         box.add_class("visible")
 
