@@ -21,7 +21,7 @@ import math
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
@@ -30,6 +30,9 @@ from rich.text import Text
 from ..status import fmt_seconds, label, style
 from .reader import LOG_ROW_FIELDS
 from .sqlite import LogRow, RunRow, RunStore
+
+if TYPE_CHECKING:
+    from ..console import TextOut
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
@@ -176,7 +179,7 @@ class LogPrinter:
     (`HH:MM:SS.mmm  level    text`), built as strings for `TextOut` (styles as ANSI codes on
     a terminal, task text through `visible()` there). Feed it rows chunk by chunk."""
 
-    def __init__(self, task_id: str, text: Any) -> None:
+    def __init__(self, task_id: str, text: TextOut) -> None:
         from ..console import Clock
 
         self.task_id = task_id
