@@ -1,13 +1,25 @@
 """Headless output: a line per state change and retry, task logs, then the report.
 
-Rich on a terminal; plain text when stdout is not a TTY, with `--plain`, or with NO_COLOR
-(statuses always carry a glyph and a word, so nothing depends on colour).
+Plain text when stdout is not a TTY or with `--plain`; on a terminal, the same lines with the
+ANSI codes Rich would give their styles (none of the colours with NO_COLOR). Statuses always
+carry a glyph and a word, so nothing depends on colour. The lines of the run log are built as
+strings and written in batches (a task may print a million lines; Rich's `print` per line
+managed ~5,000 a second); the report at the end is drawn by Rich. On a terminal, what a task
+wrote is shown through `visible()` (its escape codes cannot move the cursor or clear the
+screen); to a pipe or a file it is written as it is.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
+import asyncio
+import contextlib
+import contextvars
+import errno
+import math
+import os
 import sys
+import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from rich.console import Console
@@ -15,15 +27,151 @@ from rich.table import Table
 from rich.text import Text
 
 from .engine.report import Report
+from .safe_text import visible
 from .status import fmt_seconds, glyph, label, style
 
+# flushes run outside any task's context: were `out` a task-output proxy, its text must not
+# land in the log of the task whose event was being handled
+_NO_TASK = contextvars.Context()
 
-def _clock(at: float) -> str:
-    return _dt.datetime.fromtimestamp(at).strftime("%H:%M:%S.%f")[:-3]
+
+_MILLIS = tuple(f"{i:03d}" for i in range(1000))
+
+
+class Clock:
+    """`HH:MM:SS.mmm` of a timestamp, in local time, exactly as
+    `datetime.fromtimestamp(at).strftime("%H:%M:%S.%f")[:-3]` has it (microseconds rounded
+    half to even, then cut to milliseconds); the hours, minutes and seconds are worked out
+    once per second, so a flood of lines costs little."""
+
+    __slots__ = ("_head", "_second")
+
+    def __init__(self) -> None:
+        self._second = math.inf
+        self._head = ""
+
+    def __call__(self, at: float) -> str:
+        frac = at - self._second  # exact: both are within the same second
+        if 0.0 <= frac < 1.0:
+            us = round(frac * 1e6)
+            if us < 1_000_000:
+                return self._head + _MILLIS[us // 1000]
+        frac, whole = math.modf(at)
+        us = round(frac * 1e6)
+        if us >= 1_000_000:
+            us -= 1_000_000
+            whole += 1.0
+        elif us < 0:
+            us += 1_000_000
+            whole -= 1.0
+        self._head = time.strftime("%H:%M:%S.", time.localtime(whole))
+        self._second = whole
+        return self._head + _MILLIS[us // 1000]
+
+
+def _is_terminal(out: TextIO) -> bool:
+    try:
+        return bool(out.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+class TextOut:
+    """Preformatted text to a stream: lines are built as strings and written in batches.
+
+    - `plain`: no styles (not a terminal, `--plain`); otherwise a style is the few ANSI codes
+      Rich would write for it on this terminal (NO_COLOR and the colour system honoured).
+    - `safe`: the stream is a terminal, so task text goes through `visible()` first (no escape
+      sequence of a task reaches it). To a pipe or a file, task text is written as it is.
+    - A closed pipe (EPIPE, e.g. `tui-flow run ... | head`) is not an error: `closed` becomes
+      True, `on_closed` (if given) is called once, the stream's descriptor is pointed at
+      /dev/null (so nothing later, not even the interpreter's flush at exit, fails on it),
+      and every later write is dropped.
+    """
+
+    def __init__(
+        self,
+        out: TextIO | None = None,
+        *,
+        plain: bool | None = None,
+        on_closed: Callable[[], None] | None = None,
+    ) -> None:
+        self.out = out or sys.stdout
+        tty = _is_terminal(self.out)
+        self.plain = (not tty) if plain is None else plain
+        self.safe = tty
+        self.on_closed = on_closed
+        self.closed = False
+        self.console = Console(
+            file=self.out,
+            highlight=False,
+            no_color=self.plain,
+            force_terminal=not self.plain,
+            soft_wrap=True,
+        )
+        self._codes: dict[str, tuple[str, str]] = {}
+
+    def codes(self, style_name: str) -> tuple[str, str]:
+        """The ANSI codes that start and end `style_name` here ('' and '' in plain mode)."""
+        found = self._codes.get(style_name)
+        if found is None:
+            found = ("", "")
+            if style_name and not self.plain:
+                with self.console.capture() as cap:
+                    self.console.print(Text("\ue000", style=style_name), end="")
+                head, _, tail = cap.get().partition("\ue000")
+                found = (head, tail)
+            self._codes[style_name] = found
+        return found
+
+    def styled(self, text: str, style_name: str) -> str:
+        """`text` in `style_name` (as Rich prints a styled Text: nothing when empty)."""
+        if not text:
+            return text
+        head, tail = self.codes(style_name)
+        return f"{head}{text}{tail}"
+
+    def user(self, text: str) -> str:
+        """Text a task or a user wrote, as it may be shown here (see `safe`)."""
+        return visible(text) if self.safe else text
+
+    def write(self, text: str) -> None:
+        """Write and flush (one system call for the lot); a closed pipe ends output."""
+        if self.closed or not text:
+            return
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except BrokenPipeError:
+            self._pipe_closed()
+        except OSError as exc:
+            if exc.errno != errno.EPIPE:
+                raise
+            self._pipe_closed()
+
+    def _pipe_closed(self) -> None:
+        self.closed = True
+        with contextlib.suppress(Exception):
+            fd = self.out.fileno()
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, fd)
+            finally:
+                os.close(devnull)
+        if self.on_closed is not None:
+            self.on_closed()
 
 
 class ConsoleReporter:
-    """An event subscriber that prints a readable run log."""
+    """An event subscriber that prints a readable run log.
+
+    Each event becomes preformatted text (see `TextOut`); what the events of one turn of the
+    event loop produce is written at once, in one write (a run's end is written at once).
+    Called without a running loop, each event is written as it comes.
+
+    When the output is a pipe that was closed, `closed` becomes True and `on_closed()` is
+    called once (the caller may cancel the run then); output stops quietly, no traceback.
+    """
 
     def __init__(
         self,
@@ -31,46 +179,80 @@ class ConsoleReporter:
         *,
         plain: bool | None = None,
         logs: bool = True,
+        on_closed: Callable[[], None] | None = None,
     ) -> None:
-        self.out = out or sys.stdout
-        if plain is None:
-            plain = not self.out.isatty()
-        self.plain = plain
+        self.text = TextOut(out, plain=plain, on_closed=on_closed)
+        self.out = self.text.out
+        self.plain = self.text.plain
+        self.console = self.text.console
         self.logs = logs
-        self.console = Console(
-            file=self.out,
-            highlight=False,
-            no_color=plain,
-            force_terminal=not plain,
-            soft_wrap=True,
-        )
         self.width = 12
         self.max_attempts: dict[str, int] = {}
+        self._clock = Clock()
+        self._pending: list[str] = []
+        self._scheduled = False
+        self._prefixes: dict[str, str] = {}  # task id -> the styled `  │ id: ` of its lines
+        self._red = self.text.codes("red")
+
+    @property
+    def closed(self) -> bool:
+        """The output is a closed pipe: nothing more is written."""
+        return self.text.closed
+
+    def flush(self) -> None:
+        """Write what the events so far produced."""
+        self._scheduled = False
+        if self._pending:
+            chunk = "".join(self._pending)
+            self._pending = []
+            self.text.write(chunk)
+
+    def _emit(self, text: str) -> None:
+        self._pending.append(text)
+        if self._scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        self._scheduled = True
+        loop.call_soon(self.flush, context=_NO_TASK)
 
     def _line(self, at: float, status: str, text: str) -> None:
-        t = Text(f"{_clock(at)}  ")
-        t.append(f"{glyph(status)} {status:<10}", style=style(status))
-        t.append(" " + text)
-        self.console.print(t)
+        mark = self.text.styled(f"{glyph(status)} {status:<10}", style(status))
+        self._emit(f"{self._clock(at)}  {mark} {text}\n")
+
+    def _log_lines(self, lines: list[Any]) -> None:
+        clock = self._clock
+        prefixes = self._prefixes
+        user = self.text.user if self.text.safe else None
+        red_head, red_tail = self._red
+        out = []
+        for ln in lines:
+            tid = ln.task_id
+            prefix = prefixes.get(tid)
+            if prefix is None:
+                shown = self.text.user(tid)
+                prefix = prefixes[tid] = self.text.styled(f"  │ {shown}: ", "dim")
+            text = ln.text if user is None else user(ln.text)
+            if text and ln.level in ("error", "critical"):
+                text = f"{red_head}{text}{red_tail}"
+            out.append(f"{clock(ln.at)}  {prefix}{text}\n")
+        self._emit("".join(out))
 
     def __call__(self, e: Any) -> None:
+        if self.text.closed:
+            return
         kind = e.kind
-        if kind == "run_started":
-            self.width = max([12, *(len(t.id) for t in e.tasks)])
-            for t in e.tasks:
-                self.max_attempts[t.id] = t.retry_attempts + 1
-            extra = f" (resuming {e.resumed_from})" if e.resumed_from else ""
-            self.console.print(
-                Text(
-                    f"{_clock(e.at)}  run {e.run_id} of {e.workflow!r}: {len(e.tasks)} tasks, "
-                    f"max concurrency {e.max_concurrency}{extra}",
-                    style="bold",
-                )
-            )
+        user = self.text.user
+        if kind == "task_logs":
+            if self.logs:
+                self._log_lines(e.lines)
         elif kind == "task_state":
             if e.state == "pending":
                 return
-            tid = e.task_id.ljust(self.width)
+            tid = user(e.task_id).ljust(self.width)
             detail = ""
             if e.state == "running":
                 if e.attempt > 1:
@@ -80,29 +262,34 @@ class ConsoleReporter:
             elif e.state == "completed":
                 detail = "via fallback" if e.via_fallback else ""
             elif e.state in ("failed", "cancelled", "skipped"):
-                detail = e.error or e.reason or ""
+                detail = user(e.error or e.reason or "")
             elif e.state == "retrying":
                 return  # the retry line says it all
             self._line(e.at, e.state, f"{tid} {detail}".rstrip())
         elif kind == "retry_scheduled":
-            tid = e.task_id.ljust(self.width)
+            tid = user(e.task_id).ljust(self.width)
             self._line(
                 e.at,
                 "retrying",
-                f"{tid} attempt {e.attempt}/{e.max_attempts} failed: {e.error}; "
+                f"{tid} attempt {e.attempt}/{e.max_attempts} failed: {user(e.error)}; "
                 f"retry in {fmt_seconds(e.delay_s)}",
             )
-        elif kind == "task_logs" and self.logs:
-            for line in e.lines:
-                t = Text(f"{_clock(line.at)}  ")
-                t.append(f"  │ {line.task_id}: ", style="dim")
-                t.append(line.text, style="red" if line.level in ("error", "critical") else "")
-                self.console.print(t)
+        elif kind == "run_started":
+            self.width = max([12, *(len(t.id) for t in e.tasks)])
+            for t in e.tasks:
+                self.max_attempts[t.id] = t.retry_attempts + 1
+            extra = f" (resuming {e.resumed_from})" if e.resumed_from else ""
+            head = (
+                f"{self._clock(e.at)}  run {e.run_id} of {user(repr(e.workflow))}: "
+                f"{len(e.tasks)} tasks, max concurrency {e.max_concurrency}{extra}"
+            )
+            self._emit(self.text.styled(head, "bold") + "\n")
         elif kind == "tasks_added":
             self.width = max([self.width, *(len(t.id) for t in e.tasks)])
-            self.console.print(
-                Text(f"{_clock(e.at)}  {e.parent}: {len(e.tasks)} instances", style="dim")
-            )
+            line = f"{self._clock(e.at)}  {user(e.parent)}: {len(e.tasks)} instances"
+            self._emit(self.text.styled(line, "dim") + "\n")
+        elif kind == "run_finished":
+            self.flush()
 
 
 def report_table(report: Report, workflow: str, status: str, run_id: str = "") -> list[Any]:
@@ -134,7 +321,10 @@ def report_table(report: Report, workflow: str, status: str, run_id: str = "") -
     table.add_column("error / note", overflow="fold", ratio=1)
     on_path = set(report.critical_path)
     for row in report.tasks:
-        note = row.error or ("via fallback" if row.via_fallback else "")
+        # an error is shown as text: no markup read into it, no control codes let through
+        note = Text(visible(row.error, keep_newlines=True) if row.error else "")
+        if not row.error and row.via_fallback:
+            note = Text("via fallback")
         name = Text(row.id + (" *" if row.id in on_path else ""))
         table.add_row(
             name,

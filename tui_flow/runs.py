@@ -186,8 +186,10 @@ async def run_headless(
     as_json = getattr(args, "json", False)
     plain = True if getattr(args, "plain", False) else None
     subscribers: list[Any] = []
+    reporter = None
     if not as_json:
-        subscribers.append(ConsoleReporter(plain=plain, logs=not getattr(args, "no_logs", False)))
+        reporter = ConsoleReporter(plain=plain, logs=not getattr(args, "no_logs", False))
+        subscribers.append(reporter)
     own_store = store is None
     # the remote runner first: a bad $TUI_FLOW_EXECUTOR leaves no store open
     remote = remote_runner(getattr(args, "executor", None), getattr(args, "scheduler", None))
@@ -221,6 +223,8 @@ async def run_headless(
             await store.close()
         if remote is not None and hasattr(remote, "close"):
             await remote.close()
+    if reporter is not None:
+        reporter.flush()  # whatever the last events wrote goes before the report
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(), default=str) + "\n")
     else:

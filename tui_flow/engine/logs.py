@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import io
 import logging
 import sys
 import threading
@@ -218,6 +219,16 @@ class _StreamProxy:
     def flush(self) -> None:
         if _current.get() is None:
             self._real.flush()
+
+    def fileno(self) -> int:
+        """The wrapped stream's descriptor; `io.UnsupportedOperation` when it has none (a
+        full-screen app's capture answers -1, which would reach multiprocessing and
+        subprocess as a descriptor). multiprocessing then passes no descriptor for stderr to
+        the helper processes it starts, which inherit 0-2 anyway (see runners.py)."""
+        fd = self._real.fileno()
+        if not isinstance(fd, int) or fd < 0:
+            raise io.UnsupportedOperation("fileno: the stream has no file descriptor")
+        return fd
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)

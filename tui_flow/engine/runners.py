@@ -312,24 +312,20 @@ def _preparation_without_main(name: str) -> dict[str, Any]:
 _original_preparation = multiprocessing.spawn.get_preparation_data
 
 
-@contextlib.contextmanager
-def _real_std_streams() -> Any:
-    """multiprocessing hands sys.stderr's file descriptor to helper processes; under a
-    running Textual app sys.stdout/stderr are capture objects without a real one."""
-    saved = sys.stdout, sys.stderr
-    try:
-        sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
-        yield
-    finally:
-        sys.stdout, sys.stderr = saved
-
-
 def prepare_for_subprocesses() -> None:
-    """Start multiprocessing's resource tracker now, while the standard streams are real
-    (call before a full-screen app takes them over; Dask's LocalCluster needs it too)."""
+    """Start multiprocessing's resource tracker now, before a full-screen app takes over the
+    standard streams (Dask's LocalCluster needs it too).
+
+    Starting it is the one moment multiprocessing reads a standard stream: it passes
+    `sys.stderr.fileno()` to the tracker. Under the app, sys.stderr is Textual's capture,
+    whose fileno is -1, which `spawnv_passfds` refuses. The streams are never swapped for the
+    real ones to get round that (a body printing meanwhile would write over the screen and
+    its line would be lost): while a run is active, the task-output proxy on sys.stderr
+    raises `io.UnsupportedOperation` for a missing descriptor, which multiprocessing skips
+    (the tracker inherits descriptors 0-2 anyway)."""
     from multiprocessing import resource_tracker
 
-    with _spawn_lock, _real_std_streams():
+    with _spawn_lock:
         resource_tracker.ensure_running()
 
 
@@ -338,7 +334,7 @@ class _Worker:
         parent, child = mp.Pipe(duplex=True)
         self.conn: Connection = parent
         self.proc = mp.Process(target=worker_main, args=(child,), daemon=True)
-        with _spawn_lock, _real_std_streams():
+        with _spawn_lock:
             multiprocessing.spawn.get_preparation_data = _preparation_without_main
             try:
                 self.proc.start()

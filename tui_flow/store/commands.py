@@ -17,8 +17,11 @@ import asyncio
 import contextlib
 import datetime as _dt
 import json
+import math
 import sys
-from typing import Any, TextIO
+from collections.abc import Iterable, Sequence
+from dataclasses import astuple
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
@@ -27,7 +30,11 @@ from rich.text import Text
 from ..cli import whole_number
 from ..runs import EXECUTORS
 from ..status import fmt_seconds, label, style
+from .reader import LOG_ROW_FIELDS
 from .sqlite import LogRow, RunRow, RunStore
+
+if TYPE_CHECKING:
+    from ..console import TextOut
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
@@ -169,21 +176,110 @@ def cmd_history(args: argparse.Namespace, out: TextIO | None = None) -> int:
 # -- show ------------------------------------------------------------------------------------------
 
 
+class LogPrinter:
+    """A task's log as text: a marker line before each attempt (and resume), then its lines
+    (`HH:MM:SS.mmm  level    text`), built as strings for `TextOut` (styles as ANSI codes on
+    a terminal, task text through `visible()` there). Feed it rows chunk by chunk."""
+
+    def __init__(self, task_id: str, text: TextOut) -> None:
+        from ..console import Clock
+
+        self.task_id = task_id
+        self.text = text
+        self._clock = Clock()
+        self._marker: tuple[str, int, int] | None = None
+        self._red = text.codes("red")
+
+    def lines(self, rows: Iterable[Sequence[Any]]) -> str:
+        """The text of `rows` (tuples in `LogRow`'s field order, or `LogRow`s)."""
+        out: list[str] = []
+        clock, user = self._clock, self.text.user
+        safe = self.text.safe
+        red_head, red_tail = self._red
+        for tid, attempt, at, level, text, segment in rows:
+            key = (tid, segment, attempt)
+            if key != self._marker:
+                self._marker = key
+                who = f"{user(tid)} " if tid != self.task_id else ""
+                seg = f" (resume {segment})" if segment else ""
+                out.append(self.text.styled(f"── {who}attempt {attempt}{seg} ──", "bold") + "\n")
+            if safe:
+                text = user(text)
+            if text and level in ("error", "critical"):
+                text = f"{red_head}{text}{red_tail}"
+            out.append(f"{clock(at)}  {level:<8} {text}\n")
+        return "".join(out)
+
+
 def print_logs(lines: list[LogRow], task_id: str, out: TextIO, plain: bool | None) -> None:
     """A task's log with a marker line before each attempt (and resume)."""
-    console, _ = _console(out, plain)
-    marker: tuple[str, int, int] | None = None
-    for ln in lines:
-        key = (ln.task_id, ln.segment, ln.attempt)
-        if key != marker:
-            marker = key
-            who = f"{ln.task_id} " if ln.task_id != task_id else ""
-            seg = f" (resume {ln.segment})" if ln.segment else ""
-            console.print(Text(f"── {who}attempt {ln.attempt}{seg} ──", style="bold"))
-        stamp = _dt.datetime.fromtimestamp(ln.at).strftime("%H:%M:%S.%f")[:-3]
-        t = Text(f"{stamp}  {ln.level:<8} ")
-        t.append(ln.text, style="red" if ln.level in ("error", "critical") else "")
-        console.print(t)
+    from ..console import TextOut
+
+    text = TextOut(out, plain=plain)
+    text.write(LogPrinter(task_id, text).lines(astuple(ln) for ln in lines))
+
+
+_json_str = json.encoder.encode_basestring_ascii  # what json.dumps does with a str
+_json_float = float.__repr__  # and with a finite float
+
+
+def _row_json(row: Sequence[Any]) -> str:
+    """A log row as `json.dumps(dict(zip(LOG_ROW_FIELDS, row)))` writes it, ~3x as fast."""
+    tid, attempt, at, level, text, segment = row
+    if (
+        type(tid) is str
+        and type(attempt) is int
+        and type(at) is float
+        and math.isfinite(at)
+        and type(level) is str
+        and type(text) is str
+        and type(segment) is int
+    ):
+        return (
+            f'{{"task_id": {_json_str(tid)}, "attempt": {attempt}, "at": {_json_float(at)}, '
+            f'"level": {_json_str(level)}, "text": {_json_str(text)}, "segment": {segment}}}'
+        )
+    return json.dumps(dict(zip(LOG_ROW_FIELDS, row, strict=True)))
+
+
+async def write_logs(
+    store: RunStore,
+    run_id: str,
+    task_id: str,
+    out: TextIO,
+    plain: bool | None,
+    *,
+    as_json: bool = False,
+) -> int:
+    """Write a task's log (`show --logs`), read from the store and written a chunk at a time:
+    a log of any size starts at once and never sits in memory whole. As text (see
+    `LogPrinter`), or as one JSON list of `LogRow` objects. Returns how many lines."""
+    from ..console import TextOut
+
+    text = TextOut(out, plain=plain)
+    n = 0
+    if as_json:
+        text.write("[")
+        async with contextlib.aclosing(store.log_chunks(run_id, task_id)) as chunks:
+            async for rows in chunks:
+                # a list's items are joined by ", ": a chunk's go as they would in the whole
+                body = ", ".join([_row_json(r) for r in rows])
+                text.write(body if not n else ", " + body)
+                n += len(rows)
+                if text.closed:
+                    break
+        text.write("]\n")
+        return n
+    printer = LogPrinter(task_id, text)
+    async with contextlib.aclosing(store.log_chunks(run_id, task_id)) as chunks:
+        async for rows in chunks:
+            text.write(printer.lines(rows))
+            n += len(rows)
+            if text.closed:
+                break
+    if not n:
+        text.write(f"task {task_id!r} of run {run_id} wrote no log lines\n")
+    return n
 
 
 def show_json(run: RunRow, view: Any, report: Any, context: dict[str, Any]) -> dict[str, Any]:
@@ -229,21 +325,16 @@ def cmd_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
         run = await store.resolve(args.run)
         if args.logs:
             # from its events: a run still going has no per-task rows yet
-            known = set((await store.load_run(run.run_id)).tasks)
+            known = set((await store.load_run(run.run_id, log_lines=False)).tasks)
             if args.logs not in known:
                 raise ActionRefused(
                     f"run {run.run_id} has no task {args.logs!r} (tasks: "
                     f"{', '.join(sorted(known))})"
                 )
-            lines = await store.task_logs(run.run_id, args.logs)
-            if args.json:
-                out.write(json.dumps([ln.__dict__ for ln in lines]) + "\n")
-            elif not lines:
-                out.write(f"task {args.logs!r} of run {run.run_id} wrote no log lines\n")
-            else:
-                print_logs(lines, args.logs, out, plain)
+            await write_logs(store, run.run_id, args.logs, out, plain, as_json=args.json)
             return EXIT_OK
-        view = await store.load_run(run.run_id)
+        # the summary does not count log lines: it costs the same for a run of a million
+        view = await store.load_run(run.run_id, log_lines=False)
         report = view.compute_report()
         if args.json:
             context = await store.run_context(run.run_id)

@@ -27,6 +27,7 @@ from textual.widgets import Static
 
 from ..errors import LoadError, TuiFlowError, ValidationError
 from ..loader import LoadedFile, load
+from ..safe_text import visible
 from ..tasks import Task
 from ..workflow import Workflow
 from .session import RunSession, idle_view
@@ -286,6 +287,6 @@ class ReloadActions:
             "⚠ the file does not load; showing the last good version until it is fixed\n",
             style="bold",
         )
-        text.append(error)
+        text.append(visible(error, keep_newlines=True))
         box.update(text)
         box.add_class("visible")

@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.text import Text
 
 from ..engine.state import RunView
+from ..safe_text import visible
 from ..status import fmt_seconds, glyph
 
 
@@ -43,7 +44,7 @@ def summary_lines(view: RunView, file: str) -> list[Text]:
     lines = [head]
     failed = [t for t in view.tasks.values() if t.state == "failed"]
     for t in failed[:5]:
-        lines.append(Text(f"  {glyph('failed')} {t.id}: {t.error or 'failed'}"))
+        lines.append(Text(f"  {glyph('failed')} {t.id}: {visible(t.error or 'failed')}"))
     if len(failed) > 5:
         lines.append(Text(f"  … and {len(failed) - 5} more failed tasks"))
     return lines

@@ -18,6 +18,7 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from ...engine.state import RunView, TaskView
+from ...safe_text import visible
 from ...status import SPINNER, fmt_seconds, glyph, style
 
 BAR_WIDTH = 10
@@ -50,9 +51,10 @@ def progress_bar(done: float, total: float | None, width: int = BAR_WIDTH) -> Te
 
 
 def _short(text: str | None, n: int = 60) -> str:
+    """The first line of an error, shortened, as it may be shown (`visible`)."""
     if not text:
         return ""
-    line = text.strip().splitlines()[0] if text.strip() else ""
+    line = visible(text.strip().splitlines()[0]) if text.strip() else ""
     return line if len(line) <= n else line[: n - 1] + "…"
 
 

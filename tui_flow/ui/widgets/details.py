@@ -10,6 +10,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from ...engine.state import RunView, TaskView
+from ...safe_text import visible
 from ...status import fmt_seconds, glyph, label, style
 
 
@@ -36,7 +37,7 @@ def details_renderable(t: TaskView | None, view: RunView, now: float) -> Rendera
     head.append("  ")
     head.append(label(t.state), style=style(t.state))
     if t.reason and t.state not in ("running", "completed"):
-        head.append(f"  ({t.reason})", style="dim")
+        head.append(f"  ({visible(t.reason)})", style="dim")
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
@@ -67,10 +68,10 @@ def details_renderable(t: TaskView | None, view: RunView, now: float) -> Rendera
         if a.finished_at is not None:
             row.append(f"  {fmt_seconds(max(0.0, a.finished_at - a.started_at))}", style="dim")
         if a.error:
-            row.append(f"  {a.error}", style="red")
+            row.append(f"  {visible(a.error, keep_newlines=True)}", style="red")
         grid.add_row(f"attempt {a.number}", row)
     if t.state == "failed" and t.error and not t.attempts:
-        grid.add_row("error", Text(t.error, style="red"))
+        grid.add_row("error", Text(visible(t.error, keep_newlines=True), style="red"))
     if t.written_keys:
         grid.add_row("wrote", ", ".join(t.written_keys))
     if t.log_lines and t.final:

@@ -22,6 +22,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Input, Static
 
+from ...safe_text import visible
 from ..session import Entry
 
 # Accent colours that read on dark and light backgrounds alike (Solarized's accents).
@@ -43,6 +44,12 @@ def prefix_colour(task_id: str) -> str:
     """A stable colour per task (instances `t[3]` share their task's colour)."""
     base = task_id.split("[", 1)[0]
     return PREFIX_COLOURS[zlib.crc32(base.encode()) % len(PREFIX_COLOURS)]
+
+
+def _shown(entry: Entry) -> Entry:
+    """A log line as the view shows it (the same tuple when there is nothing to change)."""
+    text = visible(entry[2])
+    return entry if text is entry[2] else (entry[0], entry[1], text)
 
 
 class LogView(ScrollView, can_focus=True):
@@ -99,11 +106,14 @@ class LogView(ScrollView, can_focus=True):
         self._cache.clear()
 
     def write(self, entries: Sequence[Entry]) -> None:
-        """Append lines (a batch); keep at most `max_lines`; follow or hold the reading place."""
+        """Append lines (a batch); keep at most `max_lines`; follow or hold the reading place.
+        A line is kept as it is shown: through `visible()` (a task's escape codes and control
+        characters must not reach the terminal), so search and copy see what is on screen."""
         if not entries:
             return
         if len(entries) > self.max_lines:
             entries = entries[-self.max_lines :]
+        entries = [_shown(e) for e in entries]
         overflow = max(0, len(self.entries) + len(entries) - self.max_lines)
         self.entries.extend(entries)
         self.dropped += overflow
@@ -246,11 +256,12 @@ class LogView(ScrollView, can_focus=True):
 
     def _render_entry(self, index: int, base: Style) -> Strip:
         task_id, level, text = self.entries[index]
-        text = text.expandtabs().replace("\r", "")
+        text = text.expandtabs()
         line = Text(no_wrap=True, end="")
         if self.show_prefix:
             w = self.prefix_width
-            tid = task_id if len(task_id) <= w else task_id[: w - 1] + "…"
+            tid = visible(task_id)
+            tid = tid if len(tid) <= w else tid[: w - 1] + "…"
             line.append(f"{tid:<{w}}", style=prefix_colour(task_id))
             line.append(" │ ", style="dim")
         start = len(line)

@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from ...engine.events import RetryScheduled
+from ...safe_text import visible
 from ...status import fmt_seconds
 
 
@@ -35,7 +36,7 @@ class RetriesTable(DataTable[str | Text]):
                 f"+{at}",
                 r.task_id,
                 f"{r.attempt}/{r.max_attempts} failed",
-                Text(r.error, style="red", overflow="ellipsis", no_wrap=True),
+                Text(visible(r.error), style="red", overflow="ellipsis", no_wrap=True),
                 fmt_seconds(r.delay_s),
             )
         self.shown = len(retries)
