@@ -137,3 +137,33 @@ def test_helper_processes_start_while_an_app_holds_the_streams(monkeypatch):
         tracker._stop()
     finally:
         capture.uninstall()
+
+
+def test_a_thread_printing_while_capture_comes_and_goes_does_not_crash(capfd) -> None:
+    """print() holds a borrowed reference to sys.stdout while it writes: a proxy taken away
+    (a run ending) while a body outlives its run and prints must stay alive."""
+    import threading
+
+    from tui_flow.engine.logs import capture
+
+    stop = threading.Event()
+    printed = 0
+
+    def body() -> None:
+        nonlocal printed
+        while not stop.is_set():
+            print("outlived its run", "and printed", sep=" ")
+            printed += 1
+
+    thread = threading.Thread(target=body)
+    capture.install()
+    thread.start()
+    try:
+        for _ in range(300):  # runs ending and starting while the body prints
+            capture.uninstall()
+            capture.install()
+    finally:
+        capture.uninstall()
+        stop.set()
+        thread.join()
+    assert printed > 0 and "outlived its run and printed" in capfd.readouterr().out

@@ -106,7 +106,8 @@ def terminal_output(app: Any) -> tuple[str, str]:
 async def test_escape_codes_a_task_prints_show_as_text_and_the_header_stays(
     tmp_path: Path,
 ) -> None:
-    from tui_flow.ui.app import make_app, summary_lines
+    from tui_flow.ui.app import make_app
+    from tui_flow.ui.summary import summary_lines
 
     flow = tmp_path / "nasty.py"
     flow.write_text(NASTY_FLOW)

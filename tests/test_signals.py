@@ -191,3 +191,27 @@ def test_a_store_that_cannot_be_written_stops_the_run_before_any_body(tmp_path, 
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert ("read-only" if where == "read-only file" else "not writable") in err
     assert run.heard == b""  # no body ran
+
+
+FLOODS = {
+    "thread": "@task\ndef body(ctx):\n    while True:\n        print('flood')\n",
+    "async": (
+        "import asyncio\n\n@task\nasync def body(ctx):\n    while True:\n"
+        "        print('flood')\n        await asyncio.sleep(0)\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(FLOODS))
+def test_a_closed_stdout_ends_the_run_cleanly(tmp_path, kind):
+    """`tui-flow run FILE | head`: the reader goes away; the run ends, recorded, no trace."""
+    run = Run(tmp_path, FLOODS[kind])
+    assert run.proc.stdout is not None
+    for _ in range(3):
+        assert run.proc.stdout.readline()  # what `head -3` reads
+    run.proc.stdout.close()  # ... before it goes away
+    rc, err, took = run.finish()
+    assert rc == 141, err  # as a process ended by SIGPIPE
+    assert took < 10
+    assert "Traceback" not in err and "Error" not in err
+    assert run.status() == ("cancelled", None)

@@ -142,24 +142,49 @@ class TextOut:
         try:
             self.out.write(text)
             self.out.flush()
-        except BrokenPipeError:
-            self._pipe_closed()
         except OSError as exc:
-            if exc.errno != errno.EPIPE:
+            if not is_closed_pipe(exc):
                 raise
             self._pipe_closed()
 
     def _pipe_closed(self) -> None:
         self.closed = True
-        with contextlib.suppress(Exception):
-            fd = self.out.fileno()
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            try:
-                os.dup2(devnull, fd)
-            finally:
-                os.close(devnull)
+        _silence(self.out)
         if self.on_closed is not None:
             self.on_closed()
+
+
+def _silence(out: TextIO) -> None:
+    """Point a closed pipe's descriptor at /dev/null: nothing later (not even the
+    interpreter's flush at exit) fails on it."""
+    with contextlib.suppress(Exception):
+        fd = out.fileno()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, fd)
+        finally:
+            os.close(devnull)
+
+
+def is_closed_pipe(exc: BaseException) -> bool:
+    return isinstance(exc, BrokenPipeError) or (
+        isinstance(exc, OSError) and exc.errno == errno.EPIPE
+    )
+
+
+def printed(render: Callable[[], object], out: TextIO | None = None) -> bool:
+    """Run `render` (it prints to `out`, stdout by default) and flush. A closed pipe ends
+    the printing quietly (False), no traceback."""
+    out = out or sys.stdout
+    try:
+        render()
+        out.flush()
+    except OSError as exc:
+        if not is_closed_pipe(exc):
+            raise
+        _silence(out)
+        return False
+    return True
 
 
 class ConsoleReporter:

@@ -30,7 +30,7 @@ from typing import Any
 from .engine.scheduler import Execution, body_holding_loop
 from .engine.watchdog import RunInterrupted
 from .errors import BadInput
-from .status import EXIT_INTERRUPTED, exit_code
+from .status import EXIT_CLOSED_PIPE, EXIT_INTERRUPTED, exit_code
 
 HARD_EXIT_S = 1.5  # after SIGTERM/SIGHUP or a second Ctrl-C, the longest a clean end may take
 SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
@@ -181,14 +181,22 @@ async def run_headless(
     store: Any = None,
 ) -> int:
     """Run with console output (or JSON); return the exit code."""
-    from .console import ConsoleReporter, print_report
+    from .console import ConsoleReporter, print_report, printed
 
     as_json = getattr(args, "json", False)
     plain = True if getattr(args, "plain", False) else None
     subscribers: list[Any] = []
     reporter = None
+    started: list[Execution] = []  # the run, once made (a closed stdout cancels it)
+
+    def stdout_closed() -> None:
+        for ex in started:
+            asyncio.get_running_loop().call_soon(ex.cancel)
+
     if not as_json:
-        reporter = ConsoleReporter(plain=plain, logs=not getattr(args, "no_logs", False))
+        reporter = ConsoleReporter(
+            plain=plain, logs=not getattr(args, "no_logs", False), on_closed=stdout_closed
+        )
         subscribers.append(reporter)
     own_store = store is None
     # the remote runner first: a bad $TUI_FLOW_EXECUTOR leaves no store open
@@ -211,6 +219,7 @@ async def run_headless(
             run_id=run_id,
             remote=remote,
         )
+        started.append(execution)
         if store is not None:
             execution.subscribe(store.recorder(execution.view))
         with Interrupts(
@@ -226,13 +235,20 @@ async def run_headless(
     if reporter is not None:
         reporter.flush()  # whatever the last events wrote goes before the report
     if as_json:
-        sys.stdout.write(json.dumps(result.to_json(), default=str) + "\n")
+        line = json.dumps(result.to_json(), default=str) + "\n"
+        shown = printed(lambda: sys.stdout.write(line))
     else:
-        print_report(result.report, result.workflow, result.status, result.run_id, plain=plain)
+        shown = not (reporter is not None and reporter.closed) and printed(
+            lambda: print_report(
+                result.report, result.workflow, result.status, result.run_id, plain=plain
+            )
+        )
     if result.error:
         err(f"run {result.run_id} {result.status}: {result.error}")
     for msg in result.subscriber_errors:
         err(f"warning: {msg}")
     if interrupts is not None and interrupts.exit_code is not None:
         return interrupts.exit_code
+    if not shown:
+        return EXIT_CLOSED_PIPE  # as a process killed by SIGPIPE would
     return exit_code(result.status)

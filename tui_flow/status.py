@@ -60,6 +60,7 @@ def fmt_seconds(s: float | None) -> str:
 # -- exit codes: one table for the CLI, the app and headless runs --------------------------------
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_CLOSED_PIPE = 141  # stdout was closed (`tui-flow run ... | head`): as SIGPIPE would end it
 EXIT_FOR_STATUS: dict[str, int] = {
     "completed": EXIT_OK,
     "failed": EXIT_FAILED,

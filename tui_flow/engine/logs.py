@@ -267,6 +267,19 @@ class _Capture:
         self._lock = threading.Lock()
         self._users = 0
         self._saved: dict[str, Any] = {}
+        # every proxy ever installed stays alive (and is used again): `print()` holds a
+        # *borrowed* reference to sys.stdout while it writes, so a thread body printing while
+        # a run ends (a body that outlived its run) would write through a freed object and
+        # crash the process
+        self._proxies: list[_StreamProxy] = []
+
+    def _proxy(self, real: TextIO, name: str) -> _StreamProxy:
+        for p in self._proxies:
+            if p._real is real and p._name == name:
+                return p
+        proxy = _StreamProxy(real, name)
+        self._proxies.append(proxy)
+        return proxy
 
     def install(self) -> None:
         with self._lock:
@@ -274,8 +287,8 @@ class _Capture:
             if self._users > 1:
                 return
             self._saved = {"stdout": sys.stdout, "stderr": sys.stderr}
-            sys.stdout = _StreamProxy(sys.stdout, "stdout")  # type: ignore[assignment]
-            sys.stderr = _StreamProxy(sys.stderr, "stderr")  # type: ignore[assignment]
+            sys.stdout = self._proxy(sys.stdout, "stdout")  # type: ignore[assignment]
+            sys.stderr = self._proxy(sys.stderr, "stderr")  # type: ignore[assignment]
             root = logging.getLogger()
             handler = _TaskLogHandler()
             handler.lone = not root.handlers
