@@ -20,7 +20,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
-import gc
 import heapq
 import itertools
 import random
@@ -56,6 +55,7 @@ from .report import Report
 from .retry import retry_delay_s
 from .runners import ProcessJob, describe_error, get_process_pool
 from .state import RunView
+from .tuning import hold_gc
 from .watchdog import BodyOverran, RunInterrupted, Watchdog, watchdog_for
 
 Subscriber = Callable[[Any], None]
@@ -257,28 +257,6 @@ class _Attempt:
         self.zombie: concurrent.futures.Future[Any] | None = None
 
 
-_gc_holders = 0
-
-
-def _gc_hold() -> None:
-    """While runs are active, the cyclic GC leaves the objects that existed before alone.
-
-    A run allocates many short-lived objects (events, views); every full collection would
-    also walk everything the program already holds, a third of a no-op task's cost at 10,000
-    tasks. `gc.unfreeze()` at the end hands those objects back, so nothing is kept for good."""
-    global _gc_holders
-    if _gc_holders == 0:
-        gc.freeze()
-    _gc_holders += 1
-
-
-def _gc_release() -> None:
-    global _gc_holders
-    _gc_holders -= 1
-    if _gc_holders == 0:
-        gc.unfreeze()
-
-
 _CONTEXT_ERRORS = ("ContextError", "NotSerialisable", "ConflictError")
 _NO_WRITES: Mapping[str, Any] = MappingProxyType({})
 
@@ -397,8 +375,7 @@ class Execution:
         # the GC hold starts here, not at start(): building the per-task tables below allocates
         # enough to set off a full collection of everything the workflow holds. Released when
         # the run finishes, or when an execution that never finished is dropped.
-        _gc_hold()
-        self._gc_unhold = weakref.finalize(self, _gc_release)
+        self._gc_unhold = weakref.finalize(self, hold_gc())
 
         order = workflow.order
         self.rank = workflow.rank

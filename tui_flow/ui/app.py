@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -32,6 +31,7 @@ from textual.widgets import Static, TabbedContent, TabPane, Tree
 from textual.worker import Worker, WorkerState
 
 from ..engine import Execution, RunResult
+from ..engine.tuning import hold_short_switch_interval
 from ..loader import LoadedFile, load
 from ..runs import Interrupts, open_store, terminal_restorer
 from ..workflow import Workflow
@@ -113,7 +113,7 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
         self.log_mode = "all"  # or "task": only the selected task's lines
         self._active: set[str] = set()  # running / retrying tasks, relabelled every tick
         self._shown_task: str | None = None
-        self._switch_interval = sys.getswitchinterval()
+        self._release_switch: Callable[[], None] = lambda: None
         # set once the run store is open (or known to be off): a run waits for it, so that
         # a run started at once is recorded from its start too
         self.store_ready = asyncio.Event()
@@ -164,8 +164,7 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
         # A task body spinning in a thread holds the GIL in 5 ms slices by default; the
         # screen (and a key press) waits that long at every turn of the loop. 1 ms keeps
         # the app responsive under such a task, for a small cost in throughput.
-        self._switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(self._switch_interval, 0.001))
+        self._release_switch = hold_short_switch_interval()
         self.query_one("#tree").border_title = "Tasks"
         self.query_one("#details").border_title = "Details"
         self.logs.store_note = self.use_store
@@ -198,7 +197,7 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
                 self.notify(str(exc), title="Dask", severity="error", timeout=10)
 
     async def on_unmount(self) -> None:
-        sys.setswitchinterval(self._switch_interval)
+        self._release_switch()
         if self._interrupts is not None:
             self._interrupts.__exit__()
         if self.execution is not None and not self.execution.is_done:
