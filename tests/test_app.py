@@ -14,9 +14,8 @@ from rich.console import Console
 from textual.widgets import Static
 from textual.widgets._footer import FooterKey
 
-from tui_flow.engine.state import RunView
+from tui_flow.runs import downstream, plan_reuse
 from tui_flow.ui.app import TuiFlowApp, make_app
-from tui_flow.ui.run_actions import rerun_set
 from tui_flow.ui.summary import summary_lines
 from tui_flow.ui.widgets.history import HistoryScreen
 from tui_flow.ui.widgets.retries import RetriesTable
@@ -438,67 +437,13 @@ async def test_reload_during_a_run_waits_for_its_end(tmp_path: Path) -> None:
         assert set(app.last_result.tasks) == {"slow", "next_one"}
 
 
-class FakeStore:
-    """The run store's app-facing methods, in memory."""
-
-    def __init__(self) -> None:
-        self.runs: dict[str, list[Any]] = {}
-        self.closed = False
-
-    def recorder(self, view: Any = None) -> Any:
-        def record(event: Any) -> None:
-            self.runs.setdefault(event.run_id, []).append(event)
-
-        return record
-
-    async def list_runs(self, workflow: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        rows = []
-        for rid, events in self.runs.items():
-            view = RunView.from_events(events)
-            if workflow and view.workflow != workflow:
-                continue
-            rows.append(
-                {
-                    "run_id": rid,
-                    "workflow": view.workflow,
-                    "status": view.status,
-                    "started_at": view.started_at,
-                    "finished_at": view.finished_at,
-                }
-            )
-        return rows[::-1][:limit]
-
-    async def load_run(self, run_id: str) -> RunView | None:
-        events = self.runs.get(run_id)
-        return RunView.from_events(events) if events else None
-
-    async def task_logs(
-        self, run_id: str, task_id: str | None = None, limit: int | None = None
-    ) -> list[Any]:
-        lines = [
-            ln
-            for e in self.runs.get(run_id, [])
-            if e.kind == "task_logs"
-            for ln in e.lines
-            if task_id is None or ln.task_id == task_id
-        ]
-        return lines[-limit:] if limit else lines
-
-    async def flush(self) -> None:
-        pass
-
-    async def close(self) -> None:
-        self.closed = True
-
-
 async def test_history_opens_a_past_run(tmp_path: Path) -> None:
-    store = FakeStore()
-    app = app_for(write_flow(tmp_path, BASIC), store=store, no_store=False)
+    app = app_for(write_flow(tmp_path, BASIC), db=str(tmp_path / "runs.db"), no_store=False)
     async with app.run_test(size=SIZE) as pilot:
         await run_to_end(pilot, app)
         first = app.last_result.run_id
         await run_to_end(pilot, app)
-        assert len(store.runs) == 2
+        assert len(await app.store.list_runs()) == 2
         await pilot.press("h")
         await until(pilot, lambda: isinstance(app.screen, HistoryScreen), "the history screen")
         screen = app.screen
@@ -563,13 +508,20 @@ async def test_run_with_other_concurrency(tmp_path: Path) -> None:
         assert app.session.view.max_concurrency == 1
 
 
-def test_rerun_set_from_a_task(tmp_path: Path) -> None:
+def test_a_rerun_from_a_task_reuses_only_what_is_upstream_of_it(tmp_path: Path) -> None:
     from tui_flow.loader import load
 
     wf = load(write_flow(tmp_path, BASIC)).workflow()
-    view = RunView()
-    assert rerun_set(view, "from", "clean", wf) == {"clean", "publish"}
-    assert rerun_set(view, "from", None, wf) == set()
+    everything = list(wf.order)
+    writes = {"extract": {"rows": 30}}
+    again = downstream(wf, "clean")
+    assert again == {"clean", "publish"}
+    assert plan_reuse(wf, everything, writes, again) == {
+        "extract": {"rows": 30},
+        "enrich": {},
+    }
+    # a task that did not complete is not reused, and neither is anything after it
+    assert plan_reuse(wf, ["clean", "enrich", "publish"], writes) == {}
 
 
 def test_no_color_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,7 +20,8 @@ import pytest
 from rich.console import Console
 
 from tui_flow import Context, Workflow, run, task
-from tui_flow.compare import Comparison, Setting, critical_path, measure, render
+from tui_flow.cli.compare import render
+from tui_flow.compare import Comparison, Setting, critical_path, measure
 
 ROOT = Path(__file__).resolve().parent.parent
 

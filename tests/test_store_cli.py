@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from tui_flow.cli import main
-from tui_flow.store import ActionRefused, RunStore, plan_rerun_from, rerun_failed, resume
+from tui_flow.runs import ActionRefused, plan_rerun_from, rerun_failed, resume
+from tui_flow.store import RunStore
 
 FLOW = """
 from pathlib import Path

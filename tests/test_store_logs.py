@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from rich.console import Console
 from rich.text import Text
 
+from tui_flow.cli.store import _row_json, write_logs
 from tui_flow.engine.events import LogLine, RunStarted, TaskInfo, TaskLogs, TaskStateChanged
 from tui_flow.store import LogRow, RunStore
-from tui_flow.store.commands import _row_json, write_logs
 from tui_flow.store.reader import LOG_ROW_FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent

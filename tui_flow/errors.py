@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+
+
+def err(msg: str) -> None:
+    """Say what went wrong, on one line of stderr: `tui-flow: ...`."""
+    print(f"tui-flow: {msg}", file=sys.stderr)
 
 
 class TuiFlowError(Exception):

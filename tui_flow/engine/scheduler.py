@@ -62,13 +62,23 @@ Subscriber = Callable[[Any], None]
 
 
 class RemoteRunner(Protocol):
-    """Runs a body elsewhere (a process pool, a Dask cluster). Cancelling `run` stops it."""
+    """Runs bodies elsewhere (a Dask cluster). Cancelling `run` stops the attempt there."""
 
     name: str
+
+    def describe(self) -> str:
+        """Where the bodies run, for a header (`dask: tcp://...`)."""
+        ...
+
+    async def start(self) -> Any:
+        """Connect (or start a local cluster) before the first attempt needs it."""
+        ...
 
     async def run(
         self, job: ProcessJob, on_message: Callable[[tuple[Any, ...]], None]
     ) -> tuple[Any, ...]: ...
+
+    async def close(self) -> None: ...
 
 
 @dataclass

@@ -32,8 +32,9 @@ from textual.worker import Worker, WorkerState
 
 from ..engine import Execution, RunResult
 from ..engine.tuning import hold_short_switch_interval
+from ..interrupts import Interrupts, terminal_restorer
 from ..loader import LoadedFile, load
-from ..runs import Interrupts, open_store, terminal_restorer
+from ..runs import RunOptions, executor_name, open_store, remote_runner
 from ..workflow import Workflow
 from .guard import guarded
 from .keymap import BINDINGS, TABS, help_keys, system_commands
@@ -190,7 +191,7 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
         """Connect to the Dask cluster (or start a local one) before the first run needs it."""
         if self.remote is None and self.remote_factory is not None:
             self.remote = self.remote_factory()
-        if self.remote is not None and hasattr(self.remote, "start"):
+        if self.remote is not None:
             try:
                 await self.remote.start()
             except Exception as exc:
@@ -202,7 +203,7 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
             self._interrupts.__exit__()
         if self.execution is not None and not self.execution.is_done:
             self.execution.cancel()
-        if self.remote is not None and hasattr(self.remote, "close"):
+        if self.remote is not None:
             try:
                 await self.remote.close()
             except Exception:
@@ -309,9 +310,7 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
                 frame=int(now * SPINNER_FPS),
                 past=self.past_run is not None,
                 limit=limit,
-                executor=self.remote.describe()
-                if self.remote is not None and hasattr(self.remote, "describe")
-                else None,
+                executor=self.remote.describe() if self.remote is not None else None,
             )
         )
         tree_box = self.query_one("#tree")
@@ -438,23 +437,18 @@ def make_app(
     )
 
 
-def run_app(args: Any) -> int:
+def run_app(path: str, options: RunOptions, *, workflow: str | None = None) -> int:
     """The CLI's entry: open the app, then leave a summary of the last run; the exit code."""
-    from ..cli import parse_sets
-    from ..runs import executor_name, remote_runner
-
-    executor = executor_name(getattr(args, "executor", None))
+    executor = executor_name(options.executor)
     app = make_app(
-        args.file,
-        workflow=getattr(args, "workflow", None),
-        max_concurrency=getattr(args, "max_concurrency", None),
-        context=parse_sets(getattr(args, "set", None)),
-        db=getattr(args, "db", None),
-        no_store=getattr(args, "no_store", False),
+        path,
+        workflow=workflow,
+        max_concurrency=options.max_concurrency,
+        context=dict(options.context),
+        db=options.db,
+        no_store=not options.record,
         remote_factory=(
-            (lambda: remote_runner(executor, getattr(args, "scheduler", None)))
-            if executor != "local"
-            else None
+            (lambda: remote_runner(executor, options.scheduler)) if executor != "local" else None
         ),
     )
     from ..engine.runners import prepare_for_subprocesses

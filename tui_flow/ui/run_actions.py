@@ -12,35 +12,18 @@ from rich.text import Text
 from textual import work
 
 from ..engine import Execution, RunResult
-from ..engine.state import RunView
+from ..runs import ActionRefused, downstream, plan_rerun_failed, plan_rerun_from, plan_reuse
 from ..status import EXIT_INTERRUPTED, exit_code, fmt_seconds, glyph
 from ..workflow import Workflow
 from .guard import guarded
 from .session import RunSession, idle_view
 from .summary import summary_lines
 from .widgets.dialogs import ConcurrencyPrompt
-from .widgets.history import HistoryScreen, field
+from .widgets.history import HistoryScreen
 
 if TYPE_CHECKING:
     from ..fresh_import import LoadedFile
     from .widgets.dag_tree import DagTree
-
-
-def rerun_set(view: RunView, mode: str, task_id: str | None, wf: Workflow) -> set[str]:
-    """The tasks a re-run runs again: the ones that did not complete (mode "failed") or the
-    selected task (mode "from"), plus everything downstream of them."""
-    if mode == "from":
-        if task_id is None or task_id not in wf.tasks:
-            return set()
-        roots = {task_id}
-    else:
-        roots = {
-            tid for tid in wf.order if tid not in view.tasks or view.tasks[tid].state != "completed"
-        }
-    out = set(roots)
-    for tid in roots:
-        out |= wf.descendants(tid)
-    return out
 
 
 class RunActions:
@@ -118,10 +101,8 @@ class RunActions:
             remote=remote,
         )
         if self.store is not None:
-            try:
-                execution.subscribe(self.store.recorder(execution.view))
-            except Exception as exc:
-                self.notify(f"This run is not recorded: {exc}", severity="warning")
+            execution.subscribe(self.store.recorder(execution.view))
+            session.recorded = True
         self.execution = execution
         self.past_run = None
         self.interrupted = False
@@ -196,7 +177,8 @@ class RunActions:
         await self.rerun("from", self.tree.selected_id)
 
     async def rerun(self, mode: str, task_id: str | None = None) -> bool:
-        """Run again the failed part of a finished run (or from a task), reusing the rest."""
+        """Run again the failed part of a finished run (or from a task), reusing the rest:
+        planned by the store when the run is in it, else from what this session saw."""
         source = self._rerun_source()
         if source is None or self.running:
             self.notify("No finished run to re-run from.", severity="warning")
@@ -205,72 +187,34 @@ class RunActions:
         if mode == "from" and (task_id is None or task_id not in self.workflow.tasks):
             self.notify("Select a task of the workflow first.", severity="warning")
             return False
-        plan = await self._store_plan(view.run_id, mode, task_id)
-        if plan is False:
-            return False
-        if plan is not None:
+        context: dict[str, Any] | None = None
+        if self.store is not None and source.recorded:
+            try:
+                if mode == "from":
+                    assert task_id is not None
+                    plan = await plan_rerun_from(
+                        self.store, view.run_id, task_id, workflow=self.workflow, force=True
+                    )
+                else:
+                    plan = await plan_rerun_failed(
+                        self.store, view.run_id, workflow=self.workflow, force=True
+                    )
+            except ActionRefused as exc:
+                self.notify(str(exc), title="Cannot re-run", severity="warning")
+                return False
             reuse, context = plan.reuse, plan.context
         else:
-            again = rerun_set(view, mode, task_id, self.workflow)
-            if not again:
+            completed = [tid for tid, t in view.tasks.items() if t.state == "completed"]
+            if mode == "failed" and all(t in completed for t in self.workflow.order):
                 self.notify("Nothing failed in that run.", severity="warning")
                 return False
-            writes = await self._writes_of(source)
-            reuse = {}
-            for tid in self.workflow.order:
-                t = view.tasks.get(tid)
-                deps = self.workflow.tasks[tid].spec.dependencies
-                if tid in again or t is None or t.state != "completed":
-                    continue
-                if all(d in reuse for d in deps):
-                    reuse[tid] = writes.get(tid, {})
-            context = None
+            again = downstream(self.workflow, task_id) if mode == "from" and task_id else set()
+            reuse = plan_reuse(self.workflow, completed, source.writes, again)
         started = self.start_run(reuse=reuse, resumed_from=view.run_id, context=context)
         if started:
             n = len(self.workflow.tasks) - len(reuse)
             self.notify(f"Re-running {n} task(s); reusing {len(reuse)} from run {view.run_id}.")
         return started
-
-    async def _store_plan(self, run_id: str, mode: str, task_id: str | None) -> Any:
-        """The run store's plan for a re-run (None: no store, plan in memory; False: refused)."""
-        store = self.store
-        if store is None or not hasattr(store, "context_writes"):
-            return None
-        try:
-            from ..store import actions
-        except ImportError:
-            return None
-        try:
-            if mode == "from":
-                return await actions.plan_rerun_from(
-                    store, run_id, task_id, workflow=self.workflow, force=True
-                )
-            return await actions.plan_rerun_failed(
-                store, run_id, workflow=self.workflow, force=True
-            )
-        except actions.ActionRefused as exc:
-            self.notify(str(exc), title="Cannot re-run", severity="warning")
-            return False
-        except Exception as exc:  # the run is not in the store (e.g. recorded nowhere)
-            self.log.warning(f"store plan failed, planning in memory: {exc!r}")
-            return None
-
-    async def _writes_of(self, source: RunSession) -> dict[str, dict[str, Any]]:
-        """The context writes of each task of a finished run."""
-        if source.writes or source.live:
-            return source.writes
-        helper = getattr(self.store, "context_writes", None)
-        if helper is not None:
-            try:
-                return dict(await helper(source.view.run_id))
-            except Exception:
-                pass
-        # fall back on the final context, key by key, as each task reported writing it
-        ctx = source.view.context
-        return {
-            tid: {k: ctx[k] for k in t.written_keys if k in ctx}
-            for tid, t in source.view.tasks.items()
-        }
 
     @guarded
     async def action_history(self) -> None:
@@ -293,18 +237,10 @@ class RunActions:
             self.notify(f"No run {run_id} in the store.", severity="warning")
             return
         session = RunSession(view, live=False, max_lines=max(self.max_log_lines * 2, 10_000))
+        session.recorded = True
         limit = session.max_lines
-        try:
-            rows = await self.store.task_logs(run_id, None, limit=limit)
-        except TypeError:  # a store that reads one task at a time
-            rows = []
-            for tid in view.order:
-                rows += list(await self.store.task_logs(run_id, tid))
-        entries = [
-            (field(r, "task_id", "?"), field(r, "level", "info"), str(field(r, "text", r)))
-            for r in rows
-        ]
-        session.add_lines(entries[-limit:])
+        rows = await self.store.task_logs(run_id, None, limit=limit)
+        session.add_lines([(r.task_id, r.level, r.text) for r in rows])
         self.past_run = run_id
         self.show_session(session)
         self.notify(f"Showing past run {run_id}; r starts a new run.", timeout=4)

@@ -71,6 +71,7 @@ class RunSession:
     ) -> None:
         self.view = view if view is not None else RunView()
         self.live = live
+        self.recorded = False  # the run is in the run store (re-runs are planned from it)
         self.max_lines = max_lines
         self.max_task_lines = max_task_lines
         self.lines: deque[Entry] = deque(maxlen=max_lines)

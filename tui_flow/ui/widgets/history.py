@@ -1,13 +1,9 @@
-"""History: the past runs of this workflow, from the run store. Enter opens one.
-
-Works with any store that has `await list_runs(workflow=..., limit=...)`; a row may be a
-mapping or an object with the fields used below (missing fields show as "-").
-"""
+"""History: the past runs of this workflow, from the run store (`RunRow`s). Enter opens one."""
 
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -18,39 +14,22 @@ from textual.widgets import DataTable, Static
 
 from ...status import fmt_seconds, label, style
 
-
-def field(row: Any, name: str, default: Any = None) -> Any:
-    if isinstance(row, dict):
-        return row.get(name, default)
-    return getattr(row, name, default)
+if TYPE_CHECKING:
+    from ...store.sqlite import RunRow
 
 
-def run_row(row: Any) -> tuple[str, Text, str, str, str]:
-    started = field(row, "started_at")
-    when = (
-        _dt.datetime.fromtimestamp(started).strftime("%Y-%m-%d %H:%M:%S")
-        if isinstance(started, int | float)
-        else "-"
-    )
-    status = str(field(row, "status", "?"))
-    wall = field(row, "wall_s")
-    if wall is None:
-        end = field(row, "finished_at")
-        wall = (
-            end - started
-            if isinstance(end, int | float) and isinstance(started, int | float)
-            else None
-        )
-    tasks = field(row, "n_tasks", field(row, "tasks"))
-    if isinstance(tasks, dict | list):
-        tasks = len(tasks)
-    note = field(row, "resumed_from")
+def run_row(row: RunRow) -> tuple[str, Text, str, str, str]:
+    """A stored run as the table shows it: started, status, wall time, tasks, origin."""
+    when = _dt.datetime.fromtimestamp(row.started_at).strftime("%Y-%m-%d %H:%M:%S")
+    wall = row.wall_s
+    if wall is None and row.finished_at is not None:
+        wall = row.finished_at - row.started_at
     return (
         when,
-        Text(label(status), style=style(status)),
-        fmt_seconds(wall) if isinstance(wall, int | float) else "-",
-        "-" if tasks is None else str(tasks),
-        f"re-run of {note}" if note else "",
+        Text(label(row.status), style=style(row.status)),
+        fmt_seconds(wall),
+        str(row.n_tasks),
+        f"re-run of {row.resumed_from}" if row.resumed_from else "",
     )
 
 
@@ -93,8 +72,7 @@ class HistoryScreen(ModalScreen[str | None]):
         table.add_column("run", key="run")
         table.add_columns("started", "status", "wall", "tasks", "")
         for row in self.rows:
-            rid = str(field(row, "run_id", field(row, "id", "?")))
-            table.add_row(rid, *run_row(row), key=rid)
+            table.add_row(row.run_id, *run_row(row), key=row.run_id)
         table.focus()
 
     def action_close(self) -> None:

@@ -10,15 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
-from .errors import BadInput
-from .status import EXIT_OK
+from ..errors import BadInput
+from ..status import EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .dsl import dump_flow, to_mermaid
-    from .loader import load
+    from ..dsl import dump_flow, to_mermaid
+    from ..loader import load
 
     loaded = load(args.file)
     if args.workflow:
@@ -51,22 +50,3 @@ def cmd_export(args: argparse.Namespace) -> int:
                 "write it to a file with -o OUT (UTF-8)"
             ) from None
     return EXIT_OK
-
-
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "export",
-        help="write a workflow out as a .flow file or a Mermaid graph",
-        description="Write a workflow (from a .py or .flow file) out as DSL text or Mermaid.",
-    )
-    p.add_argument("file", help="workflow file (.py or .flow)")
-    p.add_argument(
-        "--format",
-        "-f",
-        choices=("flow", "mermaid"),
-        default="flow",
-        help="flow: the text DSL (default); mermaid: a Mermaid flowchart",
-    )
-    p.add_argument("--workflow", "-w", help="which workflow, when the file holds several")
-    p.add_argument("--output", "-o", help="write to this file instead of standard output")
-    p.set_defaults(func=cmd_export)

@@ -1,4 +1,4 @@
-"""The store's commands: `tui-flow history | show | resume | rerun`.
+"""The commands on stored runs: `tui-flow history | show | resume | rerun`.
 
     tui-flow history [--workflow NAME] [--limit N] [--json]
     tui-flow show RUN [--json] [--logs TASK]
@@ -27,65 +27,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..cli import whole_number
-from ..runs import EXECUTORS
-from ..status import fmt_seconds, label, style
-from .reader import LOG_ROW_FIELDS
-from .sqlite import LogRow, RunRow, RunStore
+from ..status import EXIT_OK, fmt_seconds, label, style
+from ..store.reader import LOG_ROW_FIELDS
+from ..store.sqlite import LogRow, RunRow, RunStore
+from .common import run_options
 
 if TYPE_CHECKING:
     from ..console import TextOut
-
-EXIT_OK, EXIT_BAD_INPUT = 0, 2
-
-
-def _db_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", help="run database (default .tui-flow/runs.db or $TUI_FLOW_DB)")
-
-
-def _run_args(p: argparse.ArgumentParser) -> None:
-    _db_arg(p)
-    p.add_argument("--force", action="store_true", help="go ahead even if the file changed")
-    p.add_argument("--max-concurrency", "-j", type=whole_number(1), help="override the run's limit")
-    p.add_argument("--json", action="store_true", help="print one JSON object at the end")
-    p.add_argument("--plain", action="store_true", help="plain text, no colours")
-    p.add_argument("--no-logs", action="store_true", help="do not print task log lines")
-    p.add_argument("--executor", choices=EXECUTORS, default=None, help="where sync bodies run")
-    p.add_argument("--scheduler", help="Dask scheduler address (default: a LocalCluster)")
-
-
-def register(sub: Any) -> None:
-    """Add the store's commands to the CLI's subparsers."""
-    p = sub.add_parser("history", help="list recent runs")
-    _db_arg(p)
-    p.add_argument("--workflow", "-w", help="only runs of this workflow")
-    p.add_argument(
-        "--limit", "-n", type=whole_number(1), default=20, help="how many runs (default 20)"
-    )
-    p.add_argument("--json", action="store_true", help="print a JSON list")
-    p.add_argument("--plain", action="store_true", help="plain text, no colours")
-    p.set_defaults(func=cmd_history)
-
-    p = sub.add_parser("show", help="the report of a past run (or a task's log)")
-    p.add_argument("run", metavar="RUN", help="run id, unique prefix, or 'last'")
-    _db_arg(p)
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--logs", metavar="TASK", help="print TASK's log, attempt by attempt")
-    p.add_argument("--plain", action="store_true", help="plain text, no colours")
-    p.set_defaults(func=cmd_show)
-
-    p = sub.add_parser("resume", help="continue an interrupted or failed run in place")
-    p.add_argument("run", metavar="RUN", help="run id, unique prefix, or 'last'")
-    _run_args(p)
-    p.set_defaults(func=cmd_resume)
-
-    p = sub.add_parser("rerun", help="a new run re-running what failed, or from a task on")
-    p.add_argument("run", metavar="RUN", help="run id, unique prefix, or 'last'")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--failed", action="store_true", help="re-run what did not complete")
-    which.add_argument("--from", dest="from_task", metavar="TASK", help="TASK and downstream")
-    _run_args(p)
-    p.set_defaults(func=cmd_rerun)
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -316,7 +264,7 @@ def show_json(run: RunRow, view: Any, report: Any, context: dict[str, Any]) -> d
 
 def cmd_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from ..console import print_report
-    from .actions import ActionRefused
+    from ..runs import ActionRefused
 
     out = out or sys.stdout
     plain = _plain_flag(args)
@@ -360,58 +308,24 @@ def cmd_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
 # -- resume / rerun --------------------------------------------------------------------------------
 
 
-async def _run_plan(args: argparse.Namespace, store: RunStore, plan: Any) -> int:
-    from ..runs import err, run_headless
-
-    if plan.source_changed:
-        err(f"warning: {plan.workflow.file} changed since run {plan.source.run_id} (--force)")
-    if getattr(args, "max_concurrency", None) is None:
-        args.max_concurrency = plan.max_concurrency
-    if not plan.to_run:
-        err(f"every task of run {plan.source.run_id} is reused; nothing will run")
-    if plan.action == "resume":
-        from .actions import ActionRefused
-
-        if not await store.claim(plan.source.run_id):
-            raise ActionRefused(f"run {plan.source.run_id} is being resumed by another process")
-    try:
-        return await run_headless(
-            args,
-            plan.workflow,
-            context=plan.context,
-            reuse=plan.reuse,
-            resumed_from=plan.resumed_from,
-            run_id=plan.run_id,
-            store=store,
-        )
-    except BaseException:
-        if plan.action == "resume":
-            with contextlib.suppress(Exception):
-                await store.flush()
-            run = await store.get_run(plan.source.run_id)
-            if run is not None and run.segments == plan.source.segments:  # never started
-                await store.release(plan.source.run_id, plan.source.status)
-        raise
-
-
 def cmd_resume(args: argparse.Namespace) -> int:
-    from .actions import plan_resume
+    from ..runs import plan_resume, run_plan_headless
 
     async def go(store: RunStore) -> int:
         plan = await plan_resume(store, args.run, force=args.force)
-        return await _run_plan(args, store, plan)
+        return await run_plan_headless(store, plan, run_options(args))
 
     return asyncio.run(_with_store(args, go))
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
-    from .actions import plan_rerun_failed, plan_rerun_from
+    from ..runs import plan_rerun_failed, plan_rerun_from, run_plan_headless
 
     async def go(store: RunStore) -> int:
         if args.from_task:
             plan = await plan_rerun_from(store, args.run, args.from_task, force=args.force)
         else:
             plan = await plan_rerun_failed(store, args.run, force=args.force)
-        return await _run_plan(args, store, plan)
+        return await run_plan_headless(store, plan, run_options(args))
 
     return asyncio.run(_with_store(args, go))

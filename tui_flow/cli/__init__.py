@@ -1,0 +1,227 @@
+"""`tui-flow`: the command line.
+
+    tui-flow FILE [--workflow NAME] [-j N] [--set KEY=JSON] [--db PATH]   open the app
+    tui-flow run FILE [...] [--json] [--plain]                            run headless
+    tui-flow validate FILE | export FILE | compare FILE                   workflow files
+    tui-flow history | show RUN | resume RUN | rerun RUN                  stored runs
+
+Every command and its arguments are declared here; the module that carries a command out is
+imported only when that command runs (`COMMANDS`), so `--help` and `--version` load little.
+
+Exit codes: 0 completed, 1 failed, 2 bad input, 130 interrupted (128 + the signal for
+SIGTERM/SIGHUP), 141 standard output closed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from ..errors import BadInput, LoadError, TuiFlowError, ValidationError, err
+from ..status import EXIT_BAD_INPUT, EXIT_INTERRUPTED
+from .common import ArgParser, set_pair, whole_number, whole_numbers
+
+# command -> (module that carries it out, its function, one line of help)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "run": ("run", "cmd_run", "run a workflow without the app"),
+    "validate": ("run", "cmd_validate", "check a workflow file and print its stages"),
+    "history": ("store", "cmd_history", "list recent runs"),
+    "show": ("store", "cmd_show", "the report of a past run (or a task's log)"),
+    "resume": ("store", "cmd_resume", "continue an interrupted or failed run in place"),
+    "rerun": ("store", "cmd_rerun", "a new run re-running what failed, or from a task on"),
+    "export": ("export", "cmd_export", "write a workflow out as a .flow file or a Mermaid graph"),
+    "compare": ("compare", "cmd_compare", "run a workflow at several concurrencies, compare"),
+}
+APP = ("run", "cmd_app")
+
+
+# -- arguments ----------------------------------------------------------------------------------
+
+
+def _workflow_file(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="workflow file (.py or .flow)")
+    p.add_argument("--workflow", "-w", help="which workflow, when the file holds several")
+
+
+def _db(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", help="run database (default .tui-flow/runs.db or $TUI_FLOW_DB)")
+
+
+def _where(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--executor",
+        metavar="{local,dask}",
+        help="where sync bodies run (default local, or $TUI_FLOW_EXECUTOR; dask needs "
+        "tui-flow[dask])",
+    )
+    p.add_argument("--scheduler", help="Dask scheduler address (default: a LocalCluster)")
+
+
+def _output(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    p.add_argument("--plain", action="store_true", help="plain text, no colours")
+    p.add_argument("--no-logs", action="store_true", help="do not print task log lines")
+
+
+def add_workflow_args(p: argparse.ArgumentParser) -> None:
+    """What a run of a workflow file takes (the app and `run`)."""
+    _workflow_file(p)
+    p.add_argument(
+        "--max-concurrency", "-j", type=whole_number(1), help="override the workflow's limit"
+    )
+    p.add_argument(
+        "--set", action="append", type=set_pair, metavar="KEY=JSON", help="initial context value"
+    )
+    _db(p)
+    p.add_argument("--no-store", action="store_true", help="do not record the run")
+    _where(p)
+
+
+def _stored_run(p: argparse.ArgumentParser) -> None:
+    """What resume and rerun take."""
+    p.add_argument("run", metavar="RUN", help="run id, unique prefix, or 'last'")
+    _db(p)
+    p.add_argument("--force", action="store_true", help="go ahead even if the file changed")
+    p.add_argument("--max-concurrency", "-j", type=whole_number(1), help="override the run's limit")
+    _output(p)
+    _where(p)
+
+
+def _arguments(name: str, p: argparse.ArgumentParser) -> None:
+    if name == "run":
+        add_workflow_args(p)
+        _output(p)
+    elif name == "validate":
+        p.add_argument("file", help="workflow file (.py or .flow)")
+    elif name == "history":
+        _db(p)
+        p.add_argument("--workflow", "-w", help="only runs of this workflow")
+        p.add_argument(
+            "--limit", "-n", type=whole_number(1), default=20, help="how many runs (default 20)"
+        )
+        p.add_argument("--json", action="store_true", help="print a JSON list")
+        p.add_argument("--plain", action="store_true", help="plain text, no colours")
+    elif name == "show":
+        p.add_argument("run", metavar="RUN", help="run id, unique prefix, or 'last'")
+        _db(p)
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+        p.add_argument("--logs", metavar="TASK", help="print TASK's log, attempt by attempt")
+        p.add_argument("--plain", action="store_true", help="plain text, no colours")
+    elif name == "resume":
+        _stored_run(p)
+    elif name == "rerun":
+        _stored_run(p)
+        which = p.add_mutually_exclusive_group(required=True)
+        which.add_argument("--failed", action="store_true", help="re-run what did not complete")
+        which.add_argument("--from", dest="from_task", metavar="TASK", help="TASK and downstream")
+    elif name == "export":
+        p.description = "Write a workflow (from a .py or .flow file) out as DSL text or Mermaid."
+        p.add_argument("file", help="workflow file (.py or .flow)")
+        p.add_argument(
+            "--format",
+            "-f",
+            choices=("flow", "mermaid"),
+            default="flow",
+            help="flow: the text DSL (default); mermaid: a Mermaid flowchart",
+        )
+        p.add_argument("--workflow", "-w", help="which workflow, when the file holds several")
+        p.add_argument("--output", "-o", help="write to this file instead of standard output")
+    elif name == "compare":
+        p.description = (
+            "Run a workflow at each concurrency (1 is always the baseline) and print wall "
+            "time, speedup, the critical-path bound and efficiency."
+        )
+        _workflow_file(p)
+        p.add_argument(
+            "--concurrency",
+            "-c",
+            type=whole_numbers(1),
+            default=[1, 2, 4],
+            help="comma-separated settings (default 1,2,4)",
+        )
+        p.add_argument(
+            "--set",
+            action="append",
+            type=set_pair,
+            metavar="KEY=JSON",
+            help="initial context value",
+        )
+        p.add_argument(
+            "--repeat", "-r", type=whole_number(1), default=1, help="runs per setting (median)"
+        )
+        p.add_argument(
+            "--json", action="store_true", help="print the comparison as one JSON object"
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = ArgParser(
+        prog="tui-flow",
+        description="Write, run and watch parallel Python workflows from a terminal.",
+        epilog="Open the app: tui-flow FILE (see tui-flow FILE --help). Exit codes: 0 ok, "
+        "1 failed, 2 bad input, 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"tui-flow {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, _, help_text) in COMMANDS.items():
+        _arguments(name, sub.add_parser(name, help=help_text))
+    return parser
+
+
+def app_parser() -> argparse.ArgumentParser:
+    p = ArgParser(prog="tui-flow", description="Open the app on a workflow file.")
+    add_workflow_args(p)
+    p.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    return p
+
+
+# -- running a command --------------------------------------------------------------------------
+
+
+def _exit_past_stuck_threads(code: int) -> int:
+    """A timed-out or cancelled thread body cannot be stopped, and the interpreter would wait
+    for it at exit forever. The run is over and recorded, so leave without waiting."""
+    scheduler = sys.modules.get("tui_flow.engine.scheduler")  # loaded if anything ran
+    if scheduler is not None and scheduler.bodies_still_running():
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return _exit_past_stuck_threads(_main(argv))
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        args = app_parser().parse_args(argv)
+        module, function = APP
+    else:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_BAD_INPUT
+        module, function, _ = COMMANDS[args.command]
+    command = getattr(importlib.import_module(f"{__name__}.{module}"), function)
+    try:
+        return int(command(args))
+    except (ValidationError, LoadError, BadInput) as exc:
+        err(str(exc))
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        err("interrupted")
+        return EXIT_INTERRUPTED
+    except TuiFlowError as exc:
+        err(str(exc))
+        return EXIT_BAD_INPUT
