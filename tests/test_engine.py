@@ -609,6 +609,20 @@ async def test_what_a_process_body_printed_before_it_was_killed_at_its_timeout_i
     assert lines == [("hangs", 1, "first"), ("hangs", 1, "second")]
 
 
+async def test_what_a_thread_body_prints_while_a_worker_process_starts_stays_in_its_log():
+    from tui_flow.engine.runners import _real_std_streams
+
+    @task
+    def chatty(ctx: Context) -> None:
+        with _real_std_streams():  # what starting a worker process does, in another thread
+            print("while a worker starts")
+
+    result, rec = await run_wf(Workflow("w", [chatty]))
+    assert result.status == "completed"
+    lines = [(ln.task_id, ln.text) for e in rec.of(TaskLogs) for ln in e.lines]
+    assert lines == [("chatty", "while a worker starts")]
+
+
 # -- cancellation --------------------------------------------------------------------------------
 
 

@@ -355,16 +355,38 @@ def _preparation_without_main(name: str) -> dict[str, Any]:
 _original_preparation = multiprocessing.spawn.get_preparation_data
 
 
+class _RealFileno:
+    """A standard stream as it is (what is written goes where it went: a task's log, the
+    app), but for `fileno()`, which is the process's real one."""
+
+    def __init__(self, stream: Any, real: Any) -> None:
+        self._stream = stream
+        self._real = real
+
+    def fileno(self) -> int:
+        return int(self._real.fileno())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 @contextlib.contextmanager
 def _real_std_streams() -> Any:
     """multiprocessing hands sys.stderr's file descriptor to helper processes; under a
-    running Textual app sys.stdout/stderr are capture objects without a real one."""
+    running Textual app sys.stdout/stderr are capture objects without a real one. Only the
+    descriptor is swapped: bodies running meanwhile in other threads still print to their
+    task's log (the streams themselves are the process's, shared by every thread)."""
     saved = sys.stdout, sys.stderr
+    swapped = _RealFileno(sys.stdout, sys.__stdout__), _RealFileno(sys.stderr, sys.__stderr__)
     try:
-        sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+        sys.stdout, sys.stderr = swapped  # type: ignore[assignment]
         yield
     finally:
-        sys.stdout, sys.stderr = saved
+        # (a run's capture that came meanwhile wraps what it found: it stays, passing on)
+        if sys.stdout is swapped[0]:
+            sys.stdout = saved[0]
+        if sys.stderr is swapped[1]:
+            sys.stderr = saved[1]
 
 
 def prepare_for_subprocesses() -> None:
