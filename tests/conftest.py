@@ -1,4 +1,5 @@
-"""Shared fixtures: where the repository and its example flows are, and running the CLI."""
+"""Shared fixtures: where the repository and its example flows are, and running the CLI;
+the Hypothesis profile."""
 
 from __future__ import annotations
 
@@ -10,9 +11,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOWS = ROOT / "flows"
+
+# Hypothesis keeps the examples that failed in tests/.hypothesis-db, committed with the code:
+# a counterexample found once (here or in CI) is tried first on every run after, for good.
+# Runs and processes take their time: no deadline per example.
+settings.register_profile(
+    "tui-flow",
+    database=DirectoryBasedExampleDatabase(Path(__file__).parent / ".hypothesis-db"),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+settings.load_profile("tui-flow")
 
 
 @pytest.fixture

@@ -585,6 +585,30 @@ async def test_process_timeout_kills_the_worker_and_the_pool_recovers(tmp_path):
     assert ("after", "context log in a worker") in lines
 
 
+HANGS_AFTER_PRINTING = """
+import time
+from tui_flow import task
+
+@task(timeout_s=0.5, runner="process")
+def hangs(ctx):
+    print("first")
+    print("second")  # right after the first: held back to go out with the lines that follow
+    time.sleep(60)  # the workload: it is killed at its timeout
+"""
+
+
+async def test_what_a_process_body_printed_before_it_was_killed_at_its_timeout_is_kept(tmp_path):
+    from tui_flow import load
+
+    flow = tmp_path / "hangs.py"
+    flow.write_text(HANGS_AFTER_PRINTING)
+    rec = Recorder()
+    result = await asyncio.wait_for(run(load(flow).workflow(), subscribers=[rec]), LIMIT * 3)
+    assert result.tasks["hangs"].error == "TimeoutError: timed out after 0.5 s"
+    lines = [(ln.task_id, ln.attempt, ln.text) for e in rec.of(TaskLogs) for ln in e.lines]
+    assert lines == [("hangs", 1, "first"), ("hangs", 1, "second")]
+
+
 # -- cancellation --------------------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -154,6 +155,32 @@ async def test_a_fallback_after_a_hung_thread_body_does_not_wait_for_it() -> Non
     assert result.tasks["guarded"].via_fallback is True
     assert result.tasks["guarded"].attempt_errors[0] == "TimeoutError: timed out after 0.05 s"
     assert result.context["answer"] == "fallback"
+
+
+async def test_attempts_that_timed_out_are_recorded_so_whatever_the_task_does_next(
+    tmp_path: Path,
+) -> None:
+    from tui_flow.engine import Execution
+    from tui_flow.store.sqlite import RunStore
+
+    async def plan_b(context: Context) -> None:
+        await asyncio.Event().wait()  # times out too
+
+    @task(timeout_s=0.05, retry_attempts=1, fallback=plan_b)
+    async def guarded(context: Context) -> None:
+        await asyncio.Event().wait()
+
+    store = await RunStore.open(tmp_path / "runs.db")
+    execution = Execution(Workflow("fb", [guarded]))
+    execution.subscribe(store.recorder(execution.view))
+    result = await execution.start(gate=store.flush()).wait()
+    await store.close()
+    # a retry follows the first, the fallback the second, the task fails after the third
+    statuses = [a.status for a in result.view.tasks["guarded"].attempts]
+    assert statuses == ["timed_out", "timed_out", "timed_out"]
+    async with await RunStore.open(tmp_path / "runs.db") as store:
+        stored = await store.attempt_rows(result.run_id, "guarded")
+    assert [a["status"] for a in stored] == statuses
 
 
 # -- the process runner --------------------------------------------------------------------------

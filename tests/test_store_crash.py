@@ -1,17 +1,23 @@
-"""Real processes on one database: a run killed with SIGKILL and resumed; two writers at once."""
+"""Real processes on one database: a run killed with SIGKILL and resumed (at a chosen moment, and
+at random ones); two writers at once."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import random
+import select
 import signal
 import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -270,3 +276,192 @@ def test_two_processes_write_to_one_database_at_once(tmp_path: Path) -> None:
         assert a0 < b1 and b0 < a1
     finally:
         con.close()
+
+
+# -- killed at random moments, resumed until done ----------------------------------------------
+
+KILLED = """
+import asyncio
+import os
+import time
+from pathlib import Path
+
+from tui_flow import Workflow, task
+
+HERE = Path(__file__).parent
+PHASE = os.environ.get("PHASE", "clean")
+
+
+def mark(task_id):
+    with open(HERE / "ran.txt", "a") as f:  # one line per run of a body
+        f.write(f"{PHASE} {task_id}\\n")
+
+
+def tell(word):
+    if "TELL_FD" in os.environ:
+        os.write(int(os.environ["TELL_FD"]), (word + "\\n").encode())
+
+
+def value(task_id, context, deps):
+    return sum(map(ord, task_id)) + sum(context.get(d) for d in deps)
+
+
+def make(task_id, deps, kind):
+    if kind == "block":
+
+        async def body(context):
+            mark(task_id)
+            tell("blocking")
+            time.sleep(0.08)  # blocks the loop: a kill may land here
+            context.set(task_id, value(task_id, context, deps))
+
+    elif kind == "async":
+
+        async def body(context):
+            mark(task_id)
+            await asyncio.sleep(0.03)
+            context.set(task_id, value(task_id, context, deps))
+
+    else:
+
+        def body(context):
+            mark(task_id)
+            time.sleep(0.03)
+            context.set(task_id, value(task_id, context, deps))
+
+    return task(body, id=task_id, dependencies=deps)
+
+
+SPEC = [
+    ("src", [], "async"),
+    ("a1", ["src"], "async"),
+    ("a2", ["src"], "thread"),
+    ("a3", ["src"], "block"),
+    ("b1", ["a1"], "thread"),
+    ("b2", ["a1", "a2"], "block"),
+    ("b3", ["a2", "a3"], "async"),
+    ("b4", ["a3"], "thread"),
+    ("c1", ["b1", "b2"], "async"),
+    ("c2", ["b2", "b3"], "block"),
+    ("c3", ["b3", "b4"], "thread"),
+    ("c4", ["b4"], "async"),
+    ("d1", ["c1", "c2", "c3"], "thread"),
+    ("d2", ["c3", "c4"], "async"),
+    ("end", ["d1", "d2"], "async"),
+]
+workflow = Workflow("killed", [make(*s) for s in SPEC], max_concurrency=3)
+"""
+KILLED_TASKS = 15
+
+
+def recorded(db: Path) -> tuple[str | None, set[str]]:
+    """The newest run's status and the tasks the store holds as completed (None, set(): no
+    run is on disk)."""
+    if not db.exists():
+        return None, set()
+    con = sqlite3.connect(db)
+    try:
+        row = con.execute("SELECT status FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()
+        done = con.execute(
+            "SELECT DISTINCT task_id FROM events WHERE kind = 'task_state' AND state = 'completed'"
+        ).fetchall()
+    finally:
+        con.close()
+    return (row[0] if row else None), {t for (t,) in done}
+
+
+def heard(fd: int, word: str, limit: float) -> bool:
+    """Whether a body says `word` on the pipe within `limit` seconds."""
+    end = time.monotonic() + limit
+    seen = b""
+    while (left := end - time.monotonic()) > 0:
+        if not select.select([fd], [], [], left)[0]:
+            return False
+        chunk = os.read(fd, 1024)
+        if not chunk:  # every body that could say it has ended
+            return False
+        seen += chunk
+        if f"{word}\n".encode() in seen:
+            return True
+    return False
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The final context of the workflow run once without a kill."""
+    work = tmp_path_factory.mktemp("clean")
+    (work / "killed.py").write_text(KILLED)
+    out = subprocess.run(
+        [sys.executable, "-m", "tui_flow.cli", "run", str(work / "killed.py"), "--json"],
+        capture_output=True,
+        text=True,
+        env=env(TUI_FLOW_DB=str(work / "runs.db")),
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)["context"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_run_killed_at_random_moments_resumes_to_the_same_end(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    uninterrupted: dict[str, Any],
+    seed: int,
+) -> None:
+    """SIGKILL `tui-flow run` (and then `tui-flow resume`) at random moments, some while an
+    async body holds the loop, and resume until the run completes: no task the store held as
+    completed runs again, and the run ends with the context an uninterrupted run has."""
+    rng = random.Random(seed)
+    flow = tmp_path / "killed.py"
+    flow.write_text(KILLED)
+    db = tmp_path / "runs.db"
+    kills = rng.randint(1, 3)
+    log = []
+    for phase in range(10):
+        status, done = recorded(db)
+        if status == "completed":
+            break
+        assert phase < 9, f"seed {seed}: not completed after {phase} processes: {log}"
+        again = ["resume", "last", "--no-logs"] if status else ["run", str(flow)]
+        read_fd, write_fd = os.pipe()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tui_flow.cli", *again, "--plain", "--db", str(db)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env(PHASE=str(phase), TELL_FD=str(write_fd)),
+            pass_fds=(write_fd,),
+        )
+        os.close(write_fd)
+        try:
+            if phase < kills:
+                # kill it while a body blocks the loop, or after a random delay (it may have
+                # ended by then)
+                if rng.random() < 0.5 and heard(read_fd, "blocking", 10):
+                    moment = f"{again[0]}: blocking"
+                    delay = rng.uniform(0, 0.06)
+                else:
+                    moment = f"{again[0]}: timer"
+                    delay = rng.uniform(0.4, 1.4)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=delay)  # (the random moment of the kill is the test)
+                proc.kill()
+                log.append(f"{moment} +{delay:.3f}s")
+            _, err = proc.communicate(timeout=60)
+            if phase >= kills:
+                assert proc.returncode == 0, f"seed {seed}: {log}: {err.decode()}"
+        finally:
+            proc.kill()
+            os.close(read_fd)
+        side = tmp_path / "ran.txt"
+        ran = [line.split() for line in side.read_text().splitlines()] if side.exists() else []
+        now = [t for p, t in ran if p == str(phase)]
+        assert not set(now) & done, f"seed {seed}: {log}: ran again: {set(now) & done}"
+        if status is None and recorded(db)[0] is None:
+            assert now == [], "a body ran before its run was on disk"
+
+    status, done = recorded(db)
+    assert status == "completed" and len(done) == KILLED_TASKS
+    final = cli_json(capsys, "show", "last", "--db", str(db), "--json")
+    assert final["status"] == "completed"
+    assert final["context"] == uninterrupted, f"seed {seed}: {log}"

@@ -499,9 +499,9 @@ class _DaskSink(_WorkerSink):
         self._timer_set = False
         self._closed = False
 
-    def _lines(self, level: str, lines: list[str]) -> None:
-        super()._lines(level, lines)
-        if self.lines and not self._timer_set and not self._closed:
+    def _hold_locked(self) -> None:
+        # lines wait for company: here the worker's loop sends them a moment later
+        if not self._timer_set and not self._closed:
             self._timer_set = True
             loop = self.conn.worker.loop  # type: ignore[attr-defined]
             loop.add_callback(lambda: loop.call_later(0.1, self._flush))

@@ -63,6 +63,7 @@ class TaskStateChanged(_Event):
     traceback: str | None = None
     reason: str | None = None  # why skipped / cancelled, "timed out", "via fallback", ...
     via_fallback: bool = False
+    timed_out: bool = False  # the attempt this event ends ran past the task's timeout_s
 
     @classmethod
     def trusted(
@@ -77,6 +78,7 @@ class TaskStateChanged(_Event):
         traceback: str | None = None,
         reason: str | None = None,
         via_fallback: bool = False,
+        timed_out: bool = False,
     ) -> TaskStateChanged:
         """The event from values the caller guarantees are of the right types (the
         scheduler's hot path: two of these per task). The same model as `TaskStateChanged(...)`
@@ -98,6 +100,7 @@ class TaskStateChanged(_Event):
                 "traceback": traceback,
                 "reason": reason,
                 "via_fallback": via_fallback,
+                "timed_out": timed_out,
             },
         )
         _setattr(m, "__pydantic_fields_set__", _TRUSTED_FIELDS)

@@ -84,8 +84,16 @@ def _type_name(exc: BaseException) -> str:
 # worker side (runs in the child process)
 
 
+# lines written within this long of the last batch wait to go with the next ones, but no longer
+_BATCH_S = 0.05
+
+
 class _WorkerSink(StreamLines):
-    """Context sink in a worker: batches log lines and sends them to the parent."""
+    """Context sink in a worker: batches log lines and sends them to the parent.
+
+    A line that waits for company goes out at most `_BATCH_S` later even if none follows (a
+    thread sends it): a body that prints, then computes or hangs until it is killed at its
+    timeout, still has its line shown while it runs, and kept."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -93,14 +101,49 @@ class _WorkerSink(StreamLines):
         self.lines: list[tuple[float, str, str]] = []
         self.last_send = time.monotonic()
         self._partial: dict[str, str] = {}
+        self._held = threading.Condition(self.lock)
+        self._sender: threading.Thread | None = None
 
     def _lines(self, level: str, lines: list[str]) -> None:
         now = time.time()
         with self.lock:
+            waiting = bool(self.lines)
             for line in lines:
                 self.lines.append((now, level, line))
-            if len(self.lines) >= 500 or time.monotonic() - self.last_send > 0.05:
+            if len(self.lines) >= 500 or time.monotonic() - self.last_send > _BATCH_S:
                 self._send_locked()
+            elif not waiting:
+                self._hold_locked()
+
+    def _hold_locked(self) -> None:
+        """Lines wait for the next batch (called with the lock held): see they go out."""
+        if self._sender is None:
+            self._sender = threading.Thread(
+                target=self._send_held, name="tui-flow worker logs", daemon=True
+            )
+            self._sender.start()
+        self._held.notify()
+
+    def _send_held(self) -> None:
+        with self._held:
+            while True:
+                if not self.lines:
+                    self._held.wait()
+                    continue
+                left = self.last_send + _BATCH_S - time.monotonic()
+                if left > 0:
+                    self._held.wait(left)
+                    continue
+                try:
+                    self._send_locked()
+                except (OSError, ValueError):  # the pipe is gone (the parent ended)
+                    return
+
+    def answer(self, msg: tuple[Any, ...]) -> None:
+        """Send the job's answer, after the lines it wrote."""
+        with self.lock:
+            self._send_locked()
+            self.conn.send(msg)
 
     def log(self, level: str, text: str) -> None:
         self._lines(level, str(text).splitlines() or [""])
@@ -283,12 +326,12 @@ def worker_main(conn: Connection) -> None:
         try:
             writes, value = run_job_in_worker(job, sink)
             sink.close()
-            conn.send(("done", writes, value))
+            sink.answer(("done", writes, value))
         except BaseException as exc:
             sink.close()
             summary, tb = describe_error(exc)
             try:
-                conn.send(("error", summary, tb))
+                sink.answer(("error", summary, tb))
             except Exception:
                 return
 
@@ -392,15 +435,24 @@ class _Worker:
         with contextlib.suppress(Exception):
             self.conn.close()
 
-    async def kill_and_wait(self, limit: float = 5.0) -> None:
-        """Kill the worker and return once it has really ended (its sentinel fires)."""
-        self.kill()
+    async def kill_and_wait(
+        self,
+        limit: float = 5.0,
+        on_message: Callable[[tuple[Any, ...]], None] | None = None,
+    ) -> None:
+        """Kill the worker and return once it has really ended (its sentinel fires). Then
+        what it sent that was not read yet (the last lines of the body it ran) goes to
+        `on_message`, before the pipe is closed."""
+        self.dead = True
+        with contextlib.suppress(Exception):
+            self.proc.kill()
         loop = asyncio.get_running_loop()
         ended: asyncio.Future[None] = loop.create_future()
         try:
             sentinel = self.proc.sentinel
             loop.add_reader(sentinel, lambda: ended.done() or ended.set_result(None))
         except (ValueError, OSError):
+            self.kill()
             return
         try:
             await asyncio.wait_for(asyncio.shield(ended), limit)
@@ -409,6 +461,16 @@ class _Worker:
         finally:
             with contextlib.suppress(Exception):
                 loop.remove_reader(sentinel)
+            if on_message is not None and ended.done():
+                self._drain(on_message)  # the worker has ended: every message is whole
+            self.kill()
+
+    def _drain(self, on_message: Callable[[tuple[Any, ...]], None]) -> None:
+        with contextlib.suppress(Exception):  # EOFError: nothing more
+            while self.conn.poll():
+                msg = self.conn.recv()
+                if msg[0] in ("logs", "progress"):
+                    on_message(msg)
 
     def stop(self) -> None:
         with contextlib.suppress(Exception):
@@ -474,7 +536,7 @@ class ProcessPool:
             else:
                 self._count -= 1
                 self._wake()
-                await w.kill_and_wait()
+                await w.kill_and_wait(on_message=on_message)
 
     async def _acquire(self) -> _Worker:
         while True:

@@ -266,6 +266,10 @@ class _Attempt:
         self.retryable = True
         self.zombie: concurrent.futures.Future[Any] | None = None
 
+    @property
+    def timed_out(self) -> bool:
+        return self.reason == "timed out"
+
 
 _CONTEXT_ERRORS = ("ContextError", "NotSerialisable", "ConflictError")
 _NO_WRITES: Mapping[str, Any] = MappingProxyType({})
@@ -1037,6 +1041,7 @@ class Execution:
                         error=result.error,
                         traceback=result.traceback,
                         reason=result.reason,
+                        timed_out=result.timed_out,
                     )
                     if result.zombie is not None:
                         self._hand_slot_to_thread(unit, result.zombie)
@@ -1056,6 +1061,7 @@ class Execution:
                         error=result.error,
                         traceback=result.traceback,
                         reason="falling back",
+                        timed_out=result.timed_out,
                     )
                     if result.zombie is not None and not result.zombie.done():
                         # the timed-out body keeps its slot until it ends; the fallback is
@@ -1073,6 +1079,7 @@ class Execution:
                         traceback=fb.traceback,
                         reason="fallback failed",
                         zombie=fb.zombie,
+                        timed_out=fb.timed_out,
                     )
                     return
                 self._fail(
@@ -1082,6 +1089,7 @@ class Execution:
                     traceback=result.traceback,
                     reason=result.reason,
                     zombie=result.zombie,
+                    timed_out=result.timed_out,
                 )
                 return
         except asyncio.CancelledError:
@@ -1150,9 +1158,18 @@ class Execution:
         traceback: str | None = None,
         reason: str | None = None,
         zombie: concurrent.futures.Future[Any] | None = None,
+        timed_out: bool = False,
     ) -> None:
         self._flush_logs()
-        self._set_state(unit.id, "failed", attempt, error=error, traceback=traceback, reason=reason)
+        self._set_state(
+            unit.id,
+            "failed",
+            attempt,
+            error=error,
+            traceback=traceback,
+            reason=reason,
+            timed_out=timed_out,
+        )
         if zombie is not None:
             self._hand_slot_to_thread(unit, zombie)
         self._release_final(unit)

@@ -189,7 +189,9 @@ class RunView:
             if last is not None and last.finished_at is None and e.attempt == last.number:
                 last.finished_at = e.at
                 if state in ("retrying", "failed"):
-                    last.status = "timed_out" if e.reason == "timed out" else "failed"
+                    # (runs recorded before events said `timed_out` said it in the reason)
+                    timed_out = e.timed_out or e.reason == "timed out"
+                    last.status = "timed_out" if timed_out else "failed"
                 else:
                     last.status = state
                 last.error = e.error

@@ -281,7 +281,7 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=str)
 
 
-_STATE_EXTRAS = ("max_attempts", "error", "traceback", "reason", "via_fallback")
+_STATE_EXTRAS = ("max_attempts", "error", "traceback", "reason", "via_fallback", "timed_out")
 _STATE_DEFAULTS = {k: TaskStateChanged.model_fields[k].default for k in _STATE_EXTRAS}
 _MAX_ONLY: dict[int, str] = {}
 
@@ -290,7 +290,7 @@ def _state_extras(d: dict[str, Any]) -> str:
     """The `data` of a task_state row (`d`: the event's fields): its fields beyond the row's
     columns that are not at their default, as JSON; '{}' when none."""
     if d["error"] is None and d["traceback"] is None and d["reason"] is None:
-        if not d["via_fallback"]:
+        if not d["via_fallback"] and not d["timed_out"]:
             n = d["max_attempts"]
             if n == 1:
                 return "{}"
