@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "Context": "tui_flow.context",
     "Execution": "tui_flow.engine.scheduler",
-    "RunResult": "tui_flow.engine.scheduler",
+    "RunResult": "tui_flow.engine.result",
     "run": "tui_flow.engine.scheduler",
     "run_sync": "tui_flow.engine.scheduler",
     "start": "tui_flow.engine.scheduler",
@@ -75,7 +75,8 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what type checkers and editors see
     from .context import Context
-    from .engine.scheduler import Execution, RunResult, run, run_sync, start
+    from .engine.result import RunResult
+    from .engine.scheduler import Execution, run, run_sync, start
     from .errors import (
         ConflictError,
         ContextError,

@@ -21,7 +21,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from .engine.scheduler import Execution, body_holding_loop
+from .engine.attempts import body_holding_loop
+from .engine.scheduler import Execution
 from .engine.watchdog import RunInterrupted
 from .status import EXIT_INTERRUPTED
 

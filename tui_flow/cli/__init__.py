@@ -188,8 +188,8 @@ def app_parser() -> argparse.ArgumentParser:
 def _exit_past_stuck_threads(code: int) -> int:
     """A timed-out or cancelled thread body cannot be stopped, and the interpreter would wait
     for it at exit forever. The run is over and recorded, so leave without waiting."""
-    scheduler = sys.modules.get("tui_flow.engine.scheduler")  # loaded if anything ran
-    if scheduler is not None and scheduler.bodies_still_running():
+    attempts = sys.modules.get("tui_flow.engine.attempts")  # loaded if anything ran
+    if attempts is not None and attempts.bodies_still_running():
         with contextlib.suppress(Exception):
             sys.stdout.flush()
             sys.stderr.flush()

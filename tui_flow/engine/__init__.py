@@ -16,7 +16,8 @@ from .events import (
     event_from_json,
 )
 from .report import Report, TaskTiming, compute_report
-from .scheduler import Execution, RunResult, TaskOutcome, run, run_sync, start
+from .result import RunResult, TaskOutcome
+from .scheduler import Execution, run, run_sync, start
 from .state import RunView, TaskView
 
 __all__ = [

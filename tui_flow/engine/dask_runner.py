@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TuiFlowError
-from .runners import ProcessJob, _WorkerSink, describe_error, run_job_in_worker
+from .runners import ProcessJob, _WorkerSink, describe_error, retryable_error, run_job_in_worker
 
 SCHEDULER_ENV = "TUI_FLOW_DASK_SCHEDULER"
 INSTALL_HINT = 'pip install "tui-flow[dask]"'
@@ -375,7 +375,7 @@ class DaskRunner:
         from distributed.client import FutureCancelledError
 
         try:
-            status, first, second, sent = waiter.result()
+            status, first, second, sent, retryable = waiter.result()
         except KilledWorker as exc:
             return (
                 "error",
@@ -406,7 +406,7 @@ class DaskRunner:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(DRAIN_TIMEOUT_S):
                     await st.all_in.wait()
-        return (status, first, second)
+        return (status, first, second) if status == "done" else (status, first, second, retryable)
 
     def _stop_later(self, key: str, fut: Any, worker: str | None) -> None:
         task = asyncio.ensure_future(self._stop(key, fut, worker))
@@ -583,7 +583,7 @@ def _frames(exc: BaseException) -> list[tuple[str, int | None]]:
     return [(f.filename, f.lineno) for f in traceback.extract_tb(exc.__traceback__)]
 
 
-def _run_attempt(payload: bytes) -> tuple[str, Any, Any, int]:
+def _run_attempt(payload: bytes) -> tuple[str, Any, Any, int, bool]:
     """The function Dask runs: one attempt of one body. Never raises for the body's errors."""
     from distributed import get_worker
 
@@ -596,9 +596,10 @@ def _run_attempt(payload: bytes) -> tuple[str, Any, Any, int]:
     rec = _Running(threading.get_ident())
     with _running_lock:
         if key in _doomed:
-            return ("error", "TaskInterrupted: cancelled before it started", "", 0)
+            return ("error", "TaskInterrupted: cancelled before it started", "", 0, True)
         _running[key] = rec
     out: tuple[str, Any, Any]
+    retryable = True
     try:
         try:
             _ensure_capture()
@@ -613,6 +614,7 @@ def _run_attempt(payload: bytes) -> tuple[str, Any, Any, int]:
                 out = ("error", "TaskInterrupted: stopped on the worker", "")
             except BaseException as exc:
                 out = ("error", *describe_error(exc))
+                retryable = retryable_error(exc)
             finally:
                 exit_attempt(token)
         finally:
@@ -625,7 +627,7 @@ def _run_attempt(payload: bytes) -> tuple[str, Any, Any, int]:
         out = ("error", "TaskInterrupted: stopped on the worker", "")
     finally:
         rec.done.set()
-    return (*out, conn.sent)
+    return (*out, conn.sent, retryable)
 
 
 def _absorb() -> None:

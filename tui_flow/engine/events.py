@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from ..tasks import Task
+
 TaskState = Literal["pending", "running", "retrying", "completed", "failed", "skipped", "cancelled"]
 FINAL_STATES: frozenset[str] = frozenset({"completed", "failed", "skipped", "cancelled"})
 RunStatus = Literal["running", "completed", "failed", "cancelled", "interrupted"]
@@ -192,3 +194,30 @@ def event_from_json(data: str | bytes | dict[str, Any]) -> Any:
     if isinstance(data, dict):
         return EVENT_ADAPTER.validate_python(data)
     return EVENT_ADAPTER.validate_json(data)
+
+
+def task_info(t: Task) -> TaskInfo:
+    """A task as events describe it (cached on the task while its spec is unchanged)."""
+    cached = t.__dict__.get("_tui_flow_info")
+    if cached is not None and cached[0] is t.spec:
+        return cached[1]
+    info = _build_task_info(t)
+    t.__dict__["_tui_flow_info"] = (t.spec, info)
+    return info
+
+
+def _build_task_info(t: Task) -> TaskInfo:
+    s = t.spec
+    return TaskInfo(
+        id=s.id,
+        dependencies=s.dependencies,
+        description=s.description,
+        retry_attempts=s.retry_attempts,
+        retry_delay_ms=s.retry_delay_ms,
+        retry_backoff=s.retry_backoff,
+        trigger_rule=s.trigger_rule,
+        runner=t.runner,
+        timeout_s=s.timeout_s,
+        map_over=s.map_over,
+        has_fallback=t.fallback_fn is not None,
+    )

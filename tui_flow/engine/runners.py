@@ -73,6 +73,14 @@ def describe_error(exc: BaseException) -> tuple[str, str]:
     return first, tb
 
 
+def retryable_error(exc: BaseException) -> bool:
+    """Whether another attempt may go otherwise: not for a context error (a missing key, a
+    value of the wrong type, a write conflict), which would be the same every time."""
+    from ..errors import ContextError
+
+    return not isinstance(exc, ContextError)
+
+
 def _type_name(exc: BaseException) -> str:
     try:
         return type(exc).__name__
@@ -331,7 +339,7 @@ def worker_main(conn: Connection) -> None:
             sink.close()
             summary, tb = describe_error(exc)
             try:
-                sink.answer(("error", summary, tb))
+                sink.answer(("error", summary, tb, retryable_error(exc)))
             except Exception:
                 return
 

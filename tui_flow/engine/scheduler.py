@@ -23,20 +23,18 @@ import contextvars
 import heapq
 import itertools
 import random
-import threading
 import time
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
-from types import FrameType, MappingProxyType
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from ..context import _MISSING, Context, to_json_value
-from ..errors import ConflictError, ContextError
 from ..tasks import Task
 from ..workflow import Workflow
+from .attempts import Attempt, blocked_message, body_holding_loop, run_attempt
 from .events import (
     FINAL_STATES,
     ContextWritten,
@@ -49,14 +47,17 @@ from .events import (
     TaskProgress,
     TasksAdded,
     TaskStateChanged,
+    task_info,
 )
-from .logs import AttemptSink, LogBuffer, capture, enter_attempt, exit_attempt
+from .ledger import Ledger
+from .logs import LogBuffer, capture
 from .report import Report
+from .result import RunResult, TaskOutcomes
 from .retry import retry_delay_s
 from .runners import ProcessJob, describe_error, get_process_pool
 from .state import RunView
 from .tuning import hold_gc
-from .watchdog import BodyOverran, RunInterrupted, Watchdog, watchdog_for
+from .watchdog import Watchdog, watchdog_for
 
 Subscriber = Callable[[Any], None]
 
@@ -81,111 +82,7 @@ class RemoteRunner(Protocol):
     async def close(self) -> None: ...
 
 
-@dataclass
-class TaskOutcome:
-    """How one task ended (what `RunResult.tasks` holds)."""
-
-    id: str
-    status: str
-    attempts: int
-    started_at: float | None
-    finished_at: float | None
-    duration_s: float | None
-    error: str | None = None
-    traceback: str | None = None
-    via_fallback: bool = False
-    attempt_errors: list[str | None] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "attempts": self.attempts,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "duration_s": self.duration_s,
-            "error": self.error,
-            "via_fallback": self.via_fallback,
-        }
-
-
-class TaskOutcomes(Mapping[str, TaskOutcome]):
-    """`RunResult.tasks`: each task's outcome, built from the finished run's view the first
-    time it is read (a run of 10,000 tasks need not build 10,000 outcomes nobody reads)."""
-
-    def __init__(self, view: RunView) -> None:
-        self._view = view
-        self._built: dict[str, TaskOutcome] | None = None
-
-    def _all(self) -> dict[str, TaskOutcome]:
-        if self._built is None:
-            self._built = {
-                tid: TaskOutcome(
-                    tid,
-                    tv.state,
-                    len(tv.attempts),
-                    tv.started_at,
-                    tv.finished_at,
-                    tv.duration(),
-                    tv.error,
-                    tv.traceback,
-                    tv.via_fallback,
-                    [a.error for a in tv.attempts],
-                )
-                for tid, tv in self._view.tasks.items()
-            }
-        return self._built
-
-    def __getitem__(self, task_id: str) -> TaskOutcome:
-        return self._all()[task_id]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._all())
-
-    def __len__(self) -> int:
-        return len(self._view.tasks)
-
-    def __repr__(self) -> str:
-        return repr(self._all())
-
-
-@dataclass
-class RunResult:
-    """What `run()` returns: status, per-task outcomes, the final context and the report."""
-
-    run_id: str
-    workflow: str
-    status: str
-    started_at: float
-    finished_at: float
-    tasks: Mapping[str, TaskOutcome]
-    context: dict[str, Any]
-    report: Report
-    view: RunView
-    executor: str = "local"
-    subscriber_errors: list[str] = field(default_factory=list)
-    error: str | None = None  # an error of the engine's own that ended the run
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "completed"
-
-    def to_json(self) -> dict[str, Any]:
-        """The object `tui-flow run --json` prints."""
-        return {
-            "workflow": self.workflow,
-            "run_id": self.run_id,
-            "status": self.status,
-            "executor": self.executor,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "tasks": {k: v.to_json() for k, v in self.tasks.items()},
-            "report": self.report.summary(),
-            "context": self.context,
-            "error": self.error,
-        }
-
-
-class _Unit:
+class Unit:
     """Something that takes a slot: a task, or one instance of a map_over task."""
 
     __slots__ = (
@@ -230,8 +127,8 @@ class _Lane:
 
     __slots__ = ("cancels", "next", "task", "wake")
 
-    def __init__(self, unit: _Unit) -> None:
-        self.next: _Unit | None = unit
+    def __init__(self, unit: Unit) -> None:
+        self.next: Unit | None = unit
         self.task: asyncio.Task[None] | None = None
         self.wake: asyncio.Future[None] | None = None
         self.cancels = 0  # cancels the execution asked for (of the unit it runs)
@@ -253,100 +150,7 @@ _LANE_SLICE_S = 0.002
 _slice_clock = time.perf_counter  # (a test gives it a clock of its own)
 
 
-class _Attempt:
-    __slots__ = ("error", "ok", "reason", "retryable", "traceback", "value", "writes", "zombie")
-
-    def __init__(self) -> None:
-        self.ok = False
-        self.writes: dict[str, Any] = {}
-        self.value: Any = None
-        self.error: str | None = None
-        self.traceback: str | None = None
-        self.reason: str | None = None
-        self.retryable = True
-        self.zombie: concurrent.futures.Future[Any] | None = None
-
-    @property
-    def timed_out(self) -> bool:
-        return self.reason == "timed out"
-
-
-_CONTEXT_ERRORS = ("ContextError", "NotSerialisable", "ConflictError")
 _NO_WRITES: Mapping[str, Any] = MappingProxyType({})
-
-
-class _NoTimeout:
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-
-_NO_TIMEOUT = _NoTimeout()
-
-
-class _Raised(Exception):
-    """Carries what a thread body raised back to the loop as it was. Raised out of an awaited
-    future as they are, a GeneratorExit escapes every `except` of the coroutines awaiting it,
-    and a TimeoutError is replaced by a new one without its traceback."""
-
-    def __init__(self, raised: BaseException) -> None:
-        super().__init__()
-        self.raised = raised
-
-
-_body_threads: set[int] = set()  # threads running a body now (see bodies_still_running)
-
-
-def bodies_still_running() -> bool:
-    """Whether a thread is still inside a body (one that timed out or was cancelled and never
-    returned): the interpreter would wait for it at exit forever."""
-    return bool(_body_threads)
-
-
-def _run_sync_body(fn: Callable[[Context], Any], ctx: Context, sink: AttemptSink) -> Any:
-    """In a worker thread: mark the thread as running this attempt, then run the body."""
-    token = enter_attempt(sink)
-    me = threading.get_ident()
-    _body_threads.add(me)
-    try:
-        result = fn(ctx)
-        if asyncio.iscoroutine(result):
-            result = asyncio.run(result)
-        return result
-    except BaseException as exc:
-        raise _Raised(exc) from None
-    finally:
-        _body_threads.discard(me)
-        exit_attempt(token)
-
-
-def task_info(t: Task) -> TaskInfo:
-    """A task as events describe it (cached on the task while its spec is unchanged)."""
-    cached = t.__dict__.get("_tui_flow_info")
-    if cached is not None and cached[0] is t.spec:
-        return cached[1]
-    info = _build_task_info(t)
-    t.__dict__["_tui_flow_info"] = (t.spec, info)
-    return info
-
-
-def _build_task_info(t: Task) -> TaskInfo:
-    s = t.spec
-    return TaskInfo(
-        id=s.id,
-        dependencies=s.dependencies,
-        description=s.description,
-        retry_attempts=s.retry_attempts,
-        retry_delay_ms=s.retry_delay_ms,
-        retry_backoff=s.retry_backoff,
-        trigger_rule=s.trigger_rule,
-        runner=t.runner,
-        timeout_s=s.timeout_s,
-        map_over=s.map_over,
-        has_fallback=t.fallback_fn is not None,
-    )
 
 
 class Execution:
@@ -396,18 +200,14 @@ class Execution:
         self.children = workflow.children  # shared with the workflow: read only
         self.deps_left = {tid: len(workflow.tasks[tid].spec.dependencies) for tid in order}
         self.state: dict[str, str] = dict.fromkeys(order, "pending")
-        self.units: dict[str, _Unit] = {tid: _Unit(tid, workflow.tasks[tid]) for tid in order}
-        self.writes: dict[str, dict[str, Any]] = {}
-        self.key_writers: dict[str, list[str]] = {}
-        self.views: dict[str, dict[str, Any]] = {}
-        self.any_writes = False
+        self.units: dict[str, Unit] = {tid: Unit(tid, workflow.tasks[tid]) for tid in order}
+        self.ledger = Ledger(workflow, self.initial)
         self.done = 0
         self.running = 0
         self.peak_running = 0
         self.cancelled = False
         self.group_left: dict[str, int] = {}
-        self.group_units: dict[str, list[_Unit]] = {}
-        self.group_writers: dict[str, dict[str, str]] = {}  # map_over task -> key -> instance
+        self.group_units: dict[str, list[Unit]] = {}
         self._ready: list[tuple[int, int, int, str, asyncio.Future[None] | None]] = []
         self._seq = itertools.count()
         self._lane_count = 0  # lanes made (see _Lane)
@@ -416,16 +216,15 @@ class Execution:
         # the lanes' share of this turn of the loop (see _lane_loop): begun, and when
         self._slice_armed = False
         self._slice_start = 0.0
-        self._ancestors: dict[str, set[str]] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self._finished: asyncio.Future[RunResult] | None = None
-        self._threads: concurrent.futures.ThreadPoolExecutor | None = None
-        self._buffer: LogBuffer | None = None
+        self.threads: concurrent.futures.ThreadPoolExecutor | None = None
+        self.buffer: LogBuffer | None = None
         self._started = False
         self._internal: tuple[str, str] | None = None  # what ended the run early (_end_now)
         self._held = False  # bodies wait: the run's start gate is not through yet
         self._gate: asyncio.Task[None] | None = None
-        self._watchdog: Watchdog | None = None  # while bodies run on the loop (see watchdog.py)
+        self.watchdog: Watchdog | None = None  # while bodies run on the loop (see watchdog.py)
 
     # -- public --------------------------------------------------------------------------------
 
@@ -443,7 +242,7 @@ class Execution:
             raise RuntimeError("this execution has already started")
         self._started = True
         loop = asyncio.get_running_loop()
-        self._loop = loop
+        self.loop = loop
         self._context = contextvars.copy_context()  # lifecycles start from the caller's context
         self._finished = loop.create_future()
         # the buffer calls back through a weak reference: no cycle between it and the
@@ -461,16 +260,16 @@ class Execution:
             if ex is not None:
                 ex._emit_progress(task_id, done, total, msg)
 
-        self._buffer = LogBuffer(loop, on_lines, on_progress, self.clock)
+        self.buffer = LogBuffer(loop, on_lines, on_progress, self.clock)
         capture.install()
         if self.wf.runners.get("thread"):
-            self._threads = concurrent.futures.ThreadPoolExecutor(
+            self.threads = concurrent.futures.ThreadPoolExecutor(
                 max_workers=self.cap + 2, thread_name_prefix=f"tui-flow-{self.run_id}"
             )
         if self.wf.runners.get("async"):
-            self._watchdog = watchdog_for(loop, body_holding_loop)
-            if self._watchdog is not None:
-                self._watchdog.add(self)
+            self.watchdog = watchdog_for(loop, body_holding_loop)
+            if self.watchdog is not None:
+                self.watchdog.add(self)
         n_proc = self.wf.runners.get("process", 0)
         if n_proc and self.remote is None:
             pool = get_process_pool()
@@ -529,7 +328,7 @@ class Execution:
             if tid in self.reuse:
                 self.state[tid] = "completed"
                 writes = self.reuse[tid]
-                self._record_writes(tid, writes)
+                self.ledger.record(tid, writes)
                 if writes:
                     self._emit(
                         ContextWritten(
@@ -584,7 +383,7 @@ class Execution:
             if self.state[uid] == "pending" and unit.lane is None
         ]
         for uid in pending:
-            self._set_state(uid, "cancelled", reason="run cancelled")
+            self.set_state(uid, "cancelled", reason="run cancelled")
         self._ready.clear()
         self._settle(pending)
 
@@ -602,7 +401,7 @@ class Execution:
             return True
         self._ready = [e for e in self._ready if e[3] != task_id]
         heapq.heapify(self._ready)
-        self._set_state(task_id, "cancelled", reason="cancelled by user")
+        self.set_state(task_id, "cancelled", reason="cancelled by user")
         self._settle([task_id])
         return True
 
@@ -636,7 +435,7 @@ class Execution:
             )
         )
 
-    def _set_state(self, tid: str, state: str, attempt: int = 0, **extra: Any) -> None:
+    def set_state(self, tid: str, state: str, attempt: int = 0, **extra: Any) -> None:
         self.state[tid] = state
         unit = self.units[tid]
         self._emit(
@@ -661,7 +460,7 @@ class Execution:
                 self.deps_left[child] -= 1
                 if self.deps_left[child] == 0 and self.state[child] == "pending":
                     if self.cancelled:
-                        self._set_state(child, "cancelled", reason="run cancelled")
+                        self.set_state(child, "cancelled", reason="run cancelled")
                         work.append(child)
                     elif child in self.reuse:
                         continue
@@ -692,7 +491,7 @@ class Execution:
             run = not blocker
             why = f"upstream {blocker[0]!r} {self.state[blocker[0]]}" if blocker else None
         if not run:
-            self._set_state(tid, "skipped", reason=why)
+            self.set_state(tid, "skipped", reason=why)
             if not defer:
                 self._settle([tid])
             return True
@@ -724,7 +523,7 @@ class Execution:
                 self._take_slot(unit)
                 self._start_unit(unit)
 
-    def _start_unit(self, unit: _Unit) -> None:
+    def _start_unit(self, unit: Unit) -> None:
         """Hand a unit that holds a slot to a lane: the one whose unit just ended, an idle
         one, or a new one."""
         lane = self._free_lane
@@ -741,11 +540,11 @@ class Execution:
             return
         self._new_lane(unit)
 
-    def _new_lane(self, unit: _Unit) -> None:
-        assert self._loop is not None
+    def _new_lane(self, unit: Unit) -> None:
+        assert self.loop is not None
         lane = _Lane(unit)
         self._lane_count += 1
-        lane.task = self._loop.create_task(
+        lane.task = self.loop.create_task(
             self._run_lane(lane),
             name=f"tui-flow lane {self._lane_count}",
             context=self._context.copy(),
@@ -765,7 +564,7 @@ class Execution:
             self._crash(exc, "the scheduler")
 
     async def _lane_loop(self, lane: _Lane) -> None:
-        assert self._loop is not None and lane.task is not None
+        assert self.loop is not None and lane.task is not None
         me = lane.task
         base = contextvars.copy_context()
         clock = _slice_clock
@@ -774,7 +573,7 @@ class Execution:
             if unit is None:
                 if self.is_done or self.cancelled:
                     return
-                lane.wake = self._loop.create_future()
+                lane.wake = self.loop.create_future()
                 self._idle.append(lane)
                 await lane.wake
                 lane.wake = None
@@ -819,20 +618,20 @@ class Execution:
             if not self._slice_armed:
                 self._slice_armed = True
                 self._slice_start = clock()
-                self._loop.call_soon(self._end_slice)
+                self.loop.call_soon(self._end_slice)
             elif clock() - self._slice_start > _LANE_SLICE_S:
                 await asyncio.sleep(0)
 
     def _end_slice(self) -> None:
         self._slice_armed = False
 
-    def _take_slot(self, unit: _Unit) -> None:
+    def _take_slot(self, unit: Unit) -> None:
         unit.holds_slot = True
         self.running += 1
         if self.running > self.peak_running:
             self.peak_running = self.running
 
-    def _release_final(self, unit: _Unit) -> None:
+    def _release_final(self, unit: Unit) -> None:
         """The unit reached its final state: its slot goes back, and the lane running it is
         the first to be handed a unit that gets a slot (it takes it once the lifecycle
         returns, without a trip through the loop)."""
@@ -840,19 +639,19 @@ class Execution:
             self._free_lane = unit.lane
         self._release_slot(unit)
 
-    def _release_slot(self, unit: _Unit) -> None:
+    def _release_slot(self, unit: Unit) -> None:
         if unit.holds_slot:
             unit.holds_slot = False
             self.running -= 1
             if not self.is_done:
                 self._pump()
 
-    def _hand_slot_to_thread(self, unit: _Unit, zombie: concurrent.futures.Future[Any]) -> None:
+    def _hand_slot_to_thread(self, unit: Unit, zombie: concurrent.futures.Future[Any]) -> None:
         """A timed-out thread still runs: its slot stays taken until it really ends."""
         if not unit.holds_slot:
             return
         unit.holds_slot = False
-        loop = self._loop
+        loop = self.loop
         assert loop is not None
 
         def ended(_: Any) -> None:
@@ -871,68 +670,14 @@ class Execution:
 
         zombie.add_done_callback(ended)
 
-    async def _wait_slot(self, unit: _Unit) -> None:
-        assert self._loop is not None
-        fut: asyncio.Future[None] = self._loop.create_future()
+    async def _wait_slot(self, unit: Unit) -> None:
+        assert self.loop is not None
+        fut: asyncio.Future[None] = self.loop.create_future()
         self._push(unit.id, fut)
         self._pump()
         # if a cancel lands just after the slot was granted, the lifecycle's `finally` gives
         # the slot back (`holds_slot` is already set)
         await fut
-
-    # -- context -------------------------------------------------------------------------------
-
-    def _ancestors_of(self, tid: str) -> set[str]:
-        found = self._ancestors.get(tid)
-        if found is None:
-            found = self._ancestors[tid] = self.wf.ancestors(tid)
-        return found
-
-    def _visible_for(self, tid: str) -> dict[str, Any]:
-        """The initial context plus the writes of `tid`'s ancestors, latest writer winning."""
-        cached = self.views.get(tid)
-        if cached is not None:
-            return cached
-        deps = self.units[tid].task.spec.dependencies
-        if not self.any_writes or not deps:
-            view = self.initial
-        elif len(deps) == 1 and deps[0] in self.views:
-            d = deps[0]
-            w = self.writes.get(d)
-            view = {**self.views[d], **w} if w else self.views[d]
-        else:
-            anc = self._ancestors_of(tid)
-            writers = sorted((self.rank[a], a) for a in anc if self.writes.get(a))
-            view = dict(self.initial)
-            for _, a in writers:
-                view.update(self.writes[a])
-        self.views[tid] = view
-        return view
-
-    def _conflict(self, owner: str, writes: Mapping[str, Any]) -> ConflictError | None:
-        for key in writes:
-            for other in self.key_writers.get(key, ()):
-                if other == owner:
-                    continue
-                if other in self._ancestors_of(owner) or owner in self._ancestors_of(other):
-                    continue
-                return ConflictError(key, other, owner)
-        return None
-
-    def _record_writes(self, tid: str, writes: Mapping[str, Any]) -> None:
-        if not writes:
-            return
-        self.writes[tid] = dict(writes)
-        self.any_writes = True
-        for key in writes:
-            self.key_writers.setdefault(key, []).append(tid)
-
-    def _final_context(self) -> dict[str, Any]:
-        merged = dict(self.initial)
-        for tid in self.wf.order:
-            if self.state[tid] == "completed" and tid in self.writes:
-                merged.update(self.writes[tid])
-        return merged
 
     # -- map_over ------------------------------------------------------------------------------
 
@@ -941,14 +686,14 @@ class Execution:
         task = self.units[tid].task
         key = task.spec.map_over
         assert key is not None
-        items = self._visible_for(tid).get(key, _MISSING)
+        items = self.ledger.visible_for(tid).get(key, _MISSING)
         if items is _MISSING or not isinstance(items, list):
             what = "is not set" if items is _MISSING else f"is a {type(items).__name__}, not a list"
-            self._set_state(tid, "failed", error=f"map_over: context key {key!r} {what}")
+            self.set_state(tid, "failed", error=f"map_over: context key {key!r} {what}")
             if not defer:
                 self._settle([tid])
             return True
-        self._set_state(tid, "running")
+        self.set_state(tid, "running")
         if not items:
             self._complete_group(tid, defer)
             return True
@@ -958,7 +703,7 @@ class Execution:
         base.update(dependencies=(), map_over=None, parent=tid)
         for i, item in enumerate(items):
             uid = f"{tid}[{i}]"
-            unit = self.units[uid] = _Unit(uid, task, parent=tid, item=item, index=i)
+            unit = self.units[uid] = Unit(uid, task, parent=tid, item=item, index=i)
             members.append(unit)
             self.state[uid] = "pending"
             infos.append(TaskInfo(**{**base, "id": uid}))
@@ -968,7 +713,7 @@ class Execution:
             self._push(info.id)
         return False
 
-    def _instance_settled(self, unit: _Unit) -> None:
+    def _instance_settled(self, unit: Unit) -> None:
         parent = unit.parent
         assert parent is not None
         self.group_left[parent] -= 1
@@ -980,12 +725,12 @@ class Execution:
         bad = [u for u in instances if self.state[u.id] != "completed"]
         if bad:
             if all(self.state[u.id] == "cancelled" for u in bad):
-                self._set_state(tid, "cancelled", reason="instances cancelled")
+                self.set_state(tid, "cancelled", reason="instances cancelled")
             else:
                 failed = [u for u in bad if self.state[u.id] == "failed"]
                 first = failed[0] if failed else bad[0]
                 err = self.view.tasks[first.id].error if first.id in self.view.tasks else None
-                self._set_state(
+                self.set_state(
                     tid,
                     "failed",
                     error=f"{len(bad)} of {len(instances)} instances did not complete; "
@@ -996,27 +741,27 @@ class Execution:
             for u in instances:
                 writes.update(u.writes)
             writes[tid] = [u.value for u in instances]
-            conflict = self._conflict(tid, writes)
+            conflict = self.ledger.conflict(tid, writes)
             if conflict is not None:
-                self._set_state(tid, "failed", error=str(conflict))
+                self.set_state(tid, "failed", error=f"ConflictError: {conflict}")
             else:
-                self._record_writes(tid, writes)
+                self.ledger.record(tid, writes)
                 self._emit(
                     ContextWritten(run_id=self.run_id, at=self.clock(), task_id=tid, values=writes)
                 )
-                self._set_state(tid, "completed")
+                self.set_state(tid, "completed")
         if not defer:
             self._settle([tid])
 
     # -- running a task ------------------------------------------------------------------------
 
-    async def _lifecycle(self, unit: _Unit) -> None:
+    async def _lifecycle(self, unit: Unit) -> None:
         spec = unit.task.spec
         attempt = 0
         try:
             while True:
                 attempt += 1
-                result = await self._attempt(unit, attempt, unit.task.fn, "body")
+                result = await run_attempt(self, unit, attempt, unit.task.fn, "body")
                 if result.ok:
                     self._succeed(unit, attempt, result, via_fallback=False)
                     return
@@ -1034,7 +779,7 @@ class Execution:
                             error=result.error or "failed",
                         )
                     )
-                    self._set_state(
+                    self.set_state(
                         unit.id,
                         "retrying",
                         attempt,
@@ -1054,7 +799,7 @@ class Execution:
                     await self._wait_slot(unit)
                     continue
                 if unit.task.fallback_fn is not None:
-                    self._set_state(
+                    self.set_state(
                         unit.id,
                         "retrying",
                         attempt,
@@ -1068,7 +813,9 @@ class Execution:
                         # another function, so it need not wait for it: it takes a new slot
                         self._hand_slot_to_thread(unit, result.zombie)
                         await self._wait_slot(unit)
-                    fb = await self._attempt(unit, attempt + 1, unit.task.fallback_fn, "fallback")
+                    fb = await run_attempt(
+                        self, unit, attempt + 1, unit.task.fallback_fn, "fallback"
+                    )
                     if fb.ok:
                         self._succeed(unit, attempt + 1, fb, via_fallback=True)
                         return
@@ -1102,26 +849,22 @@ class Execution:
                 unit.lane = lane
             if self.state[unit.id] not in FINAL_STATES:
                 why = "run cancelled" if self.cancelled else "cancelled by user"
-                self._set_state(unit.id, "cancelled", attempt, reason=why)
+                self.set_state(unit.id, "cancelled", attempt, reason=why)
                 self._release_final(unit)
                 self._settle([unit.id])
         finally:
             self._release_slot(unit)
 
-    def _succeed(self, unit: _Unit, attempt: int, result: _Attempt, via_fallback: bool) -> None:
+    def _succeed(self, unit: Unit, attempt: int, result: Attempt, via_fallback: bool) -> None:
         self._flush_logs()
         if unit.parent is not None:
-            writers = self.group_writers.setdefault(unit.parent, {})
-            for key in result.writes:
-                other = writers.get(key)
-                if other is not None and other != unit.id:
-                    self._fail(unit, attempt, error=str(ConflictError(key, other, unit.id)))
-                    return
-            for key in result.writes:
-                writers[key] = unit.id
+            conflict = self.ledger.claim_instance_keys(unit.parent, unit.id, result.writes)
+            if conflict is not None:
+                self._fail(unit, attempt, error=f"ConflictError: {conflict}")
+                return
             unit.writes = result.writes
             unit.value = result.value
-            self._set_state(
+            self.set_state(
                 unit.id,
                 "completed",
                 attempt,
@@ -1129,18 +872,18 @@ class Execution:
                 via_fallback=via_fallback,
             )
         else:
-            conflict = self._conflict(unit.id, result.writes)
+            conflict = self.ledger.conflict(unit.id, result.writes)
             if conflict is not None:
                 self._fail(unit, attempt, error=f"ConflictError: {conflict}")
                 return
-            self._record_writes(unit.id, result.writes)
+            self.ledger.record(unit.id, result.writes)
             if result.writes:
                 self._emit(
                     ContextWritten(
                         run_id=self.run_id, at=self.clock(), task_id=unit.id, values=result.writes
                     )
                 )
-            self._set_state(
+            self.set_state(
                 unit.id,
                 "completed",
                 attempt,
@@ -1152,7 +895,7 @@ class Execution:
 
     def _fail(
         self,
-        unit: _Unit,
+        unit: Unit,
         attempt: int,
         error: str | None,
         traceback: str | None = None,
@@ -1161,7 +904,7 @@ class Execution:
         timed_out: bool = False,
     ) -> None:
         self._flush_logs()
-        self._set_state(
+        self.set_state(
             unit.id,
             "failed",
             attempt,
@@ -1176,135 +919,8 @@ class Execution:
         self._settle([unit.id])
 
     def _flush_logs(self) -> None:
-        if self._buffer is not None and self._buffer.pending:
-            self._buffer.flush()
-
-    async def _attempt(
-        self, unit: _Unit, attempt: int, fn: Callable[..., Any], kind: str
-    ) -> _Attempt:
-        """Run the body once, under the task's timeout. Never raises but CancelledError."""
-        assert self._buffer is not None and self._loop is not None
-        out = _Attempt()
-        task = unit.task
-        top = unit.parent or unit.id
-        timeout = task.spec.timeout_s
-        runner = task.runner
-        if self.remote is not None and runner in ("thread", "process"):
-            runner = "remote"
-        worker = None
-        if runner == "process":
-            # wait for a free worker first: queueing is not running, and not under the timeout
-            try:
-                worker = await get_process_pool().acquire()
-            except asyncio.CancelledError:
-                raise
-            except BaseException as exc:
-                out.error, out.traceback = describe_error(exc)
-                out.error = f"could not start a worker process: {out.error}"
-                self._set_state(unit.id, "running", attempt)
-                return out
-        self._set_state(
-            unit.id, "running", attempt, reason="fallback" if kind == "fallback" else None
-        )
-        sink = AttemptSink(self._buffer, unit.id, attempt)
-        visible = self._visible_for(top)
-        cf: concurrent.futures.Future[Any] | None = None
-        deadline = asyncio.timeout(timeout) if timeout else None
-        began = self._loop.time()  # (the loop's clock is monotonic, as the watchdog's)
-        try:
-            async with deadline if deadline is not None else _NO_TIMEOUT:
-                if runner == "async":
-                    ctx = Context.for_task(unit.id, visible, sink, item=unit.item, index=unit.index)
-                    token = enter_attempt(sink)
-                    try:
-                        value = fn(ctx)
-                        if asyncio.iscoroutine(value):
-                            value = await value
-                    finally:
-                        if self._watchdog is not None:
-                            held = self._watchdog.take(self, unit.id, attempt)
-                            if held is not None:
-                                sink.log("warning", blocked_message(held))
-                        exit_attempt(token)
-                    out.writes = ctx.writes
-                elif runner == "thread":
-                    ctx = Context.for_task(unit.id, visible, sink, item=unit.item, index=unit.index)
-                    assert self._threads is not None
-                    cf = self._threads.submit(_run_sync_body, fn, ctx, sink)
-                    value = await asyncio.wrap_future(cf)
-                    out.writes = ctx.writes
-                else:
-                    job = ProcessJob(
-                        # the file that defines the function being run: a fallback may
-                        # live in another module than the task's body
-                        source_file=getattr(getattr(fn, "__code__", None), "co_filename", None)
-                        or task.source_file
-                        or "",
-                        fn_name=getattr(fn, "__name__", task.id),
-                        task_id=task.id,
-                        kind=kind,
-                        display_id=unit.id,
-                        visible=visible,
-                        item=None if unit.item is _MISSING else unit.item,
-                        index=unit.index,
-                        has_item=unit.item is not _MISSING,
-                    )
-
-                    def on_message(m: tuple[Any, ...]) -> None:
-                        self._worker_message(sink, m)
-
-                    if worker is not None:
-                        msg = await get_process_pool().run_on(worker, job, on_message)
-                    else:
-                        assert self.remote is not None
-                        msg = await self.remote.run(job, on_message)
-                    if msg[0] == "error":
-                        out.error, out.traceback = msg[1], msg[2]
-                        out.retryable = not out.error.startswith(_CONTEXT_ERRORS)
-                        return out
-                    out.writes, value = msg[1], msg[2]
-            if deadline is not None and self._loop.time() - began > timeout:  # type: ignore[operator]
-                # the body returned past its deadline without awaiting in between (it blocked
-                # the loop, so the timeout could not fire): it timed out all the same
-                raise BodyOverran
-            if unit.item is not _MISSING and value is not None:
-                value = to_json_value(f"result of {unit.id}", value)
-            out.value = value
-            out.ok = True
-        except RunInterrupted:
-            # a signal stopped the body where it held the loop: the run is being cancelled
-            # (cancelled here, in the engine's own flow, not in the signal's handler)
-            self.cancel()
-            raise asyncio.CancelledError from None
-        except asyncio.CancelledError as exc:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise  # the run or this task was cancelled
-            # the body raised CancelledError itself: a failed attempt like any other
-            out.error, out.traceback = describe_error(exc)
-        except BaseException as exc:
-            # Whatever the body raised (KeyboardInterrupt, SystemExit and GeneratorExit too)
-            # is a failed attempt of this task: a body cannot stop the engine.
-            if isinstance(exc, _Raised):
-                exc = exc.raised
-            if deadline is not None and (deadline.expired() or isinstance(exc, BodyOverran)):
-                out.error = f"TimeoutError: timed out after {timeout:g} s"
-                out.reason = "timed out"
-                if cf is not None and not cf.done():
-                    out.zombie = cf
-                return out
-            out.error, out.traceback = describe_error(exc)
-            # a missing key or a value of the wrong type will be the same on every retry
-            out.retryable = not isinstance(exc, ContextError)
-        return out
-
-    def _worker_message(self, sink: AttemptSink, msg: tuple[Any, ...]) -> None:
-        if msg[0] == "logs":
-            for at, level, text in msg[1]:
-                del at
-                sink.buffer.add(sink.task_id, sink.attempt, level, text)
-        elif msg[0] == "progress":
-            sink.progress(msg[1], msg[2], msg[3])
+        if self.buffer is not None and self.buffer.pending:
+            self.buffer.flush()
 
     # -- the end -------------------------------------------------------------------------------
 
@@ -1329,7 +945,7 @@ class Execution:
         for uid, state in list(self.state.items()):
             if state not in FINAL_STATES:
                 try:
-                    self._set_state(uid, "cancelled", reason="the run stopped: internal error")
+                    self.set_state(uid, "cancelled", reason="the run stopped: internal error")
                 except BaseException:
                     self.state[uid] = "cancelled"
         self._finish()
@@ -1368,11 +984,11 @@ class Execution:
     def _wind_up(self) -> RunResult:
         """Emit RunFinished and build the result."""
         self._flush_logs()
-        if self._buffer is not None:
-            self._buffer.closed = True
+        if self.buffer is not None:
+            self.buffer.closed = True
         finished_at = self.clock()
         status = self._status()
-        context = self._final_context()
+        context = self.ledger.final(self.state)
         report = self.view.compute_report(finished_at)
         error, tb = self._internal or (None, None)
         self._emit(
@@ -1435,63 +1051,17 @@ class Execution:
         self._idle.clear()
 
     def _stop_watching(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.remove(self)
+        if self.watchdog is not None:
+            self.watchdog.remove(self)
 
     def loop_blocked(self, unit_id: str, attempt: int, seconds: float) -> None:
         """The watchdog saw this attempt's body hold the event loop: say so in its log."""
-        if self._buffer is not None and not self.is_done:
-            self._buffer.add(unit_id, attempt, "warning", blocked_message(seconds))
+        if self.buffer is not None and not self.is_done:
+            self.buffer.add(unit_id, attempt, "warning", blocked_message(seconds))
 
     def _stop_threads(self) -> None:
-        if self._threads is not None:
-            self._threads.shutdown(wait=False, cancel_futures=True)
-
-
-def blocked_message(seconds: float) -> str:
-    return (
-        f"blocked the event loop for {seconds:.1f} s: nothing else could run meanwhile "
-        f"(other tasks, timeouts, the app, the store); make it a plain def, which runs in a "
-        f"thread, or use runner='process' for CPU work"
-    )
-
-
-_ATTEMPT_CODE = Execution._attempt.__code__
-
-
-def body_holding_loop(
-    frame: FrameType | None,
-) -> tuple[Execution, str, int, float, float | None, object] | None:
-    """Whether `frame` (where the loop's thread is now) is inside the body of an attempt that
-    runs on the loop: (its execution, unit id, attempt, monotonic start and deadline, a token
-    for the attempt).
-
-    Called in the loop's own thread (a signal handler), so reading the frames is safe."""
-    child = None
-    f = frame
-    while f is not None:
-        if f.f_code is _ATTEMPT_CODE:
-            if child is None:
-                return None  # _attempt's own code runs, not the body
-            loc = f.f_locals
-            if loc.get("runner") != "async" or child.f_code is not _code_of(loc.get("fn")):
-                return None
-            ex, unit, timeout = loc.get("self"), loc.get("unit"), loc.get("timeout")
-            if not isinstance(ex, Execution) or unit is None:
-                return None
-            began = loc.get("began", 0.0)
-            deadline = began + timeout if timeout else None
-            return ex, unit.id, loc.get("attempt", 0), began, deadline, loc.get("out")
-        child = f
-        f = f.f_back
-    return None
-
-
-def _code_of(fn: Any) -> Any:
-    code = getattr(fn, "__code__", None)
-    if code is None and callable(fn):  # an object with __call__
-        code = getattr(type(fn).__call__, "__code__", None)
-    return code
+        if self.threads is not None:
+            self.threads.shutdown(wait=False, cancel_futures=True)
 
 
 def start(

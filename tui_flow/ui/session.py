@@ -16,8 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..engine.events import TaskInfo
-from ..engine.scheduler import task_info
+from ..engine.events import TaskInfo, task_info
 from ..engine.state import RunView, TaskView
 from ..workflow import Workflow
 

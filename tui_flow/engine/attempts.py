@@ -1,0 +1,369 @@
+"""One attempt of a task: its body run once, in the place its runner says, under its timeout.
+
+`run_attempt` never raises but `CancelledError` (the run or the task was cancelled): whatever
+the body raises (any BaseException) becomes a failed `Attempt` with the exception's type, a
+message and the traceback; a deadline that passed becomes "timed out". Where the body runs is
+one function per place, chosen by a table (`RUNNERS`):
+
+- `async`: on the event loop, inline (an `async def` body, or a plain one marked so);
+- `thread`: in the run's thread pool (plain bodies);
+- `process`: on a worker process of the pool (CPU work);
+- `remote`: on a remote runner (a Dask cluster), for thread and process bodies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Awaitable, Callable
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from ..context import _MISSING, Context, to_json_value
+from .logs import AttemptSink, enter_attempt, exit_attempt
+from .runners import ProcessJob, _Worker, describe_error, get_process_pool, retryable_error
+from .watchdog import BodyOverran, RunInterrupted
+
+if TYPE_CHECKING:
+    from .scheduler import Execution, Unit
+
+
+class Attempt:
+    """How one attempt went (what the lifecycle decides retries and fallbacks from)."""
+
+    __slots__ = (
+        "error",
+        "future",
+        "ok",
+        "reason",
+        "retryable",
+        "traceback",
+        "value",
+        "worker",
+        "writes",
+        "zombie",
+    )
+
+    def __init__(self) -> None:
+        self.ok = False
+        self.writes: dict[str, Any] = {}
+        self.value: Any = None
+        self.error: str | None = None
+        self.traceback: str | None = None
+        self.reason: str | None = None
+        self.retryable = True
+        # a thread body's future; after a timeout, the body that still runs (it keeps its slot)
+        self.future: concurrent.futures.Future[Any] | None = None
+        self.zombie: concurrent.futures.Future[Any] | None = None
+        self.worker: _Worker | None = None  # the worker process acquired for it
+
+    @property
+    def timed_out(self) -> bool:
+        return self.reason == "timed out"
+
+
+class _NoTimeout:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_TIMEOUT = _NoTimeout()
+
+
+class _Raised(Exception):
+    """Carries what a thread body raised back to the loop as it was. Raised out of an awaited
+    future as they are, a GeneratorExit escapes every `except` of the coroutines awaiting it,
+    and a TimeoutError is replaced by a new one without its traceback."""
+
+    def __init__(self, raised: BaseException) -> None:
+        super().__init__()
+        self.raised = raised
+
+
+_body_threads: set[int] = set()  # threads running a body now (see bodies_still_running)
+
+
+def bodies_still_running() -> bool:
+    """Whether a thread is still inside a body (one that timed out or was cancelled and never
+    returned): the interpreter would wait for it at exit forever."""
+    return bool(_body_threads)
+
+
+def _run_sync_body(fn: Callable[[Context], Any], ctx: Context, sink: AttemptSink) -> Any:
+    """In a worker thread: mark the thread as running this attempt, then run the body."""
+    token = enter_attempt(sink)
+    me = threading.get_ident()
+    _body_threads.add(me)
+    try:
+        result = fn(ctx)
+        if asyncio.iscoroutine(result):
+            result = asyncio.run(result)
+        return result
+    except BaseException as exc:
+        raise _Raised(exc) from None
+    finally:
+        _body_threads.discard(me)
+        exit_attempt(token)
+
+
+def blocked_message(seconds: float) -> str:
+    return (
+        f"blocked the event loop for {seconds:.1f} s: nothing else could run meanwhile "
+        f"(other tasks, timeouts, the app, the store); make it a plain def, which runs in a "
+        f"thread, or use runner='process' for CPU work"
+    )
+
+
+# -- where a body runs ----------------------------------------------------------------------
+# Each runner gets the attempt's parts and returns the body's value; it sets `out.writes`.
+
+Runner = Callable[
+    ["Execution", "Unit", int, Callable[..., Any], str, AttemptSink, Any, Attempt],
+    Awaitable[Any],
+]
+
+
+async def _on_loop(
+    ex: Execution,
+    unit: Unit,
+    attempt: int,
+    fn: Callable[..., Any],
+    kind: str,
+    sink: AttemptSink,
+    visible: Any,
+    out: Attempt,
+) -> Any:
+    ctx = Context.for_task(unit.id, visible, sink, item=unit.item, index=unit.index)
+    token = enter_attempt(sink)
+    try:
+        value = fn(ctx)
+        if asyncio.iscoroutine(value):
+            value = await value
+    finally:
+        watchdog = ex.watchdog
+        if watchdog is not None:
+            held = watchdog.take(ex, unit.id, attempt)
+            if held is not None:
+                sink.log("warning", blocked_message(held))
+        exit_attempt(token)
+    out.writes = ctx.writes
+    return value
+
+
+async def _in_thread(
+    ex: Execution,
+    unit: Unit,
+    attempt: int,
+    fn: Callable[..., Any],
+    kind: str,
+    sink: AttemptSink,
+    visible: Any,
+    out: Attempt,
+) -> Any:
+    ctx = Context.for_task(unit.id, visible, sink, item=unit.item, index=unit.index)
+    assert ex.threads is not None
+    out.future = ex.threads.submit(_run_sync_body, fn, ctx, sink)
+    value = await asyncio.wrap_future(out.future)
+    out.writes = ctx.writes
+    return value
+
+
+def _job(unit: Unit, fn: Callable[..., Any], kind: str, visible: Any) -> ProcessJob:
+    task = unit.task
+    return ProcessJob(
+        # the file that defines the function being run: a fallback may live in another
+        # module than the task's body
+        source_file=getattr(getattr(fn, "__code__", None), "co_filename", None)
+        or task.source_file
+        or "",
+        fn_name=getattr(fn, "__name__", task.id),
+        task_id=task.id,
+        kind=kind,
+        display_id=unit.id,
+        visible=visible,
+        item=None if unit.item is _MISSING else unit.item,
+        index=unit.index,
+        has_item=unit.item is not _MISSING,
+    )
+
+
+def _worker_message(sink: AttemptSink, msg: tuple[Any, ...]) -> None:
+    """Log lines and progress a worker process (or a Dask worker) sent while a body runs."""
+    if msg[0] == "logs":
+        for _at, level, text in msg[1]:
+            sink.buffer.add(sink.task_id, sink.attempt, level, text)
+    elif msg[0] == "progress":
+        sink.progress(msg[1], msg[2], msg[3])
+
+
+def _answer(msg: tuple[Any, ...], out: Attempt) -> Any:
+    """A worker's answer: ("done", writes, value) or ("error", summary, traceback[, retry])."""
+    if msg[0] == "error":
+        out.error, out.traceback = msg[1], msg[2]
+        out.retryable = msg[3] if len(msg) > 3 else True
+        raise _Answered
+    out.writes = msg[1]
+    return msg[2]
+
+
+class _Answered(Exception):
+    """The worker answered with the body's error (already in the attempt)."""
+
+
+async def _in_process(
+    ex: Execution,
+    unit: Unit,
+    attempt: int,
+    fn: Callable[..., Any],
+    kind: str,
+    sink: AttemptSink,
+    visible: Any,
+    out: Attempt,
+) -> Any:
+    assert out.worker is not None
+    job = _job(unit, fn, kind, visible)
+    msg = await get_process_pool().run_on(out.worker, job, lambda m: _worker_message(sink, m))
+    return _answer(msg, out)
+
+
+async def _remotely(
+    ex: Execution,
+    unit: Unit,
+    attempt: int,
+    fn: Callable[..., Any],
+    kind: str,
+    sink: AttemptSink,
+    visible: Any,
+    out: Attempt,
+) -> Any:
+    assert ex.remote is not None
+    job = _job(unit, fn, kind, visible)
+    msg = await ex.remote.run(job, lambda m: _worker_message(sink, m))
+    return _answer(msg, out)
+
+
+RUNNERS: dict[str, Runner] = {
+    "async": _on_loop,
+    "thread": _in_thread,
+    "process": _in_process,
+    "remote": _remotely,
+}
+
+
+# -- one attempt ------------------------------------------------------------------------------
+
+
+async def run_attempt(
+    ex: Execution, unit: Unit, attempt: int, fn: Callable[..., Any], kind: str
+) -> Attempt:
+    """Run the body once, under the task's timeout. Never raises but CancelledError."""
+    loop = ex.loop
+    assert ex.buffer is not None and loop is not None
+    out = Attempt()
+    timeout = unit.task.spec.timeout_s
+    runner = unit.task.runner
+    if ex.remote is not None and runner in ("thread", "process"):
+        runner = "remote"
+    if runner == "process":
+        # wait for a free worker first: queueing is not running, and not under the timeout
+        try:
+            out.worker = await get_process_pool().acquire()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            summary, out.traceback = describe_error(exc)
+            out.error = f"could not start a worker process: {summary}"
+            ex.set_state(unit.id, "running", attempt)
+            return out
+    ex.set_state(unit.id, "running", attempt, reason="fallback" if kind == "fallback" else None)
+    sink = AttemptSink(ex.buffer, unit.id, attempt)
+    visible = ex.ledger.visible_for(unit.parent or unit.id)
+    deadline = asyncio.timeout(timeout) if timeout else None
+    began = loop.time()  # (the loop's clock is monotonic, as the watchdog's)
+    try:
+        async with deadline if deadline is not None else _NO_TIMEOUT:
+            value = await RUNNERS[runner](ex, unit, attempt, fn, kind, sink, visible, out)
+        if deadline is not None and loop.time() - began > timeout:  # type: ignore[operator]
+            # the body returned past its deadline without awaiting in between (it blocked
+            # the loop, so the timeout could not fire): it timed out all the same
+            raise BodyOverran
+        if unit.item is not _MISSING and value is not None:
+            value = to_json_value(f"result of {unit.id}", value)
+        out.value = value
+        out.ok = True
+    except _Answered:
+        pass  # the worker's answer is the attempt's error
+    except RunInterrupted:
+        # a signal stopped the body where it held the loop: the run is being cancelled
+        # (cancelled here, in the engine's own flow, not in the signal's handler)
+        ex.cancel()
+        raise asyncio.CancelledError from None
+    except asyncio.CancelledError as exc:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # the run or this task was cancelled
+        # the body raised CancelledError itself: a failed attempt like any other
+        out.error, out.traceback = describe_error(exc)
+    except BaseException as exc:
+        # Whatever the body raised (KeyboardInterrupt, SystemExit and GeneratorExit too) is a
+        # failed attempt of this task: a body cannot stop the engine.
+        if isinstance(exc, _Raised):
+            exc = exc.raised
+        if deadline is not None and (deadline.expired() or isinstance(exc, BodyOverran)):
+            out.error = f"TimeoutError: timed out after {timeout:g} s"
+            out.reason = "timed out"
+            if out.future is not None and not out.future.done():
+                out.zombie = out.future
+            return out
+        out.error, out.traceback = describe_error(exc)
+        out.retryable = retryable_error(exc)
+    return out
+
+
+# -- which body holds the loop (for the watchdog and the signal handlers) -------------------
+
+
+def body_holding_loop(
+    frame: FrameType | None,
+) -> tuple[Execution, str, int, float, float | None, object] | None:
+    """Whether `frame` (where the loop's thread is now) is inside a body that runs on the loop:
+    (its execution, unit id, attempt, monotonic start and deadline, a token for the attempt).
+
+    Called in the loop's own thread (a signal handler), so reading the frames is safe."""
+    child = None
+    f = frame
+    while f is not None:
+        if f.f_code is _ON_LOOP_CODE:
+            if child is None or child.f_code is not _code_of(f.f_locals.get("fn")):
+                return None  # the runner's own code runs, not the body
+            return _holding(f.f_back)
+        child = f
+        f = f.f_back
+    return None
+
+
+def _holding(frame: FrameType | None) -> tuple[Any, str, int, float, float | None, object] | None:
+    """What `run_attempt`'s frame (the caller of `_on_loop`) says of its attempt."""
+    if frame is None or frame.f_code is not run_attempt.__code__:
+        return None
+    loc = frame.f_locals
+    ex, unit, timeout = loc.get("ex"), loc.get("unit"), loc.get("timeout")
+    if ex is None or unit is None:
+        return None
+    began = loc.get("began", 0.0)
+    deadline = began + timeout if timeout else None
+    return ex, unit.id, loc.get("attempt", 0), began, deadline, loc.get("out")
+
+
+_ON_LOOP_CODE = _on_loop.__code__
+
+
+def _code_of(fn: Any) -> Any:
+    code = getattr(fn, "__code__", None)
+    if code is None and callable(fn):  # an object with __call__
+        code = getattr(type(fn).__call__, "__code__", None)
+    return code
