@@ -324,15 +324,11 @@ async def test_source_runs_on_workers_without_the_file(runner: Any) -> None:
     source = "from tui_flow import task\n\n@task\ndef hello(ctx):\n    ctx.insert('k', 'v')\n"
     job = ProcessJob(fake, "hello", "hello", "body", "hello", {})
     payload = pickle.dumps((job, fake, source, "abc", runner.topic, "hello-test-1"))
-    status, writes, value, sent, _ = await runner._client.submit(
-        _run_attempt, payload, pure=False
-    )
+    status, writes, value, sent, _ = await runner._client.submit(_run_attempt, payload, pure=False)
     assert (status, writes, value, sent) == ("done", {"k": "v"}, None, 0)
 
     broken = pickle.dumps((job, fake, "x = 1\ndef (:\n", "def", runner.topic, "hello-test-2"))
-    status, summary, _, _, retryable = await runner._client.submit(
-        _run_attempt, broken, pure=False
-    )
+    status, summary, _, _, retryable = await runner._client.submit(_run_attempt, broken, pure=False)
     assert retryable
     assert status == "error"
     assert summary == f"LoadError: {fake}:2: syntax error: invalid syntax"

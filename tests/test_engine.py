@@ -169,13 +169,10 @@ def fan(n: int, ran: list[str], cap: int) -> Workflow:
     return Workflow("fan", tasks, max_concurrency=cap)
 
 
-async def test_lanes_are_reused_and_let_the_loop_run_between_tasks(monkeypatch):
-    from tui_flow.engine import scheduler
-
-    monkeypatch.setattr(scheduler, "_LANE_SLICE_S", 0.0)  # a lane yields after every unit
+async def test_lanes_are_reused_and_let_the_loop_run_between_tasks():
     ran: list[str] = []
     order: list[str] = []
-    execution = Execution(fan(200, ran, cap=4))
+    execution = Execution(fan(200, ran, cap=4), slice_s=0.0)  # a lane yields after every unit
     loop = asyncio.get_running_loop()
 
     def watch(e) -> None:
@@ -190,25 +187,21 @@ async def test_lanes_are_reused_and_let_the_loop_run_between_tasks(monkeypatch):
     # the no-op bodies never wait, yet the loop got to run something else mid-run
     assert order == ["other callback", "run finished"]
     # 201 units, no more asyncio tasks than slots
-    assert execution._lane_count <= 4
+    assert execution.lanes.count <= 4
     assert execution.peak_running <= 4 and execution.running == 0
 
 
-async def test_the_lanes_share_one_slice_of_each_turn_of_the_loop(monkeypatch):
+async def test_the_lanes_share_one_slice_of_each_turn_of_the_loop():
     """Several lanes running no-op bodies back to back: together they hold the loop for one
     slice per turn, not one slice each (8 lanes would otherwise hold it 8 times as long, and
     a key press or a store write would wait as long)."""
     import itertools
 
-    from tui_flow.engine import scheduler
-
     ticks = itertools.count()
+    ran: list[str] = []
     # a clock that moves one "second" each time the lanes look at it; a slice is 4.5 of them,
     # so a lane starting a fresh slice runs about five units before it yields
-    monkeypatch.setattr(scheduler, "_slice_clock", lambda: float(next(ticks)))
-    monkeypatch.setattr(scheduler, "_LANE_SLICE_S", 4.5)
-    ran: list[str] = []
-    execution = Execution(fan(400, ran, cap=8))
+    execution = Execution(fan(400, ran, cap=8), slice_s=4.5, slice_clock=lambda: float(next(ticks)))
     loop = asyncio.get_running_loop()
     per_turn: list[int] = []
 
@@ -220,7 +213,7 @@ async def test_the_lanes_share_one_slice_of_each_turn_of_the_loop(monkeypatch):
     loop.call_soon(turn)
     result = await asyncio.wait_for(execution.start().wait(), LIMIT)
     assert result.status == "completed" and len(ran) == 400
-    assert execution._lane_count == 8  # eight lanes were hot at once
+    assert execution.lanes.count == 8  # eight lanes were hot at once
     done_in_turn = [b - a for a, b in itertools.pairwise(per_turn)]
     assert len(done_in_turn) > 20
     # one lane runs its slice (about five units), the other seven one unit each at most
@@ -251,12 +244,9 @@ async def test_a_context_variable_a_body_leaves_set_is_not_seen_by_the_next_task
 
 
 @pytest.mark.parametrize("what", ["the task", "the run"])
-async def test_cancelling_a_unit_handed_to_a_lane_before_it_begins(monkeypatch, what):
-    from tui_flow.engine import scheduler
-
-    monkeypatch.setattr(scheduler, "_LANE_SLICE_S", 0.0)
+async def test_cancelling_a_unit_handed_to_a_lane_before_it_begins(what):
     ran: list[str] = []
-    execution = Execution(fan(6, ran, cap=2))
+    execution = Execution(fan(6, ran, cap=2), slice_s=0.0)
     loop = asyncio.get_running_loop()
     victim: list[str] = []
 
@@ -310,7 +300,7 @@ async def test_a_cancel_asked_from_inside_a_lane_does_not_land_in_the_next_task(
     result = await asyncio.wait_for(execution.start().wait(), LIMIT)
     assert result.tasks["next_one"].status == "completed"
     assert result.context.get("ran") is True
-    assert execution._lane_count == 1  # it did run on the same lane
+    assert execution.lanes.count == 1  # it did run on the same lane
 
 
 def test_a_run_still_going_when_its_loop_ends_is_cancelled_not_carried_on():

@@ -49,6 +49,7 @@ from .events import (
     TaskStateChanged,
     task_info,
 )
+from .lanes import SLICE_S, Lane, Lanes
 from .ledger import Ledger
 from .logs import LogBuffer, capture
 from .report import Report
@@ -111,43 +112,9 @@ class Unit:
         self.item = item
         self.index = index
         self.holds_slot = False
-        self.lane: _Lane | None = None  # the lane running its lifecycle, while it runs
+        self.lane: Lane | None = None  # the lane running its lifecycle, while it runs
         self.value: Any = None
         self.writes: Mapping[str, Any] = _NO_WRITES  # an instance's, once it completed
-
-
-class _Lane:
-    """A long-lived asyncio task that runs unit lifecycles one after another.
-
-    Starting an asyncio task for every unit costs more than a no-op body itself (~6 us: the
-    task, a copy of the context, a trip through the loop's ready queue). A lane instead awaits
-    each lifecycle inline, and a lane whose unit ends takes the next ready unit at once, in
-    the same step. Lanes are made on demand (never more than units running at once plus those
-    waiting out a retry delay) and park, idle, until `_pump` hands them a unit."""
-
-    __slots__ = ("cancels", "next", "task", "wake")
-
-    def __init__(self, unit: Unit) -> None:
-        self.next: Unit | None = unit
-        self.task: asyncio.Task[None] | None = None
-        self.wake: asyncio.Future[None] | None = None
-        self.cancels = 0  # cancels the execution asked for (of the unit it runs)
-
-    def cancel(self) -> None:
-        assert self.task is not None
-        self.cancels += 1
-        self.task.cancel()
-
-    @property
-    def cancelled_from_outside(self) -> bool:
-        """Cancelled by someone else than the execution (the loop shutting down)."""
-        return self.task is not None and self.task.cancelling() > self.cancels
-
-
-# the lanes together run lifecycles back to back for at most this long in one turn of the loop
-# before they let it run other callbacks (see _lane_loop)
-_LANE_SLICE_S = 0.002
-_slice_clock = time.perf_counter  # (a test gives it a clock of its own)
 
 
 _NO_WRITES: Mapping[str, Any] = MappingProxyType({})
@@ -165,6 +132,8 @@ class Execution:
         subscribers: Iterable[Subscriber] = (),
         run_id: str | None = None,
         clock: Callable[[], float] = time.time,
+        slice_s: float = SLICE_S,
+        slice_clock: Callable[[], float] = time.perf_counter,
         rng: random.Random | None = None,
         reuse: Mapping[str, Mapping[str, Any]] | None = None,
         resumed_from: str | None = None,
@@ -210,12 +179,8 @@ class Execution:
         self.group_units: dict[str, list[Unit]] = {}
         self._ready: list[tuple[int, int, int, str, asyncio.Future[None] | None]] = []
         self._seq = itertools.count()
-        self._lane_count = 0  # lanes made (see _Lane)
-        self._idle: list[_Lane] = []  # lanes waiting for a unit
-        self._free_lane: _Lane | None = None  # a lane whose unit is ending (see _release_final)
-        # the lanes' share of this turn of the loop (see _lane_loop): begun, and when
-        self._slice_armed = False
-        self._slice_start = 0.0
+        self._slice = (slice_s, slice_clock)
+        self.lanes: Lanes  # made by start(): a run never started holds no cycle to free
         self.loop: asyncio.AbstractEventLoop | None = None
         self._finished: asyncio.Future[RunResult] | None = None
         self.threads: concurrent.futures.ThreadPoolExecutor | None = None
@@ -243,7 +208,8 @@ class Execution:
         self._started = True
         loop = asyncio.get_running_loop()
         self.loop = loop
-        self._context = contextvars.copy_context()  # lifecycles start from the caller's context
+        self.context = contextvars.copy_context()  # lifecycles start from the caller's context
+        self.lanes = Lanes(self, *self._slice)
         self._finished = loop.create_future()
         # the buffer calls back through a weak reference: no cycle between it and the
         # execution, so a finished execution that is dropped is freed at once (by reference
@@ -296,7 +262,7 @@ class Execution:
         try:
             self._begin()
         except BaseException as exc:
-            self._crash(exc, "the start of the run")
+            self.crash(exc, "the start of the run")
         if gate is not None:
             self._gate = loop.create_task(
                 self._open_gate(gate), name=f"tui-flow start {self.run_id}"
@@ -319,7 +285,7 @@ class Execution:
             if self.done == len(self.wf.tasks):
                 self._finish()
         except BaseException as exc:
-            self._crash(exc, "the start of the run")
+            self.crash(exc, "the start of the run")
 
     def _begin(self) -> None:
         """Settle the reused tasks and start the first ones (held: only decide them)."""
@@ -521,109 +487,7 @@ class Execution:
                 if self.state[uid] in FINAL_STATES:
                     continue
                 self._take_slot(unit)
-                self._start_unit(unit)
-
-    def _start_unit(self, unit: Unit) -> None:
-        """Hand a unit that holds a slot to a lane: the one whose unit just ended, an idle
-        one, or a new one."""
-        lane = self._free_lane
-        if lane is not None:
-            self._free_lane = None
-            lane.next = unit
-            return
-        while self._idle:
-            lane = self._idle.pop()
-            if lane.wake is None or lane.wake.done():
-                continue  # cancelled while idle: it has ended
-            lane.next = unit
-            lane.wake.set_result(None)
-            return
-        self._new_lane(unit)
-
-    def _new_lane(self, unit: Unit) -> None:
-        assert self.loop is not None
-        lane = _Lane(unit)
-        self._lane_count += 1
-        lane.task = self.loop.create_task(
-            self._run_lane(lane),
-            name=f"tui-flow lane {self._lane_count}",
-            context=self._context.copy(),
-        )
-
-    async def _run_lane(self, lane: _Lane) -> None:
-        try:
-            await self._lane_loop(lane)
-        except asyncio.CancelledError:
-            # cancelled from outside (the loop is shutting down): the run ends with the lane
-            unit, lane.next = lane.next, None
-            self.cancel()
-            if unit is not None:
-                self._release_slot(unit)
-            raise
-        except BaseException as exc:  # a bug of the engine's own: the run ends, never waits
-            self._crash(exc, "the scheduler")
-
-    async def _lane_loop(self, lane: _Lane) -> None:
-        assert self.loop is not None and lane.task is not None
-        me = lane.task
-        base = contextvars.copy_context()
-        clock = _slice_clock
-        while True:
-            unit = lane.next
-            if unit is None:
-                if self.is_done or self.cancelled:
-                    return
-                lane.wake = self.loop.create_future()
-                self._idle.append(lane)
-                await lane.wake
-                lane.wake = None
-                continue
-            lane.next = None
-            if self.state[unit.id] != "pending":
-                # cancelled after it was handed over, before it began: give its slot back
-                self._release_slot(unit)
-                continue
-            unit.lane = lane
-            try:
-                await self._lifecycle(unit)
-            finally:
-                unit.lane = None
-                if self._free_lane is lane:
-                    self._free_lane = None
-            if lane.cancels:
-                # the cancels the execution asked for were meant for this unit alone. One
-                # asked while the lane itself was running (by a subscriber or the body, on
-                # this lane) is still pending if the body never waited after it: take it
-                # here, or it would land in the next unit. Then the lane goes on.
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.sleep(0)
-                for _ in range(lane.cancels):
-                    me.uncancel()
-                lane.cancels = 0
-            if me.cancelling():
-                raise asyncio.CancelledError
-            if contextvars.copy_context() != base:
-                # the body set a context variable and left it set: the next unit must not
-                # see it (as it would not with a task of its own), so this lane ends
-                if lane.next is not None:
-                    self._new_lane(lane.next)
-                    lane.next = None
-                return
-            if lane.next is None:
-                continue
-            # The lanes share one slice per turn of the loop. The first lane to end a unit in
-            # a turn starts it (and has it end at the head of the next turn); once it is used
-            # up, every lane yields after its current unit until then. (A slice per lane
-            # would let 16 busy lanes hold the loop for 32 ms: keys and store writes wait.)
-            if not self._slice_armed:
-                self._slice_armed = True
-                self._slice_start = clock()
-                self.loop.call_soon(self._end_slice)
-            elif clock() - self._slice_start > _LANE_SLICE_S:
-                await asyncio.sleep(0)
-
-    def _end_slice(self) -> None:
-        self._slice_armed = False
+                self.lanes.start(unit)
 
     def _take_slot(self, unit: Unit) -> None:
         unit.holds_slot = True
@@ -635,11 +499,11 @@ class Execution:
         """The unit reached its final state: its slot goes back, and the lane running it is
         the first to be handed a unit that gets a slot (it takes it once the lifecycle
         returns, without a trip through the loop)."""
-        if unit.lane is not None and unit.holds_slot:
-            self._free_lane = unit.lane
-        self._release_slot(unit)
+        if unit.holds_slot:
+            self.lanes.freed(unit)
+        self.release_slot(unit)
 
-    def _release_slot(self, unit: Unit) -> None:
+    def release_slot(self, unit: Unit) -> None:
         if unit.holds_slot:
             unit.holds_slot = False
             self.running -= 1
@@ -661,7 +525,7 @@ class Execution:
                     try:
                         self._pump()
                     except BaseException as exc:
-                        self._crash(exc, "the scheduler")
+                        self.crash(exc, "the scheduler")
 
             try:
                 loop.call_soon_threadsafe(release)
@@ -755,7 +619,7 @@ class Execution:
 
     # -- running a task ------------------------------------------------------------------------
 
-    async def _lifecycle(self, unit: Unit) -> None:
+    async def lifecycle(self, unit: Unit) -> None:
         spec = unit.task.spec
         attempt = 0
         try:
@@ -791,7 +655,7 @@ class Execution:
                     if result.zombie is not None:
                         self._hand_slot_to_thread(unit, result.zombie)
                     else:
-                        self._release_slot(unit)
+                        self.release_slot(unit)
                     if delay > 0:
                         await asyncio.sleep(delay)
                     if result.zombie is not None and not result.zombie.done():
@@ -853,7 +717,7 @@ class Execution:
                 self._release_final(unit)
                 self._settle([unit.id])
         finally:
-            self._release_slot(unit)
+            self.release_slot(unit)
 
     def _succeed(self, unit: Unit, attempt: int, result: Attempt, via_fallback: bool) -> None:
         self._flush_logs()
@@ -924,7 +788,7 @@ class Execution:
 
     # -- the end -------------------------------------------------------------------------------
 
-    def _crash(self, exc: BaseException, where: str) -> None:
+    def crash(self, exc: BaseException, where: str) -> None:
         """Something inside the engine itself went wrong. The run ends now, as failed, with the
         error and its traceback recorded: whatever state it was left in, nothing waits on it."""
         summary, tb = describe_error(exc)
@@ -959,7 +823,7 @@ class Execution:
         except BaseException as exc:  # even a broken end resolves the run
             result = self._last_resort(exc)
         for step in (
-            self._stop_lanes,
+            self.lanes.stop,
             capture.uninstall,
             self._gc_unhold,
             self._stop_threads,
@@ -1043,12 +907,6 @@ class Execution:
             subscriber_errors=self.subscriber_errors,
             error=self._internal[0] if self._internal else None,
         )
-
-    def _stop_lanes(self) -> None:
-        for lane in self._idle:  # idle lanes end
-            if lane.wake is not None and not lane.wake.done():
-                lane.wake.set_result(None)
-        self._idle.clear()
 
     def _stop_watching(self) -> None:
         if self.watchdog is not None:
