@@ -27,16 +27,7 @@ from typing import Any
 
 import aiosqlite
 
-from ..engine.events import (
-    ContextWritten,
-    RetryScheduled,
-    RunFinished,
-    RunStarted,
-    TaskLogs,
-    TaskProgress,
-    TasksAdded,
-    TaskStateChanged,
-)
+from ..engine.events import EVENT_TYPES, RunStarted, TaskStateChanged
 from ..engine.state import RunView
 from ..errors import TuiFlowError
 from .reader import CHUNK_ROWS, LogRow, log_chunks, logs_query
@@ -301,25 +292,10 @@ def _state_extras(d: dict[str, Any]) -> str:
     return _dumps({k: d[k] for k in _STATE_EXTRAS if d[k] != _STATE_DEFAULTS[k]})
 
 
-_EVENT_TYPES: dict[str, type[Any]] = {
-    cls.model_fields["kind"].default: cls
-    for cls in (
-        RunStarted,
-        TaskStateChanged,
-        RetryScheduled,
-        TaskLogs,
-        TaskProgress,
-        ContextWritten,
-        TasksAdded,
-        RunFinished,
-    )
-}
-
-
 def parse_event(kind: str, data: str) -> Any:
     """A stored event (but task_state) back as its model (`data` omits fields at their
     default)."""
-    return _EVENT_TYPES[kind].model_validate_json(data)
+    return EVENT_TYPES[kind].model_validate_json(data)
 
 
 _EVENT_COLUMNS = "kind, at, task_id, state, attempt, data"
