@@ -295,24 +295,36 @@ async def test_a_live_run_and_its_stored_view_match(tmp_path: Path) -> None:
 async def test_recording_lowers_the_switch_interval_and_close_puts_it_back(
     tmp_path: Path,
 ) -> None:
-    """The writer thread must get the GIL while a run keeps the loop busy (see
-    WRITER_SWITCH_INTERVAL_S); the process-wide setting is put back when the store closes."""
-    from tui_flow.store.sqlite import WRITER_SWITCH_INTERVAL_S
+    """The writer thread must get the GIL while a run keeps the loop busy: from its first
+    event the store holds the process-wide switch interval short through `engine.tuning`
+    (its one owner), and closing the store lets go of it."""
+    from tui_flow.engine import tuning
 
+    assert tuning._switch_users == 0, "an earlier test left the switch interval held"
     before = sys.getswitchinterval()
     sys.setswitchinterval(0.005)
     try:
         store = await RunStore.open(tmp_path / "runs.db")
+        assert sys.getswitchinterval() == 0.005  # opening records nothing
         store.record(every_kind()[0])
-        assert sys.getswitchinterval() == WRITER_SWITCH_INTERVAL_S
+        assert sys.getswitchinterval() == tuning.SWITCH_INTERVAL_S
         await store.close()
         assert sys.getswitchinterval() == 0.005
-        # one already lower (the app sets 1 ms) is left alone
+        # one already lower is left alone
         sys.setswitchinterval(0.0005)
         store = await RunStore.open(tmp_path / "runs.db")
         store.record(every_kind()[0].model_copy(update={"run_id": "run000000002"}))
         await store.close()
         assert sys.getswitchinterval() == 0.0005
+        # another holder (the app) keeps it short after the store closes
+        sys.setswitchinterval(0.005)
+        release = tuning.hold_short_switch_interval()
+        store = await RunStore.open(tmp_path / "runs.db")
+        store.record(every_kind()[0].model_copy(update={"run_id": "run000000003"}))
+        await store.close()
+        assert sys.getswitchinterval() == tuning.SWITCH_INTERVAL_S
+        release()
+        assert sys.getswitchinterval() == 0.005
     finally:
         sys.setswitchinterval(before)
 

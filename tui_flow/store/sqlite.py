@@ -29,6 +29,7 @@ import aiosqlite
 
 from ..engine.events import EVENT_TYPES, RunStarted, TaskStateChanged
 from ..engine.state import RunView
+from ..engine.tuning import hold_short_switch_interval
 from ..errors import TuiFlowError
 from .reader import CHUNK_ROWS, LogRow, log_chunks, logs_query
 
@@ -83,12 +84,6 @@ DEFAULT_DIR = ".tui-flow"
 DEFAULT_NAME = "runs.db"
 DEFAULT_TIMEOUT_S = 10.0
 FLUSH_INTERVAL_S = 0.05
-# The flushes go through aiosqlite's thread, which needs the GIL for a moment at each
-# statement. While a run keeps the loop busy, the loop lets go of the GIL briefly at every
-# turn (~2 ms), which wakes a waiting thread only to start its wait over: with Python's default
-# switch interval (5 ms) it never asks for its turn and the flushes wait for the run to end.
-# While it records, the store lowers the interval to this, shorter than a turn.
-WRITER_SWITCH_INTERVAL_S = 0.001
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _RESUMABLE = ("interrupted", "failed", "cancelled")
@@ -516,7 +511,10 @@ class RunStore:
         self.timeout = timeout
         self.flush_interval = flush_interval
         self._json_rows = False  # flushes write rows as one JSON array (see _json_round_trips)
-        self._switch_interval: float | None = None  # what it was before the store lowered it
+        # the flushes go through aiosqlite's thread, which needs the GIL for a moment at each
+        # statement: while it records, the store holds the switch interval short (see
+        # engine.tuning), or the thread would wait for a busy run to end
+        self._release_switch: Callable[[], None] | None = None
         self._buffer = _Batch()  # recorded, not yet written
         self._retry: _Batch | None = None  # a batch a failed flush kept for the next one
         self._seg: dict[str, int] = {}  # run id -> segment its events belong to, when known
@@ -887,9 +885,7 @@ class RunStore:
         self._now.set()
 
     def _start_flusher(self) -> None:
-        if sys.getswitchinterval() > WRITER_SWITCH_INTERVAL_S:  # process-wide; put back by close()
-            self._switch_interval = sys.getswitchinterval()
-            sys.setswitchinterval(WRITER_SWITCH_INTERVAL_S)
+        self._release_switch = hold_short_switch_interval()  # released by close()
         self._wake = asyncio.Event()
         self._now = asyncio.Event()
         self._flusher = asyncio.get_running_loop().create_task(
@@ -1100,8 +1096,8 @@ class RunStore:
                     await self._flusher
             with contextlib.suppress(Exception):
                 await self._conn.close()
-            if self._switch_interval is not None:
-                sys.setswitchinterval(self._switch_interval)
+            if self._release_switch is not None:
+                self._release_switch()
         if error is not None:
             n = len(self._buffer) + (len(self._retry) if self._retry is not None else 0)
             raise StoreError(f"{error} ({n} events of the last moments were not recorded)")
