@@ -10,23 +10,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
 
-
-@dataclass(frozen=True)
-class LogRow:
-    """A stored log line: a `LogLine` plus the segment (0 = first execution) it came from."""
-
-    task_id: str
-    attempt: int
-    at: float
-    level: str
-    text: str
-    segment: int = 0
-
+from .rows import LogRow
 
 #: what a log query selects: a `LogRow`'s fields, in order (`LogRow(*row)`)
 LOG_ROW_FIELDS = tuple(LogRow.__dataclass_fields__)

@@ -21,17 +21,29 @@ import socket
 import sqlite3
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from ..engine.events import EVENT_TYPES, RunStarted, TaskStateChanged
+from ..engine.events import RunStarted
 from ..engine.state import RunView
 from ..engine.tuning import hold_short_switch_interval
 from ..errors import TuiFlowError
-from .reader import CHUNK_ROWS, LogRow, log_chunks, logs_query
+from .reader import CHUNK_ROWS, log_chunks, logs_query
+from .rows import (
+    EVENT_COLUMNS,
+    EVENT_ROW_COLUMNS,
+    EventRow,
+    LogRow,
+    RunRow,
+    TaskRow,
+    dumps,
+    event_from_row,
+    event_row,
+    failed_count,
+    state_extras,
+)
 
 SCHEMA_VERSION = 3
 APPLICATION_ID = 0x74756966  # "tuif"
@@ -86,6 +98,7 @@ DEFAULT_TIMEOUT_S = 10.0
 FLUSH_INTERVAL_S = 0.05
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+_RUN_COLUMNS = ", ".join(RunRow.__dataclass_fields__)
 _RESUMABLE = ("interrupted", "failed", "cancelled")
 
 
@@ -113,57 +126,6 @@ def default_timeout() -> float:
         return max(0.0, float(raw))
     except ValueError:
         raise StoreError(f"${ENV_TIMEOUT} must be a number of seconds, not {raw!r}") from None
-
-
-# -- rows the queries return -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RunRow:
-    """One stored run, as `history` lists it."""
-
-    run_id: str
-    workflow: str
-    file: str | None
-    source_hash: str | None
-    status: str
-    started_at: float
-    resumed_at: float | None
-    finished_at: float | None
-    last_event_at: float | None
-    max_concurrency: int
-    executor: str
-    wall_s: float | None
-    speedup: float | None
-    n_tasks: int
-    failed: int
-    error: str | None
-    resumed_from: str | None
-    segments: int
-    owner_pid: int | None
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-_RUN_COLUMNS = ", ".join(RunRow.__dataclass_fields__)
-
-
-@dataclass(frozen=True)
-class TaskRow:
-    """A task of a stored run, as its events left it (`RunStore.task_rows`)."""
-
-    task_id: str
-    parent: str | None
-    status: str
-    attempts: int
-    started_at: float | None
-    finished_at: float | None
-    error: str | None
-    reason: str | None
-    via_fallback: bool
-    segment: int
-    reused: bool
 
 
 # -- process identity (to find runs whose process is gone) ------------------------------------
@@ -263,63 +225,6 @@ def _statements(script: str) -> list[str]:
     return out
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
-
-
-_STATE_EXTRAS = ("max_attempts", "error", "traceback", "reason", "via_fallback")
-_STATE_DEFAULTS = {k: TaskStateChanged.model_fields[k].default for k in _STATE_EXTRAS}
-_MAX_ONLY: dict[int, str] = {}
-
-
-def _state_extras(d: dict[str, Any]) -> str:
-    """The `data` of a task_state row (`d`: the event's fields): its fields beyond the row's
-    columns that are not at their default, as JSON; '{}' when none."""
-    if d["error"] is None and d["traceback"] is None and d["reason"] is None:
-        if not d["via_fallback"]:
-            n = d["max_attempts"]
-            if n == 1:
-                return "{}"
-            out = _MAX_ONLY.get(n)
-            if out is None:
-                out = _MAX_ONLY[n] = _dumps({"max_attempts": int(n)})
-            return out
-    return _dumps({k: d[k] for k in _STATE_EXTRAS if d[k] != _STATE_DEFAULTS[k]})
-
-
-def parse_event(kind: str, data: str) -> Any:
-    """A stored event (but task_state) back as its model (`data` omits fields at their
-    default)."""
-    return EVENT_TYPES[kind].model_validate_json(data)
-
-
-_EVENT_COLUMNS = "kind, at, task_id, state, attempt, data"
-
-
-def event_from_row(
-    run_id: str,
-    kind: str,
-    at: float,
-    task_id: str | None,
-    state: str | None,
-    attempt: int | None,
-    data: str,
-) -> Any:
-    """An `events` row (the columns of `_EVENT_COLUMNS`) back as its event model."""
-    if kind == "task_state":
-        return TaskStateChanged.model_validate(
-            {
-                "run_id": run_id,
-                "at": at,
-                "task_id": task_id,
-                "state": state,
-                "attempt": attempt or 0,
-                **json.loads(data),
-            }
-        )
-    return parse_event(kind, data)
-
-
 def _interrupt(view: RunView, error: str | None, at: float | None) -> RunView:
     """A replayed view of a run whose process died: running tasks show as interrupted."""
     view.status = "interrupted"
@@ -357,7 +262,6 @@ _INSERT_WRITES = (
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
 _LOG_COLUMNS = "run_id, task_id, segment, attempt, at, level, text"
-_ROW_COLUMNS = "run_id, segment, kind, at, task_id, state, attempt, data"  # of an events row
 
 
 def _json_picks(n: int) -> str:
@@ -378,7 +282,7 @@ def _inserts(table: str, columns: str) -> tuple[str, str]:
 
 
 _INSERT_LOGS, _INSERT_LOGS_JSON = _inserts("logs", _LOG_COLUMNS)
-_INSERT_EVENTS, _INSERT_EVENTS_JSON = _inserts("events", _ROW_COLUMNS)
+_INSERT_EVENTS, _INSERT_EVENTS_JSON = _inserts("events", EVENT_ROW_COLUMNS)
 # json.dumps of the rows; not ASCII-only: a string that SQLite cannot take (a lone surrogate)
 # fails the flush as the same row given to executemany would
 _rows_json = json.JSONEncoder(ensure_ascii=False, check_circular=False, allow_nan=False).encode
@@ -404,11 +308,6 @@ def _close_dead_segment(view: RunView, run: RunRow, seg: int) -> None:
         _interrupt(view, why, view.last_event_at)
     elif run.status == "interrupted":
         _interrupt(view, run.error, run.finished_at)
-
-
-def _failed(view: RunView) -> int:
-    """How many top-level tasks of a run's view failed (`runs.failed`)."""
-    return sum(1 for t in view.tasks.values() if t.state == "failed" and t.info.parent is None)
 
 
 def _summaries(
@@ -457,11 +356,6 @@ def _summaries(
     return [r for _, r in ordered], attempts
 
 
-# an `events` row: (run_id, segment, kind, at, task_id, state, attempt, data); segment is None
-# until the flush learns it (the first events of a run resumed in place)
-_EventRow = tuple[str, "int | None", str, float, "str | None", "str | None", "int | None", str]
-
-
 class _Batch:
     """What was recorded since the last flush: `events` rows in the order the events came,
     and, in order too, what else some of them ask for (`ops`: the index into `events` at
@@ -471,7 +365,7 @@ class _Batch:
     __slots__ = ("events", "last_at", "ops", "unresolved")
 
     def __init__(self) -> None:
-        self.events: list[_EventRow] = []
+        self.events: list[EventRow] = []
         self.ops: list[tuple[int, str, Any]] = []
         self.last_at: dict[str, float] = {}  # run id -> time of its newest event
         self.unresolved: set[str] = set()  # runs with rows whose segment is not known yet
@@ -634,7 +528,7 @@ class RunStore:
         process that must end at once (see runs.Interrupts). Events not flushed yet are lost;
         what was flushed stays a consistent prefix of the run. True if the run was marked."""
         view = self._views.get(run_id)
-        failed = _failed(view) if view is not None else 0
+        failed = failed_count(view) if view is not None else 0
         try:
             with contextlib.closing(sqlite3.connect(str(self.path), timeout=0.5)) as conn:
                 cur = conn.execute(_INTERRUPT_RUN, (why, failed, run_id))
@@ -729,7 +623,7 @@ class RunStore:
                     failed = 0
                     if seg is not None:
                         view, _ = await self._replay(rid, seg)
-                        failed = _failed(view)
+                        failed = failed_count(view)
                     await conn.execute(_INTERRUPT_RUN, (why, failed, rid))
                     marked.append(rid)
                 await conn.execute("COMMIT")
@@ -746,7 +640,7 @@ class RunStore:
         `view.last_event_at` is the time of the segment's newest event. `log_lines`: count
         each task's log lines too (a pass over all of them: ~0.4 s a million)."""
         rows = await self._conn.execute_fetchall(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE run_id = ? AND segment = ? ORDER BY id",
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE run_id = ? AND segment = ? ORDER BY id",
             (run_id, seg),
         )
         counts: Any = ()
@@ -807,7 +701,7 @@ class RunStore:
             buf.events.append(
                 (
                     *(rid, seg, "task_state", d["at"], d["task_id"], d["state"], d["attempt"]),
-                    _state_extras(d),
+                    state_extras(d),
                 )
             )
         else:
@@ -855,27 +749,26 @@ class RunStore:
             buf.ops.append((len(buf.events), "logs", rows))
             return
         if kind == "context_written":
-            values = [(k, _dumps(v)) for k, v in event.values.items()]
+            values = [(k, dumps(v)) for k, v in event.values.items()]
             buf.ops.append((len(buf.events), "writes", (rid, event.task_id, at, values)))
         elif kind == "run_finished":
             recorded = self._views.pop(rid, None)
             # None: not recorded from its start; the flush counts from what was written
-            failed = _failed(recorded) if recorded is not None else None
+            failed = failed_count(recorded) if recorded is not None else None
             self._folds.pop(rid, None)
-            report = event.report or {}
+            report = event.report
             buf.ops.append(
                 (
                     len(buf.events),
                     "finish",
                     (
-                        *(rid, at, event.status, _dumps(event.context), _dumps(report)),
+                        *(rid, at, event.status, dumps(event.context), dumps(report)),
                         *(report.get("wall_s"), report.get("speedup"), event.error, failed),
                     ),
                 )
             )
             self._flush_soon()
-        data = event.model_dump_json(exclude_defaults=True)
-        buf.events.append((rid, seg, kind, at, getattr(event, "task_id", None), None, None, data))
+        buf.events.append(event_row(event, seg))
 
     def _flush_soon(self) -> None:
         """Have the writer flush as soon as the loop lets it, not at the end of the interval."""
@@ -980,7 +873,7 @@ class RunStore:
 
     async def _write_slice(
         self,
-        rows: list[_EventRow],
+        rows: list[EventRow],
         ops: list[tuple[int, str, Any]],
         unresolved: set[str],
         segments: dict[str, int],
@@ -1026,7 +919,7 @@ class RunStore:
                 continue  # a run without a row: its events were dropped too
             if failed is None:  # not recorded from its start: from what reached the database
                 view, _ = await self._replay(rid, seg)
-                failed = _failed(view)
+                failed = failed_count(view)
             await conn.execute(
                 _FINISH_RUN, (status, at, context, report, wall, speedup, error, failed, rid)
             )
@@ -1062,8 +955,8 @@ class RunStore:
                 _INSERT_RUN,
                 (
                     *(rid, e.workflow, e.file, e.source_hash, e.at, e.at),
-                    *(e.max_concurrency, e.executor, _dumps(e.options)),
-                    *(_dumps(e.initial_context), n_top, origin, host, pid, token),
+                    *(e.max_concurrency, e.executor, dumps(e.options)),
+                    *(dumps(e.initial_context), n_top, origin, host, pid, token),
                 ),
             )
             return
@@ -1222,7 +1115,7 @@ class RunStore:
         (their lines are in `task_logs()`)."""
         seg = await self._latest_segment(run_id) if segment is None else segment
         rows = await self._fetch(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE run_id = ? AND segment = ? ORDER BY id",
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE run_id = ? AND segment = ? ORDER BY id",
             (run_id, seg),
         )
         return await asyncio.to_thread(lambda: [event_from_row(run_id, *r) for r in rows])
