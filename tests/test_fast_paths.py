@@ -54,20 +54,20 @@ async def test_gc_hold_is_released_by_a_finished_or_dropped_execution() -> None:
     import gc
 
     from tui_flow import Workflow, task
-    from tui_flow.engine import Execution, scheduler
+    from tui_flow.engine import Execution, tuning
 
     @task(id="a")
     async def a(context: object) -> None:
         pass
 
     wf = Workflow("w", [a])
-    assert scheduler._gc_holders == 0
+    assert tuning._gc_users == 0
     never_started = Execution(wf)
-    assert scheduler._gc_holders == 1 and gc.get_freeze_count() > 0
+    assert tuning._gc_users == 1 and gc.get_freeze_count() > 0
     del never_started  # freed by reference counting: its finalizer releases the hold
-    assert scheduler._gc_holders == 0 and gc.get_freeze_count() == 0
+    assert tuning._gc_users == 0 and gc.get_freeze_count() == 0
     ex = Execution(wf).start()
     await ex.wait()
-    assert scheduler._gc_holders == 0 and gc.get_freeze_count() == 0
+    assert tuning._gc_users == 0 and gc.get_freeze_count() == 0
     ex._gc_unhold()  # already released: calling it again changes nothing
-    assert scheduler._gc_holders == 0
+    assert tuning._gc_users == 0
