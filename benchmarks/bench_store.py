@@ -132,44 +132,58 @@ async def bare(n: int, cap: int, db: Path) -> tuple[float, float]:
 # -- tui-flow ---------------------------------------------------------------------------------
 
 
-class _RecordOnly(RunStore):
-    """A store whose flushes write nothing (what recording costs on the loop, SQLite aside)."""
+def _record_only(store: RunStore) -> None:
+    """Make the store's flushes write nothing (what recording costs on the loop, SQLite aside)."""
 
-    async def _write(self, batch: Any) -> None:
+    async def write(batch: Any) -> None:
         return None
 
+    store._writer._write = write  # type: ignore[method-assign]
 
-class _Timed(RunStore):
-    """The store, noting when each flush committed (to see how often it writes mid-run)."""
 
-    commits: list[float]
-    first_event: float | None = None
+def _timed(store: RunStore, commits: list[float]) -> None:
+    """Note in `commits` when each of the store's flushes committed (to see how often it writes
+    mid-run)."""
+    write = store._writer._write
 
-    def record(self, event: Any, view: Any = None) -> None:
-        if self.first_event is None:
-            self.first_event = time.perf_counter()
-        super().record(event, view)
+    async def timed(batch: Any) -> None:
+        await write(batch)
+        commits.append(time.perf_counter())
 
-    async def _write(self, batch: Any) -> None:
-        await super()._write(batch)
-        self.commits.append(time.perf_counter())
+    store._writer._write = timed  # type: ignore[method-assign]
 
 
 async def engine(
     wf: Workflow,
     db: Path | None,
-    store_class: type[RunStore] = _Timed,
+    record_only: bool = False,
     gaps: list[float] | None = None,
 ) -> tuple[float, float]:
-    """Wall and CPU time of one run. `gaps`: gets the longest time the store went without
-    committing while the run went on (from its first event to its last)."""
-    store = await store_class.open(db) if db is not None else None
-    if isinstance(store, _Timed):
-        store.commits = []
+    """Wall and CPU time of one run (`record_only`: with a store whose flushes write nothing).
+    `gaps`: gets the longest time the store went without committing while the run went on
+    (from its first event to its last)."""
+    store = await RunStore.open(db) if db is not None else None
+    commits: list[float] = []
+    first_event: float | None = None
+    if store is not None:
+        if record_only:
+            _record_only(store)
+        else:
+            _timed(store, commits)
     t0, c0 = time.perf_counter(), time.process_time()
     ex = Execution(wf)
-    if store is not None:
+    if store is not None and record_only:
         ex.subscribe(store.recorder(ex.view))
+    elif store is not None:
+        record = store.recorder(ex.view)
+
+        def recorder(event: Any) -> None:  # notes when the first event came
+            nonlocal first_event
+            if first_event is None:
+                first_event = time.perf_counter()
+            record(event)
+
+        ex.subscribe(recorder)
     ex.start()
     result = await ex.wait()
     ended = time.perf_counter()
@@ -177,9 +191,9 @@ async def engine(
         await store.flush()
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert result.status == "completed", result.status
-    if isinstance(store, _Timed) and gaps is not None:
-        assert store.first_event is not None
-        marks = [store.first_event, *(t for t in store.commits if t < ended), ended]
+    if store is not None and not record_only and gaps is not None:
+        assert first_event is not None
+        marks = [first_event, *(t for t in commits if t < ended), ended]
         gaps.append(max(b - a for a, b in itertools.pairwise(marks)))
     if store is not None:
         await store.close()
@@ -215,7 +229,7 @@ def measure(
             "engine+store", asyncio.run(engine(wf, folder / f"store-{n}-{r}.db", gaps=gaps))
         )
         gc.collect()
-        keep("record only", asyncio.run(engine(wf, folder / f"rec-{n}-{r}.db", _RecordOnly)))
+        keep("record only", asyncio.run(engine(wf, folder / f"rec-{n}-{r}.db", record_only=True)))
         ratios.append(both[0] / base[0])
     per_task = {k: (w / (n + 1) * 1e6, c / (n + 1) * 1e6) for k, (w, c) in best.items()}
     return per_task, statistics.median(ratios), max(gaps)
@@ -225,7 +239,8 @@ def sqlite_rows(n: int, folder: Path, repeat: int = 5) -> dict[str, float]:
     """SQLite alone (no event loop, no Python scheduler): microseconds per task to insert, in
     one transaction, the rows the baseline writes for N tasks and the rows the store writes
     (in its own schema, with its own statements)."""
-    from tui_flow.store import sqlite as st
+    from tui_flow.store.schema import SCHEMA_FILE, statements
+    from tui_flow.store.writer import _INSERT_EVENTS
 
     rid = "r" * 12
     t0 = 1.7e9
@@ -236,7 +251,7 @@ def sqlite_rows(n: int, folder: Path, repeat: int = 5) -> dict[str, float]:
             [(rid, f"t{i}", s, 1, t0 + i) for i in range(n) for s in states],
         ),
         "store: 2 event rows": (
-            st._INSERT_EVENTS,
+            _INSERT_EVENTS,
             [(rid, 0, "task_state", t0 + i, f"t{i}", s, 1, "{}") for i in range(n) for s in states],
         ),
     }
@@ -247,7 +262,7 @@ def sqlite_rows(n: int, folder: Path, repeat: int = 5) -> dict[str, float]:
             con = sqlite3.connect(folder / f"rows-{n}-{k}-{r}.db", isolation_level=None)
             con.execute("PRAGMA journal_mode = WAL")
             con.execute("PRAGMA synchronous = NORMAL")
-            for stmt in st._statements(st.SCHEMA_FILE.read_text()):
+            for stmt in statements(SCHEMA_FILE.read_text()):
                 con.execute(stmt)
             con.execute(
                 "CREATE TABLE transitions (run_id TEXT, task_id TEXT, state TEXT, "

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tui_flow.engine.events import TaskStateChanged, event_from_json
-from tui_flow.store.sqlite import _state_extras, event_from_row
+from tui_flow.store.rows import event_from_row, state_extras
 
 CASES = [
     {},
@@ -36,7 +36,7 @@ def test_a_task_state_row_round_trips(extra: dict) -> None:
     (hand-built on the hot path); reading the row back gives the same event."""
     kw = {"run_id": "r1", "at": 1700000000.5, "task_id": "t", "state": "running", **extra}
     e = TaskStateChanged(**kw)
-    data = _state_extras(e.__dict__)
+    data = state_extras(e.__dict__)
     stored = json.loads(e.model_dump_json(exclude_defaults=True))
     for column in ("run_id", "at", "task_id", "state", "attempt"):
         stored.pop(column, None)

@@ -27,16 +27,10 @@ from tui_flow.engine.events import (
     TaskStateChanged,
 )
 from tui_flow.engine.state import RunView
-from tui_flow.store.sqlite import (
-    APPLICATION_ID,
-    SCHEMA_VERSION,
-    RunNotFound,
-    RunStore,
-    StoreError,
-    default_path,
-    owner_alive,
-    owner_identity,
-)
+from tui_flow.store.owner import owner_alive, owner_identity
+from tui_flow.store.schema import APPLICATION_ID, SCHEMA_VERSION
+from tui_flow.store.sqlite import RunNotFound, RunStore, StoreError, default_path
+from tui_flow.store.writer import Writer
 
 RID = "run000000001"
 
@@ -160,12 +154,12 @@ def write_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     gives values back exactly), or one row at a time (older SQLite)."""
     if request.param == "row by row":
 
-        async def no(self: RunStore) -> bool:
+        async def no(self: Writer) -> bool:
             return False
 
-        monkeypatch.setattr(RunStore, "_json_round_trips", no)
+        monkeypatch.setattr(Writer, "_json_round_trips", no)
     else:  # the JSON array even for a flush with no run going on (the way a busy run writes)
-        monkeypatch.setattr(RunStore, "_rows_as_json", lambda self: self._json_rows)
+        monkeypatch.setattr(Writer, "_rows_as_json", lambda self: self.json_rows)
     return request.param
 
 
@@ -173,7 +167,7 @@ async def test_the_json_write_path_is_taken_where_sqlite_has_json(tmp_path: Path
     store = await RunStore.open(tmp_path / "runs.db")
     try:
         if sqlite3.sqlite_version_info >= (3, 38):  # JSON functions built in from then on
-            assert store._json_rows
+            assert store._writer.json_rows
     finally:
         await store.close()
 
@@ -198,7 +192,7 @@ async def test_every_event_kind_round_trips(tmp_path: Path, write_path: str) -> 
 
     store = await RunStore.open(tmp_path / "runs.db")
     try:
-        assert store._json_rows == (write_path == "one JSON array")
+        assert store._writer.json_rows == (write_path == "one JSON array")
         stored = await store.events(RID)
         assert stored == [e for e in events if e.kind != "task_logs"]
         lines = [ln for e in events if e.kind == "task_logs" for ln in e.lines]
@@ -295,24 +289,36 @@ async def test_a_live_run_and_its_stored_view_match(tmp_path: Path) -> None:
 async def test_recording_lowers_the_switch_interval_and_close_puts_it_back(
     tmp_path: Path,
 ) -> None:
-    """The writer thread must get the GIL while a run keeps the loop busy (see
-    WRITER_SWITCH_INTERVAL_S); the process-wide setting is put back when the store closes."""
-    from tui_flow.store.sqlite import WRITER_SWITCH_INTERVAL_S
+    """The writer thread must get the GIL while a run keeps the loop busy: from its first
+    event the store holds the process-wide switch interval short through `engine.tuning`
+    (its one owner), and closing the store lets go of it."""
+    from tui_flow.engine import tuning
 
+    assert tuning._switch_users == 0, "an earlier test left the switch interval held"
     before = sys.getswitchinterval()
     sys.setswitchinterval(0.005)
     try:
         store = await RunStore.open(tmp_path / "runs.db")
+        assert sys.getswitchinterval() == 0.005  # opening records nothing
         store.record(every_kind()[0])
-        assert sys.getswitchinterval() == WRITER_SWITCH_INTERVAL_S
+        assert sys.getswitchinterval() == tuning.SWITCH_INTERVAL_S
         await store.close()
         assert sys.getswitchinterval() == 0.005
-        # one already lower (the app sets 1 ms) is left alone
+        # one already lower is left alone
         sys.setswitchinterval(0.0005)
         store = await RunStore.open(tmp_path / "runs.db")
         store.record(every_kind()[0].model_copy(update={"run_id": "run000000002"}))
         await store.close()
         assert sys.getswitchinterval() == 0.0005
+        # another holder (the app) keeps it short after the store closes
+        sys.setswitchinterval(0.005)
+        release = tuning.hold_short_switch_interval()
+        store = await RunStore.open(tmp_path / "runs.db")
+        store.record(every_kind()[0].model_copy(update={"run_id": "run000000003"}))
+        await store.close()
+        assert sys.getswitchinterval() == tuning.SWITCH_INTERVAL_S
+        release()
+        assert sys.getswitchinterval() == 0.005
     finally:
         sys.setswitchinterval(before)
 
@@ -592,7 +598,7 @@ async def test_a_locked_database_is_refused_after_the_timeout(tmp_path: Path) ->
 
 
 def test_the_schema_file_is_the_only_definition() -> None:
-    from tui_flow.store import sqlite as mod
+    from tui_flow.store import schema as mod
 
     text = mod.SCHEMA_FILE.read_text()
     assert "CREATE TABLE runs" in text and f"schema version {SCHEMA_VERSION}" in text

@@ -6,7 +6,7 @@ Every event carries `run_id`; `kind` tells them apart once serialised (`Event` i
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -187,6 +187,11 @@ Event = Annotated[
     Field(discriminator="kind"),
 ]
 EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Event)
+#: each event model by its `kind`, from the `Event` union above (the one list of events): what
+#: reads back an event serialised without its `kind`, as the store does (defaults left out)
+EVENT_TYPES: dict[str, type[BaseModel]] = {
+    cls.model_fields["kind"].default: cls for cls in get_args(get_args(Event)[0])
+}
 
 
 def event_from_json(data: str | bytes | dict[str, Any]) -> Any:

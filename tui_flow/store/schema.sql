@@ -2,7 +2,7 @@
 --
 -- A tui-flow database carries PRAGMA application_id = 0x74756966 ("tuif") and
 -- PRAGMA user_version = the schema version. Later versions add numbered migrations in
--- `sqlite.py` (MIGRATIONS) that take a database from version N to N + 1; this file always
+-- `schema.py` (MIGRATIONS) that take a database from version N to N + 1; this file always
 -- describes the newest version and is only used to create a new, empty database.
 --
 -- Times are wall-clock seconds since the epoch. JSON columns hold plain JSON text.

@@ -1,0 +1,158 @@
+"""The rows of the run store: what its queries return, and events turned into rows and back.
+
+- `RunRow`, `TaskRow`, `LogRow`: a stored run, a task of one (derived from its events), a log
+  line. Frozen dataclasses whose fields are, in order, what their queries select.
+- An `events` row (`EventRow`, `EVENT_ROW_COLUMNS`): a `task_state` event, most of what a run
+  records, is columns (task, state, attempt) plus the JSON of its other fields that are not at
+  their default (`state_extras`); any other event is its JSON without its defaults
+  (`event_row`). The recorder's `record` builds the task_state row inline (its hot path);
+  `event_from_row` reads either back into its model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..engine.events import EVENT_TYPES, TaskStateChanged
+
+if TYPE_CHECKING:
+    from ..engine.state import RunView
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One stored run, as `history` lists it."""
+
+    run_id: str
+    workflow: str
+    file: str | None
+    source_hash: str | None
+    status: str
+    started_at: float
+    resumed_at: float | None
+    finished_at: float | None
+    last_event_at: float | None
+    max_concurrency: int
+    executor: str
+    wall_s: float | None
+    speedup: float | None
+    n_tasks: int
+    failed: int
+    error: str | None
+    resumed_from: str | None
+    segments: int
+    owner_pid: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    """A task of a stored run, as its events left it (`RunStore.task_rows`)."""
+
+    task_id: str
+    parent: str | None
+    status: str
+    attempts: int
+    started_at: float | None
+    finished_at: float | None
+    error: str | None
+    reason: str | None
+    via_fallback: bool
+    segment: int
+    reused: bool
+
+
+@dataclass(frozen=True)
+class LogRow:
+    """A stored log line: a `LogLine` plus the segment (0 = first execution) it came from."""
+
+    task_id: str
+    attempt: int
+    at: float
+    level: str
+    text: str
+    segment: int = 0
+
+
+def dumps(value: Any) -> str:
+    """A value as the store's JSON columns hold it (compact; what JSON cannot hold as `str`)."""
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def failed_count(view: RunView) -> int:
+    """How many top-level tasks of a run's view failed (`runs.failed`)."""
+    return sum(1 for t in view.tasks.values() if t.state == "failed" and t.info.parent is None)
+
+
+# -- events as rows ---------------------------------------------------------------------------
+
+#: an `events` row as written: (run_id, segment, kind, at, task_id, state, attempt, data);
+#: segment is None until the flush learns it (the first events of a run resumed in place)
+EventRow = tuple[str, "int | None", str, float, "str | None", "str | None", "int | None", str]
+EVENT_ROW_COLUMNS = "run_id, segment, kind, at, task_id, state, attempt, data"
+#: what a replay selects of an `events` row (`event_from_row(run_id, *row)`)
+EVENT_COLUMNS = "kind, at, task_id, state, attempt, data"
+
+_STATE_EXTRAS = ("max_attempts", "error", "traceback", "reason", "via_fallback", "timed_out")
+_STATE_DEFAULTS = {k: TaskStateChanged.model_fields[k].default for k in _STATE_EXTRAS}
+_MAX_ONLY: dict[int, str] = {}
+# the kinds of event that are about one task (their `task_id` goes in its column)
+_TASK_KINDS = frozenset(kind for kind, cls in EVENT_TYPES.items() if "task_id" in cls.model_fields)
+
+
+def state_extras(d: dict[str, Any]) -> str:
+    """The `data` of a task_state row (`d`: the event's fields): its fields beyond the row's
+    columns that are not at their default, as JSON; '{}' when none."""
+    if d["error"] is None and d["traceback"] is None and d["reason"] is None:
+        if not d["via_fallback"] and not d["timed_out"]:
+            n = d["max_attempts"]
+            if n == 1:
+                return "{}"
+            out = _MAX_ONLY.get(n)
+            if out is None:
+                out = _MAX_ONLY[n] = dumps({"max_attempts": int(n)})
+            return out
+    return dumps({k: d[k] for k in _STATE_EXTRAS if d[k] != _STATE_DEFAULTS[k]})
+
+
+def event_row(event: Any, segment: int | None) -> EventRow:
+    """The `events` row of an event other than task_state (whose row the recorder builds
+    itself): the event's JSON without the fields at their default (`kind` among them)."""
+    kind = event.kind
+    task_id = event.task_id if kind in _TASK_KINDS else None
+    data = event.model_dump_json(exclude_defaults=True)
+    return (event.run_id, segment, kind, event.at, task_id, None, None, data)
+
+
+def parse_event(kind: str, data: str) -> Any:
+    """A stored event (but task_state) back as its model (`data` omits fields at their
+    default)."""
+    return EVENT_TYPES[kind].model_validate_json(data)
+
+
+def event_from_row(
+    run_id: str,
+    kind: str,
+    at: float,
+    task_id: str | None,
+    state: str | None,
+    attempt: int | None,
+    data: str,
+) -> Any:
+    """An `events` row (the columns of `EVENT_COLUMNS`) back as its event model."""
+    if kind == "task_state":
+        return TaskStateChanged.model_validate(
+            {
+                "run_id": run_id,
+                "at": at,
+                "task_id": task_id,
+                "state": state,
+                "attempt": attempt or 0,
+                **json.loads(data),
+            }
+        )
+    return parse_event(kind, data)
