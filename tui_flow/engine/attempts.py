@@ -18,7 +18,7 @@ import concurrent.futures
 import threading
 from collections.abc import Awaitable, Callable
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..context import _MISSING, Context, to_json_value
 from .logs import AttemptSink, enter_attempt, exit_attempt
@@ -26,7 +26,28 @@ from .runners import ProcessJob, _Worker, describe_error, get_process_pool, retr
 from .watchdog import BodyOverran, RunInterrupted
 
 if TYPE_CHECKING:
-    from .scheduler import Execution, Unit
+    from .lanes import Unit
+    from .scheduler import Execution
+
+
+class RemoteRunner(Protocol):
+    """Runs bodies elsewhere (a Dask cluster). Cancelling `run` stops the attempt there."""
+
+    name: str
+
+    def describe(self) -> str:
+        """Where the bodies run, for a header (`dask: tcp://...`)."""
+        ...
+
+    async def start(self) -> Any:
+        """Connect (or start a local cluster) before the first attempt needs it."""
+        ...
+
+    async def run(
+        self, job: ProcessJob, on_message: Callable[[tuple[Any, ...]], None]
+    ) -> tuple[Any, ...]: ...
+
+    async def close(self) -> None: ...
 
 
 class Attempt:

@@ -17,11 +17,52 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from ..context import _MISSING
 
 if TYPE_CHECKING:
-    from .scheduler import Execution, Unit
+    from ..tasks import Task
+    from .scheduler import Execution
+
+_NO_WRITES: Mapping[str, Any] = MappingProxyType({})
+
+
+class Unit:
+    """Something that takes a slot: a task, or one instance of a map_over task."""
+
+    __slots__ = (
+        "holds_slot",
+        "id",
+        "index",
+        "item",
+        "lane",
+        "parent",
+        "task",
+        "value",
+        "writes",
+    )
+
+    def __init__(
+        self,
+        id: str,
+        task: Task,
+        parent: str | None = None,
+        item: Any = _MISSING,
+        index: int | None = None,
+    ) -> None:
+        self.id = id
+        self.task = task
+        self.parent = parent
+        self.item = item
+        self.index = index
+        self.holds_slot = False
+        self.lane: Lane | None = None  # the lane running its lifecycle, while it runs
+        self.value: Any = None
+        self.writes: Mapping[str, Any] = _NO_WRITES  # an instance's, once it completed
+
 
 # the lanes together run lifecycles back to back for at most this long in one turn of the loop
 # before they let it run other callbacks

@@ -1,24 +1,27 @@
 """The scheduler: runs a workflow's tasks as soon as their dependencies allow and a slot is free.
 
-It knows nothing of the UI or the database: it emits typed events (see `events.py`) to its
+It knows nothing of the UI or the database: it emits typed events (events.py) to its
 subscribers and accepts a few commands (cancel the run, cancel a task).
 
-Rules, in one place:
-- at most `max_concurrency` bodies hold a slot at once; a task waiting out a retry delay
-  gives its slot back; a timed-out thread body (which cannot be stopped) keeps its slot until
-  it really ends, and the next attempt of that task never overlaps it;
-- ready tasks take free slots in a stable order (topological, then by name);
-- a task's final state decides its dependents through their trigger rule; skips propagate;
-- each task sees the initial context plus its ancestors' writes; two tasks that may run in
-  parallel writing one key is a conflict, which fails the later one with both ids named;
-- the run always ends: every task reaches a final state, whatever fails or is cancelled.
+`Execution` holds a run together; each concern has a module of its own:
+- progress.py: which tasks may run, given which have ended (trigger rules, skips, groups);
+- ledger.py: what each task sees of the context, who wrote what, write conflicts;
+- lanes.py: the few asyncio tasks that run lifecycles one after another, and their slice;
+- lifecycle.py: a task's attempts, retry delays, fallback and end;
+- attempts.py: one attempt, in the place its runner says (loop, thread, process, remote);
+- ending.py: how a run ends (and that it always does); result.py: what it gives back;
+- tuning.py, watchdog.py, logs.py: the GC hold, a body blocking the loop, task output.
+
+Here: slots (at most `max_concurrency` bodies hold one; ready tasks take free slots in a
+stable order, topological then by name), the start (behind an optional gate), cancels, the
+events, and map_over instances. Every task reaches a final state, whatever fails or is
+cancelled, so the run always ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import contextvars
 import heapq
 import itertools
@@ -28,19 +31,16 @@ import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any
 
 from ..context import _MISSING, Context, to_json_value
-from ..tasks import Task
 from ..workflow import Workflow
-from .attempts import Attempt, blocked_message, body_holding_loop, run_attempt
+from .attempts import RemoteRunner, body_holding_loop
+from .ending import Ending
 from .events import (
     FINAL_STATES,
     ContextWritten,
     LogLine,
-    RetryScheduled,
-    RunFinished,
     RunStarted,
     TaskInfo,
     TaskLogs,
@@ -49,13 +49,13 @@ from .events import (
     TaskStateChanged,
     task_info,
 )
-from .lanes import SLICE_S, Lane, Lanes
+from .lanes import SLICE_S, Lanes, Unit
 from .ledger import Ledger
+from .lifecycle import Lifecycle
 from .logs import LogBuffer, capture
-from .report import Report
-from .result import RunResult, TaskOutcomes
-from .retry import retry_delay_s
-from .runners import ProcessJob, describe_error, get_process_pool
+from .progress import Progress
+from .result import RunResult
+from .runners import describe_error, get_process_pool
 from .state import RunView
 from .tuning import hold_gc
 from .watchdog import Watchdog, watchdog_for
@@ -63,64 +63,7 @@ from .watchdog import Watchdog, watchdog_for
 Subscriber = Callable[[Any], None]
 
 
-class RemoteRunner(Protocol):
-    """Runs bodies elsewhere (a Dask cluster). Cancelling `run` stops the attempt there."""
-
-    name: str
-
-    def describe(self) -> str:
-        """Where the bodies run, for a header (`dask: tcp://...`)."""
-        ...
-
-    async def start(self) -> Any:
-        """Connect (or start a local cluster) before the first attempt needs it."""
-        ...
-
-    async def run(
-        self, job: ProcessJob, on_message: Callable[[tuple[Any, ...]], None]
-    ) -> tuple[Any, ...]: ...
-
-    async def close(self) -> None: ...
-
-
-class Unit:
-    """Something that takes a slot: a task, or one instance of a map_over task."""
-
-    __slots__ = (
-        "holds_slot",
-        "id",
-        "index",
-        "item",
-        "lane",
-        "parent",
-        "task",
-        "value",
-        "writes",
-    )
-
-    def __init__(
-        self,
-        id: str,
-        task: Task,
-        parent: str | None = None,
-        item: Any = _MISSING,
-        index: int | None = None,
-    ) -> None:
-        self.id = id
-        self.task = task
-        self.parent = parent
-        self.item = item
-        self.index = index
-        self.holds_slot = False
-        self.lane: Lane | None = None  # the lane running its lifecycle, while it runs
-        self.value: Any = None
-        self.writes: Mapping[str, Any] = _NO_WRITES  # an instance's, once it completed
-
-
-_NO_WRITES: Mapping[str, Any] = MappingProxyType({})
-
-
-class Execution:
+class Execution(Lifecycle, Ending):
     """One run of a workflow. Create with `start()`; await `wait()` for the result."""
 
     def __init__(
@@ -164,19 +107,14 @@ class Execution:
         # the run finishes, or when an execution that never finished is dropped.
         self._gc_unhold = weakref.finalize(self, hold_gc())
 
-        order = workflow.order
         self.rank = workflow.rank
-        self.children = workflow.children  # shared with the workflow: read only
-        self.deps_left = {tid: len(workflow.tasks[tid].spec.dependencies) for tid in order}
-        self.state: dict[str, str] = dict.fromkeys(order, "pending")
-        self.units: dict[str, Unit] = {tid: Unit(tid, workflow.tasks[tid]) for tid in order}
+        self.progress = Progress(workflow)
+        self.state = self.progress.state  # every task's (and instance's) state, by id
+        self.units: dict[str, Unit] = {t: Unit(t, workflow.tasks[t]) for t in workflow.order}
         self.ledger = Ledger(workflow, self.initial)
-        self.done = 0
         self.running = 0
         self.peak_running = 0
         self.cancelled = False
-        self.group_left: dict[str, int] = {}
-        self.group_units: dict[str, list[Unit]] = {}
         self._ready: list[tuple[int, int, int, str, asyncio.Future[None] | None]] = []
         self._seq = itertools.count()
         self._slice = (slice_s, slice_clock)
@@ -282,7 +220,7 @@ class Execution:
         self._held = False
         try:
             self._pump()
-            if self.done == len(self.wf.tasks):
+            if self.progress.finished:
                 self._finish()
         except BaseException as exc:
             self.crash(exc, "the start of the run")
@@ -313,11 +251,10 @@ class Execution:
                 settled.append(tid)
         if settled:
             self._settle(settled, propagate_only=True)
-        for tid in self.wf.order:
-            if self.state[tid] == "pending" and not self.units[tid].task.spec.dependencies:
-                self._resolve(tid)
+        for tid in self.progress.roots():
+            self._resolve(tid)
         self._pump()
-        if self.done == len(self.wf.tasks) and not self._held:
+        if self.progress.finished and not self._held:
             self._finish()
 
     async def wait(self) -> RunResult:
@@ -358,9 +295,9 @@ class Execution:
         unit = self.units.get(task_id)
         if unit is None or self.state.get(task_id) in FINAL_STATES:
             return False
-        if task_id in self.group_left:
-            for u in self.group_units.get(task_id, []):
-                self.cancel_task(u.id)
+        if task_id in self.progress.groups:
+            for uid in self.progress.groups[task_id]:
+                self.cancel_task(uid)
             return True
         if unit.lane is not None:
             unit.lane.cancel()
@@ -413,55 +350,38 @@ class Execution:
     # -- the graph -----------------------------------------------------------------------------
 
     def _settle(self, finals: list[str], propagate_only: bool = False) -> None:
-        """Tasks reached a final state: count them, then decide their dependents."""
+        """Tasks reached a final state: decide their dependents (skips and cancels spread)."""
         work = list(finals)
+        progress = self.progress
         while work:
             tid = work.pop()
-            unit = self.units[tid]
-            if unit.parent is not None:
-                self._instance_settled(unit)
+            parent = self.units[tid].parent
+            if parent is not None:
+                if progress.instance_ended(parent):
+                    self._complete_group(parent, defer=False)
                 continue
-            self.done += 1
-            for child in self.children[tid]:
-                self.deps_left[child] -= 1
-                if self.deps_left[child] == 0 and self.state[child] == "pending":
-                    if self.cancelled:
-                        self.set_state(child, "cancelled", reason="run cancelled")
-                        work.append(child)
-                    elif child in self.reuse:
-                        continue
-                    else:
-                        decided = self._resolve(child, defer=True)
-                        if decided:
-                            work.append(child)
+            for child in progress.ended(tid):
+                if self.cancelled:
+                    self.set_state(child, "cancelled", reason="run cancelled")
+                    work.append(child)
+                elif child in self.reuse:
+                    continue
+                elif self._resolve(child, defer=True):
+                    work.append(child)
         if not propagate_only:
             self._pump()
-            if self.done == len(self.wf.tasks):
+            if progress.finished:
                 self._finish()
 
     def _resolve(self, tid: str, defer: bool = False) -> bool:
-        """All dependencies of `tid` are final: run it or skip it. True if it was skipped."""
-        spec = self.units[tid].task.spec
-        rule = spec.trigger_rule
-        failed = [d for d in spec.dependencies if self.state[d] == "failed"]
-        if rule == "all_success":
-            bad = [d for d in spec.dependencies if self.state[d] != "completed"]
-            run, why = not bad, f"upstream {bad[0]!r} {self.state[bad[0]]}" if bad else None
-        elif rule == "all_done":
-            run, why = True, None
-        elif rule == "one_failed":
-            run, why = bool(failed), "no upstream task failed"
-        else:  # none_failed
-            cancelled = [d for d in spec.dependencies if self.state[d] == "cancelled"]
-            blocker = failed or cancelled
-            run = not blocker
-            why = f"upstream {blocker[0]!r} {self.state[blocker[0]]}" if blocker else None
-        if not run:
+        """All dependencies of `tid` are final: run it or skip it. True if it ended at once."""
+        why = self.progress.verdict(tid)
+        if why is not None:
             self.set_state(tid, "skipped", reason=why)
             if not defer:
                 self._settle([tid])
             return True
-        if spec.map_over is not None:
+        if self.units[tid].task.spec.map_over is not None:
             return self._expand(tid, defer)
         self._push(tid)
         return False
@@ -562,44 +482,33 @@ class Execution:
             self._complete_group(tid, defer)
             return True
         infos = []
-        members = self.group_units[tid] = []
         base = task_info(task).model_dump()
         base.update(dependencies=(), map_over=None, parent=tid)
         for i, item in enumerate(items):
             uid = f"{tid}[{i}]"
-            unit = self.units[uid] = Unit(uid, task, parent=tid, item=item, index=i)
-            members.append(unit)
-            self.state[uid] = "pending"
+            self.units[uid] = Unit(uid, task, parent=tid, item=item, index=i)
             infos.append(TaskInfo(**{**base, "id": uid}))
-        self.group_left[tid] = len(items)
+        self.progress.expand(tid, (info.id for info in infos))
         self._emit(TasksAdded(run_id=self.run_id, at=self.clock(), parent=tid, tasks=infos))
         for info in infos:
             self._push(info.id)
         return False
 
-    def _instance_settled(self, unit: Unit) -> None:
-        parent = unit.parent
-        assert parent is not None
-        self.group_left[parent] -= 1
-        if self.group_left[parent] == 0 and self.state[parent] not in FINAL_STATES:
-            self._complete_group(parent, defer=False)
-
     def _complete_group(self, tid: str, defer: bool) -> None:
-        instances = self.group_units.get(tid, [])
-        bad = [u for u in instances if self.state[u.id] != "completed"]
-        if bad:
-            if all(self.state[u.id] == "cancelled" for u in bad):
-                self.set_state(tid, "cancelled", reason="instances cancelled")
-            else:
-                failed = [u for u in bad if self.state[u.id] == "failed"]
-                first = failed[0] if failed else bad[0]
-                err = self.view.tasks[first.id].error if first.id in self.view.tasks else None
-                self.set_state(
-                    tid,
-                    "failed",
-                    error=f"{len(bad)} of {len(instances)} instances did not complete; "
-                    f"{first.id}: {err or self.state[first.id]}",
-                )
+        """Every instance of map_over task `tid` has ended: so does `tid`."""
+        outcome, bad = self.progress.group_outcome(tid)
+        instances = [self.units[u] for u in self.progress.groups.get(tid, ())]
+        if outcome == "cancelled":
+            self.set_state(tid, "cancelled", reason="instances cancelled")
+        elif outcome == "failed":
+            first = bad[0]
+            err = self.view.tasks[first].error if first in self.view.tasks else None
+            self.set_state(
+                tid,
+                "failed",
+                error=f"{len(bad)} of {len(instances)} instances did not complete; "
+                f"{first}: {err or self.state[first]}",
+            )
         else:
             writes: dict[str, Any] = {}
             for u in instances:
@@ -616,310 +525,6 @@ class Execution:
                 self.set_state(tid, "completed")
         if not defer:
             self._settle([tid])
-
-    # -- running a task ------------------------------------------------------------------------
-
-    async def lifecycle(self, unit: Unit) -> None:
-        spec = unit.task.spec
-        attempt = 0
-        try:
-            while True:
-                attempt += 1
-                result = await run_attempt(self, unit, attempt, unit.task.fn, "body")
-                if result.ok:
-                    self._succeed(unit, attempt, result, via_fallback=False)
-                    return
-                if result.retryable and attempt < spec.max_attempts:
-                    delay = retry_delay_s(spec, attempt, self.rng)
-                    self._emit(
-                        RetryScheduled(
-                            run_id=self.run_id,
-                            at=self.clock(),
-                            task_id=unit.id,
-                            attempt=attempt,
-                            next_attempt=attempt + 1,
-                            max_attempts=spec.max_attempts,
-                            delay_s=delay,
-                            error=result.error or "failed",
-                        )
-                    )
-                    self.set_state(
-                        unit.id,
-                        "retrying",
-                        attempt,
-                        error=result.error,
-                        traceback=result.traceback,
-                        reason=result.reason,
-                        timed_out=result.timed_out,
-                    )
-                    if result.zombie is not None:
-                        self._hand_slot_to_thread(unit, result.zombie)
-                    else:
-                        self.release_slot(unit)
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                    if result.zombie is not None and not result.zombie.done():
-                        await asyncio.wrap_future(result.zombie)
-                    await self._wait_slot(unit)
-                    continue
-                if unit.task.fallback_fn is not None:
-                    self.set_state(
-                        unit.id,
-                        "retrying",
-                        attempt,
-                        error=result.error,
-                        traceback=result.traceback,
-                        reason="falling back",
-                        timed_out=result.timed_out,
-                    )
-                    if result.zombie is not None and not result.zombie.done():
-                        # the timed-out body keeps its slot until it ends; the fallback is
-                        # another function, so it need not wait for it: it takes a new slot
-                        self._hand_slot_to_thread(unit, result.zombie)
-                        await self._wait_slot(unit)
-                    fb = await run_attempt(
-                        self, unit, attempt + 1, unit.task.fallback_fn, "fallback"
-                    )
-                    if fb.ok:
-                        self._succeed(unit, attempt + 1, fb, via_fallback=True)
-                        return
-                    self._fail(
-                        unit,
-                        attempt + 1,
-                        error=f"{fb.error} (fallback, after: {result.error})",
-                        traceback=fb.traceback,
-                        reason="fallback failed",
-                        zombie=fb.zombie,
-                        timed_out=fb.timed_out,
-                    )
-                    return
-                self._fail(
-                    unit,
-                    attempt,
-                    error=result.error,
-                    traceback=result.traceback,
-                    reason=result.reason,
-                    zombie=result.zombie,
-                    timed_out=result.timed_out,
-                )
-                return
-        except asyncio.CancelledError:
-            lane = unit.lane
-            if lane is not None and lane.cancelled_from_outside:
-                # the loop is shutting down: the whole run ends (this task is already being
-                # cancelled, so cancel() is not to ask it once more)
-                unit.lane = None
-                self.cancel()
-                unit.lane = lane
-            if self.state[unit.id] not in FINAL_STATES:
-                why = "run cancelled" if self.cancelled else "cancelled by user"
-                self.set_state(unit.id, "cancelled", attempt, reason=why)
-                self._release_final(unit)
-                self._settle([unit.id])
-        finally:
-            self.release_slot(unit)
-
-    def _succeed(self, unit: Unit, attempt: int, result: Attempt, via_fallback: bool) -> None:
-        self._flush_logs()
-        if unit.parent is not None:
-            conflict = self.ledger.claim_instance_keys(unit.parent, unit.id, result.writes)
-            if conflict is not None:
-                self._fail(unit, attempt, error=f"ConflictError: {conflict}")
-                return
-            unit.writes = result.writes
-            unit.value = result.value
-            self.set_state(
-                unit.id,
-                "completed",
-                attempt,
-                reason="via fallback" if via_fallback else None,
-                via_fallback=via_fallback,
-            )
-        else:
-            conflict = self.ledger.conflict(unit.id, result.writes)
-            if conflict is not None:
-                self._fail(unit, attempt, error=f"ConflictError: {conflict}")
-                return
-            self.ledger.record(unit.id, result.writes)
-            if result.writes:
-                self._emit(
-                    ContextWritten(
-                        run_id=self.run_id, at=self.clock(), task_id=unit.id, values=result.writes
-                    )
-                )
-            self.set_state(
-                unit.id,
-                "completed",
-                attempt,
-                reason="via fallback" if via_fallback else None,
-                via_fallback=via_fallback,
-            )
-        self._release_final(unit)
-        self._settle([unit.id])
-
-    def _fail(
-        self,
-        unit: Unit,
-        attempt: int,
-        error: str | None,
-        traceback: str | None = None,
-        reason: str | None = None,
-        zombie: concurrent.futures.Future[Any] | None = None,
-        timed_out: bool = False,
-    ) -> None:
-        self._flush_logs()
-        self.set_state(
-            unit.id,
-            "failed",
-            attempt,
-            error=error,
-            traceback=traceback,
-            reason=reason,
-            timed_out=timed_out,
-        )
-        if zombie is not None:
-            self._hand_slot_to_thread(unit, zombie)
-        self._release_final(unit)
-        self._settle([unit.id])
-
-    def _flush_logs(self) -> None:
-        if self.buffer is not None and self.buffer.pending:
-            self.buffer.flush()
-
-    # -- the end -------------------------------------------------------------------------------
-
-    def crash(self, exc: BaseException, where: str) -> None:
-        """Something inside the engine itself went wrong. The run ends now, as failed, with the
-        error and its traceback recorded: whatever state it was left in, nothing waits on it."""
-        summary, tb = describe_error(exc)
-        self._end_now(f"internal error in {where}: {summary}", tb)
-
-    def _end_now(self, error: str, tb: str | None) -> None:
-        """End the run at once as failed with `error`: what still runs is cancelled."""
-        if self._finished is None or self._finished.done():
-            return
-        if self._internal is None:
-            self._internal = (error, tb or "")
-        self.cancelled = True  # nothing new starts
-        self._ready.clear()
-        for unit in list(self.units.values()):
-            if unit.lane is not None and unit.lane.task is not asyncio.current_task():
-                with contextlib.suppress(BaseException):
-                    unit.lane.cancel()
-        for uid, state in list(self.state.items()):
-            if state not in FINAL_STATES:
-                try:
-                    self.set_state(uid, "cancelled", reason="the run stopped: internal error")
-                except BaseException:
-                    self.state[uid] = "cancelled"
-        self._finish()
-
-    def _finish(self) -> None:
-        assert self._finished is not None
-        if self._finished.done():
-            return
-        try:
-            result = self._wind_up()
-        except BaseException as exc:  # even a broken end resolves the run
-            result = self._last_resort(exc)
-        for step in (
-            self.lanes.stop,
-            capture.uninstall,
-            self._gc_unhold,
-            self._stop_threads,
-            self._stop_watching,
-        ):
-            with contextlib.suppress(BaseException):
-                step()
-        self._finished.set_result(result)
-
-    def _status(self) -> str:
-        if self._internal is not None:
-            return "failed"
-        states = [self.state[t] for t in self.wf.order]
-        if self.cancelled:
-            return "cancelled"
-        if "failed" in states:
-            return "failed"
-        if "cancelled" in states:
-            return "cancelled"
-        return "completed"
-
-    def _wind_up(self) -> RunResult:
-        """Emit RunFinished and build the result."""
-        self._flush_logs()
-        if self.buffer is not None:
-            self.buffer.closed = True
-        finished_at = self.clock()
-        status = self._status()
-        context = self.ledger.final(self.state)
-        report = self.view.compute_report(finished_at)
-        error, tb = self._internal or (None, None)
-        self._emit(
-            RunFinished(
-                run_id=self.run_id,
-                at=finished_at,
-                status=status,  # type: ignore[arg-type]
-                report=report.summary(),
-                context=context,
-                error=error,
-                traceback=tb,
-            )
-        )
-        return self._result(status, finished_at, context, report)
-
-    def _last_resort(self, exc: BaseException) -> RunResult:
-        """The end of a run whose wind-up failed: failed, with what went wrong, no figures."""
-        summary, tb = describe_error(exc)
-        if self._internal is None:
-            self._internal = (f"internal error while ending the run: {summary}", tb)
-        error, tb = self._internal
-        finished_at = time.time()
-        report = Report.empty(self.cap)
-        with contextlib.suppress(BaseException):
-            self._emit(
-                RunFinished.model_construct(
-                    run_id=self.run_id,
-                    at=finished_at,
-                    status="failed",
-                    report=report.summary(),
-                    context={},
-                    error=error,
-                    traceback=tb,
-                )
-            )
-        return self._result("failed", finished_at, {}, report)
-
-    def _result(
-        self, status: str, finished_at: float, context: dict[str, Any], report: Report
-    ) -> RunResult:
-        return RunResult(
-            run_id=self.run_id,
-            workflow=self.wf.name,
-            status=status,
-            started_at=getattr(self, "started_at", finished_at),
-            finished_at=finished_at,
-            tasks=TaskOutcomes(self.view),
-            context=context,
-            report=report,
-            view=self.view,
-            executor=getattr(self.remote, "name", "local"),
-            subscriber_errors=self.subscriber_errors,
-            error=self._internal[0] if self._internal else None,
-        )
-
-    def _stop_watching(self) -> None:
-        if self.watchdog is not None:
-            self.watchdog.remove(self)
-
-    def loop_blocked(self, unit_id: str, attempt: int, seconds: float) -> None:
-        """The watchdog saw this attempt's body hold the event loop: say so in its log."""
-        if self.buffer is not None and not self.is_done:
-            self.buffer.add(unit_id, attempt, "warning", blocked_message(seconds))
-
-    def _stop_threads(self) -> None:
-        if self.threads is not None:
-            self.threads.shutdown(wait=False, cancel_futures=True)
 
 
 def start(
