@@ -79,11 +79,3 @@ class ConflictError(ContextError):
             f"context key {key!r} written by both {first!r} and {second!r}, which may run in "
             f"parallel; make one depend on the other or use different keys"
         )
-
-
-class TaskTimeout(TuiFlowError):
-    """An attempt ran past its task's `timeout_s`."""
-
-
-class RunCancelled(TuiFlowError):
-    """Raised inside a task body's attempt when the run or the task was cancelled."""

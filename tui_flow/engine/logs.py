@@ -28,11 +28,6 @@ _current: contextvars.ContextVar[AttemptSink | None] = contextvars.ContextVar(
 _CLEAN = contextvars.Context()
 
 
-def current_sink() -> AttemptSink | None:
-    """The sink of the attempt running in this context (None outside task bodies)."""
-    return _current.get()
-
-
 class LogBuffer:
     """Collects lines and progress from any thread; flushes them on the loop in batches."""
 

@@ -102,11 +102,6 @@ class Report:
         """Everything, per-task rows included, as JSON-ready data."""
         return {**self.summary(), "tasks": [dataclasses.asdict(r) for r in self.tasks]}
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Report:
-        rows = [TaskRow(**r) for r in data.get("tasks", [])]
-        return cls(**{**{k: v for k, v in data.items() if k != "tasks"}, "tasks": rows})
-
 
 def compute_report(
     timings: Iterable[TaskTiming],

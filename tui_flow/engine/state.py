@@ -21,7 +21,7 @@ from .events import (
     TasksAdded,
     TaskStateChanged,
 )
-from .report import AttemptTiming, Report, TaskTiming, compute_report
+from .report import Report, compute_report
 
 
 @dataclass
@@ -108,13 +108,6 @@ class RunView:
     # the time of the newest event, for a view replayed from the store (the live fold does
     # not keep it: nothing live needs it)
     last_event_at: float | None = None
-    _positions: dict[str, int] | None = field(default=None, repr=False, compare=False)
-
-    def positions(self) -> dict[str, int]:
-        """Each task's index in `order` (kept until the order changes)."""
-        if self._positions is None:
-            self._positions = {tid: i for i, tid in enumerate(self.order)}
-        return self._positions
 
     @classmethod
     def from_events(cls, events: Any) -> RunView:
@@ -164,7 +157,6 @@ class RunView:
         self.resumed_from = e.resumed_from
         self.tasks = {t.id: TaskView(t) for t in e.tasks}
         self.order = [t.id for t in e.tasks]
-        self._positions = None
         self.context = dict(e.initial_context)
         return list(self.tasks)
 
@@ -231,8 +223,7 @@ class RunView:
             parent.instances = ids
             at = self.order.index(e.parent) + 1 if e.parent in self.order else len(self.order)
             self.order[at:at] = ids
-            self._positions = None
-        return [e.parent, *ids]
+            return [e.parent, *ids]
 
     def _finished(self, e: RunFinished) -> list[str]:
         self.status = e.status
@@ -244,33 +235,6 @@ class RunView:
         return []
 
     # -- figures -------------------------------------------------------------------------------
-
-    def timings(self) -> list[TaskTiming]:
-        out = []
-        for t in self.tasks.values():
-            group = t.info.map_over is not None and t.info.parent is None
-            attempts = (
-                []
-                if group
-                else [
-                    AttemptTiming(started_at=a.started_at, finished_at=a.finished_at)
-                    for a in t.attempts
-                ]
-            )
-            out.append(
-                TaskTiming(
-                    id=t.id,
-                    status=t.state,
-                    dependencies=t.info.dependencies,
-                    attempts=attempts,
-                    span_start=t.started_at if group else None,
-                    span_end=t.finished_at if group else None,
-                    path_weight=t.path_weight,
-                    error=t.error,
-                    via_fallback=t.via_fallback,
-                )
-            )
-        return out
 
     def compute_report(self, finished_at: float | None = None) -> Report:
         for t in self.tasks.values():

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import importlib.util
 import os
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -108,28 +107,15 @@ def diff_workflows(old: Workflow | None, new: Workflow) -> Diff:
     return d
 
 
-def _drop_bytecode(path: Path) -> None:
-    """Forget the cached bytecode of `path`: two saves within one second with the same size
-    would otherwise let Python reuse the stale .pyc."""
-    if path.suffix != ".py":
-        return
-    try:
-        os.unlink(importlib.util.cache_from_source(str(path)))
-    except (OSError, NotImplementedError, ValueError):
-        pass
-
-
 def describe_error(exc: BaseException) -> str:
     if isinstance(exc, LoadError | ValidationError | TuiFlowError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
 
-def load_file(path: str | os.PathLike[str], helpers: Iterable[Path] = ()) -> ReloadResult:
+def load_file(path: str | os.PathLike[str]) -> ReloadResult:
     """Load the file fresh (call from a thread); never raises for a bad file."""
     p = Path(path)
-    for h in (p, *helpers):
-        _drop_bytecode(Path(h))
     try:
         return ReloadResult(loaded=load(p))
     except KeyboardInterrupt:
@@ -138,10 +124,8 @@ def load_file(path: str | os.PathLike[str], helpers: Iterable[Path] = ()) -> Rel
         return ReloadResult(error=describe_error(exc))
 
 
-async def load_file_async(
-    path: str | os.PathLike[str], helpers: Sequence[Path] = ()
-) -> ReloadResult:
-    return await asyncio.to_thread(load_file, path, helpers)
+async def load_file_async(path: str | os.PathLike[str]) -> ReloadResult:
+    return await asyncio.to_thread(load_file, path)
 
 
 def watch_roots(loaded: LoadedFile | None, path: str | os.PathLike[str]) -> list[Path]:

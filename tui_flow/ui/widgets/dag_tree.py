@@ -317,7 +317,3 @@ class DagTree(Tree[str]):
         if scroll:
             self.scroll_to_node(node, animate=False)
         return True
-
-    @property
-    def expanded_ids(self) -> set[str]:
-        return {tid for tid, n in self.nodes_by_id.items() if n.allow_expand and n.is_expanded}
