@@ -26,6 +26,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .engine.events import (
+    Event,
+    RetryScheduled,
+    RunFinished,
+    RunStarted,
+    TaskLogs,
+    TasksAdded,
+    TaskStateChanged,
+)
 from .engine.report import Report
 from .safe_text import visible
 from .status import fmt_seconds, glyph, label, style
@@ -266,55 +275,53 @@ class ConsoleReporter:
             out.append(f"{clock(ln.at)}  {prefix}{text}\n")
         self._emit("".join(out))
 
-    def __call__(self, e: Any) -> None:
+    def __call__(self, e: Event) -> None:
         if self.text.closed:
             return
-        kind = e.kind
         user = self.text.user
-        if kind == "task_logs":
-            if self.logs:
-                self._log_lines(e.lines)
-        elif kind == "task_state":
-            if e.state == "pending":
-                return
-            tid = user(e.task_id).ljust(self.width)
-            detail = ""
-            if e.state == "running":
-                if e.attempt > 1:
-                    detail = f"attempt {e.attempt}/{e.max_attempts}"
-                if e.reason == "fallback":
-                    detail = "running the fallback"
-            elif e.state == "completed":
-                detail = "via fallback" if e.via_fallback else ""
-            elif e.state in ("failed", "cancelled", "skipped"):
-                detail = user(e.error or e.reason or "")
-            elif e.state == "retrying":
-                return  # the retry line says it all
-            self._line(e.at, e.state, f"{tid} {detail}".rstrip())
-        elif kind == "retry_scheduled":
-            tid = user(e.task_id).ljust(self.width)
-            self._line(
-                e.at,
-                "retrying",
-                f"{tid} attempt {e.attempt}/{e.max_attempts} failed: {user(e.error)}; "
-                f"retry in {fmt_seconds(e.delay_s)}",
-            )
-        elif kind == "run_started":
-            self.width = max([12, *(len(t.id) for t in e.tasks)])
-            for t in e.tasks:
-                self.max_attempts[t.id] = t.retry_attempts + 1
-            extra = f" (resuming {e.resumed_from})" if e.resumed_from else ""
-            head = (
-                f"{self._clock(e.at)}  run {e.run_id} of {user(repr(e.workflow))}: "
-                f"{len(e.tasks)} tasks, max concurrency {e.max_concurrency}{extra}"
-            )
-            self._emit(self.text.styled(head, "bold") + "\n")
-        elif kind == "tasks_added":
-            self.width = max([self.width, *(len(t.id) for t in e.tasks)])
-            line = f"{self._clock(e.at)}  {user(e.parent)}: {len(e.tasks)} instances"
-            self._emit(self.text.styled(line, "dim") + "\n")
-        elif kind == "run_finished":
-            self.flush()
+        match e:
+            case TaskLogs():
+                if self.logs:
+                    self._log_lines(e.lines)
+            case TaskStateChanged():
+                if e.state in ("pending", "retrying"):
+                    return  # (a retry's own line says it all)
+                tid = user(e.task_id).ljust(self.width)
+                detail = ""
+                if e.state == "running":
+                    if e.attempt > 1:
+                        detail = f"attempt {e.attempt}/{e.max_attempts}"
+                    if e.reason == "fallback":
+                        detail = "running the fallback"
+                elif e.state == "completed":
+                    detail = "via fallback" if e.via_fallback else ""
+                else:  # failed, cancelled, skipped
+                    detail = user(e.error or e.reason or "")
+                self._line(e.at, e.state, f"{tid} {detail}".rstrip())
+            case RetryScheduled():
+                tid = user(e.task_id).ljust(self.width)
+                self._line(
+                    e.at,
+                    "retrying",
+                    f"{tid} attempt {e.attempt}/{e.max_attempts} failed: {user(e.error)}; "
+                    f"retry in {fmt_seconds(e.delay_s)}",
+                )
+            case RunStarted():
+                self.width = max([12, *(len(t.id) for t in e.tasks)])
+                for t in e.tasks:
+                    self.max_attempts[t.id] = t.retry_attempts + 1
+                extra = f" (resuming {e.resumed_from})" if e.resumed_from else ""
+                head = (
+                    f"{self._clock(e.at)}  run {e.run_id} of {user(repr(e.workflow))}: "
+                    f"{len(e.tasks)} tasks, max concurrency {e.max_concurrency}{extra}"
+                )
+                self._emit(self.text.styled(head, "bold") + "\n")
+            case TasksAdded():
+                self.width = max([self.width, *(len(t.id) for t in e.tasks)])
+                line = f"{self._clock(e.at)}  {user(e.parent)}: {len(e.tasks)} instances"
+                self._emit(self.text.styled(line, "dim") + "\n")
+            case RunFinished():
+                self.flush()
 
 
 def report_table(report: Report, workflow: str, status: str, run_id: str = "") -> list[Any]:

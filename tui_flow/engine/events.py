@@ -167,9 +167,12 @@ class TasksAdded(_Event):
 
 
 class RunFinished(_Event):
+    """The run ended. "interrupted": the process running it died; the store says so when it
+    reads such a run (that event is never recorded)."""
+
     kind: Literal["run_finished"] = "run_finished"
     status: RunStatus
-    report: dict[str, Any]
+    report: dict[str, Any] = Field(default_factory=dict)
     context: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None  # what ended the run, when the engine itself failed
     traceback: str | None = None

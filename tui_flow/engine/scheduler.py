@@ -40,6 +40,7 @@ from .ending import Ending
 from .events import (
     FINAL_STATES,
     ContextWritten,
+    Event,
     LogLine,
     RunStarted,
     TaskInfo,
@@ -60,7 +61,7 @@ from .state import RunView
 from .tuning import hold_gc
 from .watchdog import Watchdog, watchdog_for
 
-Subscriber = Callable[[Any], None]
+Subscriber = Callable[[Event], None]  # sees every event of a run, in order; must not block
 
 
 class Execution(Lifecycle, Ending):

@@ -13,11 +13,13 @@ from typing import Any
 from .events import (
     FINAL_STATES,
     ContextWritten,
+    Event,
     RetryScheduled,
     RunFinished,
     RunStarted,
     TaskInfo,
     TaskLogs,
+    TaskProgress,
     TasksAdded,
     TaskStateChanged,
 )
@@ -116,34 +118,34 @@ class RunView:
             view.apply(e)
         return view
 
-    def apply(self, e: Any) -> list[str]:
+    def apply(self, e: Event) -> list[str]:
         """Fold one event into the view; return the ids of the tasks it changed."""
-        kind = e.kind
-        if kind == "task_state":
-            return self._state(e)
-        if kind == "task_logs":
-            return self._logs(e)
-        if kind == "task_progress":
-            t = self.tasks.get(e.task_id)
-            if t is None:
-                return []
-            t.progress = (e.done, e.total, e.message)
-            return [e.task_id]
-        if kind == "retry_scheduled":
-            self.retries.append(e)
-            t = self.tasks.get(e.task_id)
-            if t is not None:
-                t.next_retry_at = e.at + e.delay_s
-                t.retry_delay_s = e.delay_s
-            return [e.task_id]
-        if kind == "context_written":
-            return self._written(e)
-        if kind == "tasks_added":
-            return self._added(e)
-        if kind == "run_started":
-            return self._started(e)
-        if kind == "run_finished":
-            return self._finished(e)
+        match e:
+            case TaskStateChanged():
+                return self._state(e)
+            case TaskLogs():
+                return self._logs(e)
+            case TaskProgress():
+                t = self.tasks.get(e.task_id)
+                if t is None:
+                    return []
+                t.progress = (e.done, e.total, e.message)
+                return [e.task_id]
+            case RetryScheduled():
+                self.retries.append(e)
+                t = self.tasks.get(e.task_id)
+                if t is not None:
+                    t.next_retry_at = e.at + e.delay_s
+                    t.retry_delay_s = e.delay_s
+                return [e.task_id]
+            case ContextWritten():
+                return self._written(e)
+            case TasksAdded():
+                return self._added(e)
+            case RunStarted():
+                return self._started(e)
+            case RunFinished():
+                return self._finished(e)
         return []
 
     def _started(self, e: RunStarted) -> list[str]:
@@ -228,11 +230,23 @@ class RunView:
     def _finished(self, e: RunFinished) -> list[str]:
         self.status = e.status
         self.finished_at = e.at
-        self.report = e.report
+        self.report = e.report or None
         self.context = e.context
         self.error = e.error
         self.running = 0
-        return []
+        if e.status != "interrupted":
+            return []
+        # the process running it died (as the store found it): what ran was cut short
+        cut = []
+        for t in self.tasks.values():
+            if t.state in ("running", "retrying"):
+                t.state = "interrupted"
+                t.next_retry_at = None
+                for a in t.attempts:
+                    if a.finished_at is None:
+                        a.status = "interrupted"
+                cut.append(t.id)
+        return cut
 
     # -- figures -------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import aiosqlite
 
+from ..engine.events import RunFinished
 from ..engine.state import RunView
 from .rows import EVENT_COLUMNS, LogRow, RunRow, TaskRow, event_from_row
 from .schema import Database, StoreError
@@ -100,20 +101,14 @@ async def log_chunks(
 # -- a run's events replayed into views, and its tasks' rows from them ----------------------------
 
 
-def _interrupt(view: RunView, error: str | None, at: float | None) -> RunView:
-    """A replayed view of a run whose process died: running tasks show as interrupted."""
-    view.status = "interrupted"
-    view.error = error
-    view.finished_at = at
-    view.running = 0
-    for t in view.tasks.values():
-        if t.state in ("running", "retrying"):
-            t.state = "interrupted"
-            t.next_retry_at = None
-            for a in t.attempts:
-                if a.finished_at is None:
-                    a.status = "interrupted"
-    return view
+def _interrupt(view: RunView, error: str | None, at: float | None) -> None:
+    """A replayed view of a run whose process died ends as interrupted (running tasks too)."""
+    when = at if at is not None else view.last_event_at or view.started_at or 0.0
+    view.apply(
+        RunFinished(
+            run_id=view.run_id, at=when, status="interrupted", context=view.context, error=error
+        )
+    )
 
 
 def _close_dead_segment(view: RunView, run: RunRow, seg: int) -> None:

@@ -25,7 +25,14 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from ..engine.events import RunStarted
+from ..engine.events import (
+    ContextWritten,
+    Event,
+    RunFinished,
+    RunStarted,
+    TaskLogs,
+    TaskStateChanged,
+)
 from ..engine.state import RunView
 from ..engine.tuning import hold_short_switch_interval
 from .owner import Identity
@@ -173,23 +180,23 @@ class Writer:
 
     # -- recording (on the loop, never blocks) -----------------------------------------------
 
-    def recorder(self, view: RunView | None = None) -> Callable[[Any], None]:
+    def recorder(self, view: RunView | None = None) -> Callable[[Event], None]:
         if view is None:
             return self.record
 
-        def record(event: Any) -> None:
+        def record(event: Event) -> None:
             self.record(event, view)
 
         return record
 
-    def record(self, event: Any, view: RunView | None = None) -> None:
+    def record(self, event: Event, view: RunView | None = None) -> None:
         """Buffer one event. It becomes its row at once, plain strings and numbers: the buffer
         then holds no objects the garbage collector has to walk, however many events wait for
         the flush, and the flush has nothing left to convert."""
         if self.closed:
             raise StoreError(f"{self._db.path}: the run store is closed")
         buf = self._buffer
-        if event.kind == "task_state":  # most of what a run records: the short way
+        if isinstance(event, TaskStateChanged):  # most of what a run records: the short way
             d = event.__dict__
             rid = d["run_id"]
             seg = self._note(event, rid, d["at"])
@@ -206,7 +213,7 @@ class Writer:
         assert self._wake is not None
         self._wake.set()
 
-    def _note(self, event: Any, rid: str, at: float) -> int | None:
+    def _note(self, event: Event, rid: str, at: float) -> int | None:
         """What every recorded event does: fold it into the store's own view of its run (if
         the store folds one), note the time, and give the run's segment (None, noted in the
         buffer, when the flush has to find it)."""
@@ -219,12 +226,11 @@ class Writer:
             self._buffer.unresolved.add(rid)
         return seg
 
-    def _record_other(self, event: Any, view: RunView | None) -> None:
+    def _record_other(self, event: Event, view: RunView | None) -> None:
         buf = self._buffer
-        kind = event.kind
         rid = event.run_id
         at = event.at
-        if kind == "run_started":
+        if isinstance(event, RunStarted):
             if view is None:
                 view = self._folds[rid] = RunView()
             else:
@@ -237,32 +243,29 @@ class Writer:
             buf.ops.append((len(buf.events), "start", event))
             self._flush_soon()  # the run is on disk at once, whatever happens next
         seg = self._note(event, rid, at)
-        if kind == "task_logs":
-            rows = [
-                (rid, ln.task_id, seg, ln.attempt, ln.at, ln.level, ln.text) for ln in event.lines
-            ]
-            buf.ops.append((len(buf.events), "logs", rows))
-            return
-        if kind == "context_written":
-            values = [(k, dumps(v)) for k, v in event.values.items()]
-            buf.ops.append((len(buf.events), "writes", (rid, event.task_id, at, values)))
-        elif kind == "run_finished":
-            recorded = self._views.pop(rid, None)
-            # None: not recorded from its start; the flush counts from what was written
-            failed = failed_count(recorded) if recorded is not None else None
-            self._folds.pop(rid, None)
-            report = event.report
-            buf.ops.append(
-                (
-                    len(buf.events),
-                    "finish",
-                    (
-                        *(rid, at, event.status, dumps(event.context), dumps(report)),
-                        *(report.get("wall_s"), report.get("speedup"), event.error, failed),
-                    ),
+        match event:
+            case TaskLogs():
+                rows = [
+                    (rid, ln.task_id, seg, ln.attempt, ln.at, ln.level, ln.text)
+                    for ln in event.lines
+                ]
+                buf.ops.append((len(buf.events), "logs", rows))
+                return
+            case ContextWritten():
+                values = [(k, dumps(v)) for k, v in event.values.items()]
+                buf.ops.append((len(buf.events), "writes", (rid, event.task_id, at, values)))
+            case RunFinished():
+                recorded = self._views.pop(rid, None)
+                # None: not recorded from its start; the flush counts from what was written
+                failed = failed_count(recorded) if recorded is not None else None
+                self._folds.pop(rid, None)
+                report = event.report
+                finish = (
+                    *(rid, at, event.status, dumps(event.context), dumps(report)),
+                    *(report.get("wall_s"), report.get("speedup"), event.error, failed),
                 )
-            )
-            self._flush_soon()
+                buf.ops.append((len(buf.events), "finish", finish))
+                self._flush_soon()
         buf.events.append(event_row(event, seg))
 
     def mark_interrupted_now(self, run_id: str, why: str) -> bool:

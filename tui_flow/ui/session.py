@@ -16,7 +16,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..engine.events import TaskInfo, task_info
+from ..engine.events import (
+    ContextWritten,
+    Event,
+    RetryScheduled,
+    RunFinished,
+    RunStarted,
+    TaskInfo,
+    TaskLogs,
+    TasksAdded,
+    task_info,
+)
 from ..engine.state import RunView, TaskView
 from ..workflow import Workflow
 
@@ -84,29 +94,29 @@ class RunSession:
 
     # -- subscriber ----------------------------------------------------------------------------
 
-    def __call__(self, event: Any) -> None:
-        kind = event.kind
+    def __call__(self, event: Event) -> None:
         changes = self._changes
-        if kind == "task_logs":
-            lines = event.lines
-            self.add_lines([(ln.task_id, ln.level, ln.text) for ln in lines])
+        if isinstance(event, TaskLogs):  # the flood: the short way
+            self.add_lines([(ln.task_id, ln.level, ln.text) for ln in event.lines])
             self.view.apply(event)
             return
         changed = self.view.apply(event)
         if changed:
             changes.tasks.update(changed)
-        if kind == "retry_scheduled":
-            changes.retries = True
-        elif kind == "context_written":
-            self.writes[event.task_id] = dict(event.values)
-            changes.context = True
-        elif kind in ("run_started", "tasks_added"):
-            changes.graph = True
-            if kind == "run_started":
+        match event:
+            case RetryScheduled():
+                changes.retries = True
+            case ContextWritten():
+                self.writes[event.task_id] = dict(event.values)
+                changes.context = True
+            case RunStarted():
+                changes.graph = True
                 self.reused = dict(event.reused)
-        elif kind == "run_finished":
-            self.finished = True
-            changes.finished = True
+            case TasksAdded():
+                changes.graph = True
+            case RunFinished():
+                self.finished = True
+                changes.finished = True
 
     def add_lines(self, entries: Iterable[Entry]) -> None:
         """Keep log lines (bounded) and queue them for the screen."""
