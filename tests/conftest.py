@@ -3,6 +3,8 @@ the Hypothesis profile."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -49,11 +51,35 @@ def write_flow(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
-@pytest.fixture
-def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run `python -m tui_flow.cli ARGS` with this checkout's tui_flow, without a terminal."""
+class CLI:
+    """Run the command line as `tui-flow ARGS` would, without a terminal (CI=true, NO_COLOR).
 
-    def run(
+    `cli(*args)` runs it in this process (`main(argv)`, output captured): fast, and what most
+    tests need. `cli.process(*args)` starts a real process: for what only a process shows
+    (exit with a stuck thread, signals, the interpreter's own start and end)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self._monkeypatch = monkeypatch
+
+    def __call__(
+        self, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        from tui_flow.cli import dispatch
+
+        out, err = io.StringIO(), io.StringIO()
+        with self._monkeypatch.context() as m:
+            for key, value in {"CI": "true", "NO_COLOR": "1", **(env or {})}.items():
+                m.setenv(key, value)
+            m.chdir(cwd or ROOT)
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    code = dispatch(list(args))
+                except SystemExit as exc:  # argparse: --help, --version, a bad value
+                    code = exc.code if isinstance(exc.code, int) else 2
+        return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+    def process(
+        self,
         *args: str,
         timeout: float = 60,
         env: dict[str, str] | None = None,
@@ -69,7 +95,11 @@ def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
             cwd=cwd or ROOT,
         )
 
-    return run
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch) -> CLI:
+    """The command line (see `CLI`)."""
+    return CLI(monkeypatch)
 
 
 @pytest.fixture

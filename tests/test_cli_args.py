@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tui_flow import Workflow, task
-from tui_flow.cli import main
+from tui_flow.cli import dispatch as main
 from tui_flow.engine import Execution
 
 FLOW = """

@@ -184,7 +184,7 @@ def stuck(ctx: Context) -> None:
 
 def test_a_thread_body_that_never_returns_does_not_keep_the_process_alive(tmp_path, cli):
     (tmp_path / "stuck.py").write_text(STUCK_THREAD_FLOW)
-    p = cli("run", "stuck.py", "--json", "--no-store", cwd=tmp_path)
+    p = cli.process("run", "stuck.py", "--json", "--no-store", cwd=tmp_path)
     assert p.returncode == 1
     data = json.loads(p.stdout)
     assert data["tasks"]["stuck"]["error"] == "TimeoutError: timed out after 0.2 s"

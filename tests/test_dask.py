@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from tui_flow.cli import main
+from tui_flow.cli import dispatch as main
 from tui_flow.engine import Execution
 from tui_flow.engine.events import LogLine, TaskLogs, TaskProgress
 from tui_flow.loader import load

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError as PydanticValidationError
 
 from tui_flow import Workflow, load, run
-from tui_flow.cli import main
+from tui_flow.cli import dispatch as main
 from tui_flow.dsl import dump_flow, to_mermaid
 from tui_flow.tasks import TaskSpec, make_task
 

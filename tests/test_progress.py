@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -84,3 +86,45 @@ def test_a_group_ends_with_its_last_instance_and_says_how():
     assert p.group_outcome("m") == ("cancelled", ["m[1]", "m[2]"])
     p.state.update({"m[1]": "completed", "m[2]": "completed"})
     assert p.group_outcome("m") == ("completed", [])
+
+
+@settings(max_examples=60, deadline=None)
+@given(random_dags())
+def test_the_graph_questions_agree_with_networkx(edges):
+    import networkx as nx
+
+    wf = dag(edges)
+    g = wf.graph  # built with networkx, on demand
+    assert wf.stages == [sorted(gen) for gen in nx.topological_generations(g)]
+    for tid in edges:
+        assert wf.ancestors(tid) == nx.ancestors(g, tid)
+        assert wf.descendants(tid) == nx.descendants(g, tid)
+        assert wf.dependents(tid) == sorted(g.successors(tid))
+
+
+@settings(max_examples=60, deadline=None)
+@given(random_dags(), st.data())
+def test_every_cycle_is_found_and_reported_as_a_real_one(edges, data):
+    import networkx as nx
+
+    from tui_flow.errors import ValidationError
+
+    # add a few edges backwards: cycles, maybe several, maybe none
+    ids = list(edges)
+    for _ in range(data.draw(st.integers(0, 3))):
+        a, b = data.draw(st.sampled_from(ids)), data.draw(st.sampled_from(ids))
+        if a != b and a not in edges[b]:
+            edges[b] = [*edges[b], a]
+    g = nx.DiGraph([(d, t) for t, deps in edges.items() for d in deps])
+    g.add_nodes_from(ids)
+    cyclic = [c for c in nx.strongly_connected_components(g) if len(c) > 1]
+    if not cyclic:
+        dag(edges)  # builds
+        return
+    with pytest.raises(ValidationError) as err:
+        dag(edges)
+    paths = [p.message.removeprefix("dependency cycle: ").split(" -> ") for p in err.value.problems]
+    assert len(paths) == len(cyclic)
+    for path in paths:
+        assert path[0] == path[-1]
+        assert all(g.has_edge(a, b) for a, b in itertools.pairwise(path))

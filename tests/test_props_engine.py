@@ -466,7 +466,7 @@ def hangs_once(runner: str, fallback: Act | None = None) -> tuple[list[TaskPlan]
     return [plan], 1
 
 
-@settings(max_examples=40 * SCALE)
+@settings(max_examples=20 * SCALE)
 @given(workflows(("async", "thread"), max_tasks=40), INITIAL)
 # found by this test: an attempt that timed out before the fallback was recorded as "failed"
 @example(hangs_once("thread", fallback=Act()), {})
@@ -476,7 +476,7 @@ def test_every_run_ends_as_the_rules_say_and_is_recorded_as_it_ran(spec, initial
         run_and_check(plans, max_concurrency, initial, Path(folder))
 
 
-@settings(max_examples=10 * SCALE)
+@settings(max_examples=5 * SCALE)
 @given(workflows(("process", "async", "thread"), max_tasks=8), INITIAL)
 # found by this test: the line a worker printed before it was killed at its timeout was lost
 @example(hangs_once("process"), {})

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tui_flow.cli import main
+from tui_flow.cli import dispatch as main
 from tui_flow.runs import ActionRefused, plan_rerun_from, rerun_failed, resume
 from tui_flow.store import RunStore
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 import difflib
 import heapq
 import inspect
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
-
-import networkx as nx
+from typing import Any
 
 from .errors import Problem, ValidationError
 from .tasks import Task, source_of
@@ -88,12 +87,6 @@ class Workflow:
         if problems:
             raise ValidationError(problems, workflow=name)
 
-        g: nx.DiGraph = nx.DiGraph()
-        g.add_nodes_from(self.tasks)
-        for t in self.tasks.values():
-            g.add_edges_from((dep, t.id) for dep in t.spec.dependencies)
-        self.graph = g
-
     def _here(self, message: str) -> Problem:
         """A problem located at the `Workflow(...)` call (unless tui-flow itself made the call)."""
         inside = self.defined_in is not None and Path(self.defined_in).parent == _PACKAGE_DIR
@@ -135,20 +128,41 @@ class Workflow:
 
     @cached_property
     def stages(self) -> list[list[str]]:
-        """Topological generations: tasks in one stage do not depend on each other."""
-        return [sorted(gen) for gen in nx.topological_generations(self.graph)]
+        """Topological generations: tasks in one stage do not depend on each other (a task's
+        stage is one more than its latest dependency's)."""
+        level: dict[str, int] = {}
+        for tid in self.order:
+            deps = self.tasks[tid].spec.dependencies
+            level[tid] = 1 + max((level[d] for d in deps), default=-1)
+        out: list[list[str]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
+        for tid, n in level.items():
+            out[n].append(tid)
+        return [sorted(stage) for stage in out]
+
+    @cached_property
+    def graph(self) -> Any:
+        """The graph as a networkx DiGraph (an edge from each dependency to its dependent), for
+        those who want networkx's algorithms; built, and networkx imported, on first use."""
+        import networkx as nx
+
+        g = nx.DiGraph()
+        g.add_nodes_from(self.tasks)
+        g.add_edges_from((d, t) for t in self.tasks for d in self.tasks[t].spec.dependencies)
+        return g
 
     def dependencies(self, task_id: str) -> tuple[str, ...]:
         return self.tasks[task_id].spec.dependencies
 
     def dependents(self, task_id: str) -> list[str]:
-        return sorted(self.graph.successors(task_id))
+        return sorted(self.children[task_id])
 
     def ancestors(self, task_id: str) -> set[str]:
-        return nx.ancestors(self.graph, task_id)
+        """Every task `task_id` depends on, directly or not."""
+        return _reach(task_id, lambda t: self.tasks[t].spec.dependencies)
 
     def descendants(self, task_id: str) -> set[str]:
-        return nx.descendants(self.graph, task_id)
+        """Every task that depends on `task_id`, directly or not."""
+        return _reach(task_id, self.children.__getitem__)
 
     def longest_path(self, durations: Mapping[str, float]) -> tuple[list[str], float]:
         """The path through the graph with the largest sum of `durations` (missing = 0)."""
@@ -168,11 +182,22 @@ class Workflow:
         return f"<Workflow {self.name!r}: {len(self.tasks)} tasks>"
 
 
+def _reach(start: str, step: Callable[[str], Iterable[str]]) -> set[str]:
+    """The nodes reached from `start` (itself excepted) following `step`."""
+    seen: set[str] = set()
+    todo = list(step(start))
+    while todo:
+        node = todo.pop()
+        if node not in seen:
+            seen.add(node)
+            todo.extend(step(node))
+    return seen
+
+
 def _graph_problems(tasks: Mapping[str, Task]) -> list[Problem]:
     problems: list[Problem] = []
     ids = list(tasks)
-    g: nx.DiGraph = nx.DiGraph()
-    g.add_nodes_from(ids)
+    edges: dict[str, list[str]] = {tid: [] for tid in ids}  # dependency -> dependents
     for t in tasks.values():
         where = (t.source_file, t.source_line, t.id)
         if t.signature_problem:
@@ -188,17 +213,11 @@ def _graph_problems(tasks: Mapping[str, Task]) -> list[Problem]:
                 problems.append(
                     Problem(f"task {t.id!r} depends on unknown task {dep!r}{hint}", *where)
                 )
-            else:
-                g.add_edge(dep, t.id)
+            elif t.id not in edges[dep]:
+                edges[dep].append(t.id)
         if t.spec.map_over is not None and not t.spec.map_over.strip():
             problems.append(Problem(f"task {t.id!r}: map_over needs a context key", *where))
-    for component in nx.strongly_connected_components(g):
-        if len(component) < 2:
-            continue
-        sub = g.subgraph(component)
-        start = min(component, key=ids.index)
-        cycle = nx.find_cycle(sub, source=start)
-        path = [cycle[0][0]] + [v for _, v in cycle]
+    for path in _cycles(ids, edges):
         first = tasks[path[0]]
         problems.append(
             Problem(
@@ -209,6 +228,80 @@ def _graph_problems(tasks: Mapping[str, Task]) -> list[Problem]:
             )
         )
     return problems
+
+
+def _cycles(ids: list[str], edges: Mapping[str, list[str]]) -> list[list[str]]:
+    """One cycle per group of tasks that depend on each other in a circle (a strongly
+    connected component of two or more), each a path from its earliest task back to it."""
+    index = {tid: i for i, tid in enumerate(ids)}
+    found = []
+    for component in _strongly_connected(ids, edges):
+        if len(component) > 1:
+            start = min(component, key=index.__getitem__)
+            found.append((index[start], _path_back(start, component, edges)))
+    return [path for _, path in sorted(found)]
+
+
+def _path_back(start: str, within: set[str], edges: Mapping[str, list[str]]) -> list[str]:
+    """A path from `start` back to it through `within` (depth first, edges in order)."""
+    path = [start]
+    seen = {start}
+    stack = [iter(edges[start])]
+    while stack:
+        for nxt in stack[-1]:
+            if nxt == start:
+                return [*path, start]
+            if nxt in within and nxt not in seen:
+                seen.add(nxt)
+                path.append(nxt)
+                stack.append(iter(edges[nxt]))
+                break
+        else:
+            stack.pop()
+            path.pop()
+    raise AssertionError(f"{start!r} is on no cycle")  # (a component of two or more has one)
+
+
+def _strongly_connected(ids: list[str], edges: Mapping[str, list[str]]) -> list[set[str]]:
+    """Tarjan's strongly connected components, without recursion (a long chain is fine)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    out: list[set[str]] = []
+    for root in ids:
+        if root in index:
+            continue
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        work = [(root, iter(edges[root]))]
+        while work:
+            node, children = work[-1]
+            for child in children:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(edges[child])))
+                    break
+                if child in on_stack:
+                    low[node] = min(low[node], index[child])
+            else:
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                if low[node] == index[node]:
+                    component = set()
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.add(member)
+                        if member == node:
+                            break
+                    out.append(component)
+    return out
 
 
 def longest_path(

@@ -198,10 +198,13 @@ def _exit_past_stuck_threads(code: int) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return _exit_past_stuck_threads(_main(argv))
+    """The `tui-flow` command: run it, then leave (past a stuck thread body, if any)."""
+    return _exit_past_stuck_threads(dispatch(argv))
 
 
-def _main(argv: Sequence[str] | None = None) -> int:
+def dispatch(argv: Sequence[str] | None = None) -> int:
+    """Parse `argv`, carry the command out, return its exit code (the process stays: what
+    tests and tools call in process)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
         args = app_parser().parse_args(argv)
