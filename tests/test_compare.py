@@ -8,9 +8,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -172,18 +169,7 @@ def test_render_shows_every_column() -> None:
     assert not cmp.ok
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", "COLUMNS": "120"}
-    return subprocess.run(
-        [sys.executable, "-m", "tui_flow.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
-
-
-def test_compare_command(tmp_path: Path) -> None:
+def test_compare_command(tmp_path: Path, cli) -> None:
     path = tmp_path / "small.py"
     path.write_text(textwrap.dedent(SMALL))
 

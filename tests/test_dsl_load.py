@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -60,19 +58,6 @@ def problems(path: Path) -> list[tuple[int, int, str]]:
     with pytest.raises(FlowError) as info:
         load(path)
     return [(p.line, p.col, p.message) for p in info.value.problems]
-
-
-def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
-    env.pop("CI", None)
-    return subprocess.run(
-        [sys.executable, "-m", "tui_flow.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=60,
-    )
 
 
 MAPPED = """
@@ -427,7 +412,7 @@ def test_the_python_body_must_be_a_function(tmp_path: Path) -> None:
 # -- the command line ----------------------------------------------------------------------------
 
 
-def test_cli_run_validate_and_open_accept_flow_files(tmp_path: Path) -> None:
+def test_cli_run_validate_and_open_accept_flow_files(tmp_path: Path, cli) -> None:
     path = write(tmp_path, MAPPED)
     done = cli("run", str(path), "--no-store", "--json")
     assert done.returncode == 0, done.stderr
@@ -445,7 +430,7 @@ def test_cli_run_validate_and_open_accept_flow_files(tmp_path: Path) -> None:
     assert "Mapped" in opened.stdout
 
 
-def test_cli_reports_flow_errors_with_position_and_no_traceback(tmp_path: Path) -> None:
+def test_cli_reports_flow_errors_with_position_and_no_traceback(tmp_path: Path, cli) -> None:
     path = write(tmp_path, "flow F:\n    task prepare:\n        retries: 1\n    prepare -> x\n")
     done = cli("validate", str(path))
     assert done.returncode == 2

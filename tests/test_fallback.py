@@ -6,8 +6,6 @@ import asyncio
 import io
 import json
 import os
-import subprocess
-import sys
 import textwrap
 import threading
 from pathlib import Path
@@ -282,16 +280,9 @@ async def test_error_handling_example_falls_back_when_retries_run_out() -> None:
     assert result.tasks["cleanup"].status == "completed"
 
 
-def test_error_handling_example_alerts_and_cleans_up_when_all_fails() -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def test_error_handling_example_alerts_and_cleans_up_when_all_fails(cli) -> None:
     args = ["--set", "failures=9", "--set", "cache_available=false", "--json", "--no-store"]
-    done = subprocess.run(
-        [sys.executable, "-m", "tui_flow.cli", "run", str(EXAMPLE), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    done = cli("run", str(EXAMPLE), *args)
     assert done.returncode == 1, done.stderr
     data = json.loads(done.stdout)
     tasks = data["tasks"]

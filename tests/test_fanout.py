@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -268,7 +266,7 @@ async def test_instances_run_in_worker_processes(tmp_path: Path) -> None:
     assert all(result.view.tasks[f"work[{i}]"].log_lines == 1 for i in range(3))
 
 
-def test_instances_in_run_json(tmp_path: Path) -> None:
+def test_instances_in_run_json(tmp_path: Path, cli) -> None:
     (tmp_path / "fan.py").write_text(
         textwrap.dedent(
             """
@@ -284,15 +282,7 @@ def test_instances_in_run_json(tmp_path: Path) -> None:
             """
         )
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, "-m", "tui_flow.cli", "run", str(tmp_path / "fan.py"), "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        cwd=tmp_path,
-    )
+    done = cli("run", str(tmp_path / "fan.py"), "--json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert data["context"]["size"] == [1, 2]
