@@ -40,14 +40,14 @@ async def generate_data(context: Context) -> None:
     """Make the product rows."""
     for i in range(4):
         context.log(f"generated batch {i + 1}/4 (500 products)")
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # the demo's workload (ok)
     context.set("products", list(range(2000)))
 
 
 @task(dependencies=[generate_data])
 async def partition_data(context: Context) -> None:
     """Split the products into four partitions."""
-    await asyncio.sleep(0.6)
+    await asyncio.sleep(0.6)  # the demo's workload (ok)
     context.set("partitions", [0, 1, 2, 3])
 
 
@@ -55,7 +55,7 @@ async def partition_data(context: Context) -> None:
 async def fetch_prices(context: Context) -> None:
     """Ask the (flaky) price service."""
     context.log("GET /prices?since=yesterday")
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # the demo's workload (ok)
     if random.random() < 0.5:
         raise ConnectionError("price API timed out")
     context.set("prices", {"count": 2000})
@@ -66,7 +66,7 @@ async def enrich(context: Context) -> dict:
     """Add categories to one partition."""
     for step in range(5):
         context.progress(step + 1, 5)
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # the demo's workload (ok)
     context.log(f"partition {context.item}: 500 rows enriched")
     return {"partition": context.item}
 
@@ -76,7 +76,7 @@ def validate(context: Context) -> None:
     """Check every row has a name and a category."""
     import time
 
-    time.sleep(0.6)
+    time.sleep(0.6)  # the demo's workload (ok)
     print("2000 rows valid")
     context.set("valid", True)
 
@@ -84,14 +84,14 @@ def validate(context: Context) -> None:
 @task(dependencies=[enrich, fetch_prices, validate])
 async def join_prices(context: Context) -> None:
     """Put prices on the enriched rows."""
-    await asyncio.sleep(0.6)
+    await asyncio.sleep(0.6)  # the demo's workload (ok)
     context.set("priced", {"rows": 2000})
 
 
 @task(dependencies=[join_prices])
 async def publish(context: Context) -> None:
     """Write the priced products out."""
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(0.4)  # the demo's workload (ok)
     context.log("products.json written (2000 rows)")
 
 

@@ -177,12 +177,12 @@ def perform_sync(plan: TaskPlan, kind: str, ctx: Context, tally: str) -> None:
     """A plain `def` body (in a thread or a worker process)."""
     attempt, act = _begin(plan, kind, ctx, tally)
     if act.do == "sleep":
-        time.sleep(act.ms / 1000)  # the workload under test
+        time.sleep(act.ms / 1000)  # the workload under test (ok)
     elif act.do in ("block", "overrun"):
         _spin(act.ms)
     elif act.do == "hang":
         if plan.runner == "process":
-            time.sleep(HANG_LIMIT_S)  # the workload: the worker is killed at the timeout
+            time.sleep(HANG_LIMIT_S)  # the workload: killed at the timeout (ok)
         else:
             _hang_event(tally, plan.id, attempt).wait(HANG_LIMIT_S)
     _end(act, ctx)
@@ -192,7 +192,7 @@ async def perform_async(plan: TaskPlan, kind: str, ctx: Context, tally: str) -> 
     """An `async def` body on the loop."""
     _, act = _begin(plan, kind, ctx, tally)
     if act.do == "sleep":
-        await asyncio.sleep(act.ms / 1000)  # the workload under test
+        await asyncio.sleep(act.ms / 1000)  # the workload under test (ok)
     elif act.do in ("block", "overrun"):
         _spin(act.ms)
     elif act.do == "hang":

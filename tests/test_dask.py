@@ -317,7 +317,7 @@ async def test_a_worker_killed_mid_task_is_a_failed_attempt(
 async def test_source_runs_on_workers_without_the_file(runner: Any) -> None:
     import pickle
 
-    from tui_flow.engine.dask_runner import _run_attempt
+    from tui_flow.engine.dask_worker import _run_attempt
     from tui_flow.engine.runners import ProcessJob
 
     fake = "/nowhere/on/this/machine/flow.py"

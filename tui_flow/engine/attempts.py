@@ -235,7 +235,7 @@ class _Answered(Exception):
     """The worker answered with the body's error (already in the attempt)."""
 
 
-async def _in_process(
+async def _elsewhere(
     ex: Execution,
     unit: Unit,
     attempt: int,
@@ -245,33 +245,26 @@ async def _in_process(
     visible: Any,
     out: Attempt,
 ) -> Any:
-    assert out.worker is not None
+    """On the worker process acquired for the attempt, else on the remote runner: the same
+    job travels either way, and the answer comes back in the same shape."""
     job = _job(unit, fn, kind, visible)
-    msg = await get_process_pool().run_on(out.worker, job, lambda m: _worker_message(sink, m))
-    return _answer(msg, out)
 
+    def on_message(msg: tuple[Any, ...]) -> None:
+        _worker_message(sink, msg)
 
-async def _remotely(
-    ex: Execution,
-    unit: Unit,
-    attempt: int,
-    fn: Callable[..., Any],
-    kind: str,
-    sink: AttemptSink,
-    visible: Any,
-    out: Attempt,
-) -> Any:
-    assert ex.remote is not None
-    job = _job(unit, fn, kind, visible)
-    msg = await ex.remote.run(job, lambda m: _worker_message(sink, m))
-    return _answer(msg, out)
+    if out.worker is not None:
+        answer = await get_process_pool().run_on(out.worker, job, on_message)
+    else:
+        assert ex.remote is not None
+        answer = await ex.remote.run(job, on_message)
+    return _answer(answer, out)
 
 
 RUNNERS: dict[str, Runner] = {
     "async": _on_loop,
     "thread": _in_thread,
-    "process": _in_process,
-    "remote": _remotely,
+    "process": _elsewhere,
+    "remote": _elsewhere,
 }
 
 
