@@ -220,7 +220,7 @@ async def test_the_events_of_one_turn_of_the_loop_are_one_write() -> None:
     for e in evs[:-1]:
         reporter(e)
     assert out.writes == 0  # nothing yet: written when the loop comes round
-    await asyncio.sleep(0)  # the loop's next turn (the flush is a call_soon)
+    await asyncio.sleep(0)  # the loop's next turn: the flush is a call_soon (ok)
     assert out.writes == 1
     assert out.getvalue().count("\n") == 8 + 4  # 8 state lines, 4 log lines
     reporter(evs[-1])  # the run's end: written at once

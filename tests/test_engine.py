@@ -583,7 +583,7 @@ from tui_flow import task
 def hangs(ctx):
     print("first")
     print("second")  # right after the first: held back to go out with the lines that follow
-    time.sleep(60)  # the workload: it is killed at its timeout
+    time.sleep(60)  # the workload: it is killed at its timeout (ok)
 """
 
 

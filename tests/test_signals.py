@@ -34,7 +34,7 @@ BODIES = {
         @task
         async def body(ctx):
             tell("started")
-            time.sleep(600)
+            time.sleep(600)  # the workload: a body that blocks (ok)
         """,
     # a thread body that never returns: the loop is free, the thread cannot be stopped
     "thread-stuck": """
@@ -55,7 +55,7 @@ SWALLOWS = """
         while True:
             try:
                 tell("ready")
-                time.sleep(600)
+                time.sleep(600)  # the workload (ok)
             except BaseException:
                 tell("caught")
     """
@@ -197,7 +197,7 @@ FLOODS = {
     "thread": "@task\ndef body(ctx):\n    while True:\n        print('flood')\n",
     "async": (
         "import asyncio\n\n@task\nasync def body(ctx):\n    while True:\n"
-        "        print('flood')\n        await asyncio.sleep(0)\n"
+        "        print('flood')\n        await asyncio.sleep(0)\n"  # the workload (ok)
     ),
 }
 

@@ -312,21 +312,21 @@ def make(task_id, deps, kind):
         async def body(context):
             mark(task_id)
             tell("blocking")
-            time.sleep(0.08)  # blocks the loop: a kill may land here
+            time.sleep(0.08)  # blocks the loop: a kill may land here (ok)
             context.set(task_id, value(task_id, context, deps))
 
     elif kind == "async":
 
         async def body(context):
             mark(task_id)
-            await asyncio.sleep(0.03)
+            await asyncio.sleep(0.03)  # the workload (ok)
             context.set(task_id, value(task_id, context, deps))
 
     else:
 
         def body(context):
             mark(task_id)
-            time.sleep(0.03)
+            time.sleep(0.03)  # the workload (ok)
             context.set(task_id, value(task_id, context, deps))
 
     return task(body, id=task_id, dependencies=deps)

@@ -159,7 +159,7 @@ async def test_a_body_that_blocks_the_loop_is_reported_on_its_task():
 
     @task
     async def hog(ctx: Context) -> None:
-        time.sleep(1.3)  # the workload under test: a blocking call in an async body
+        time.sleep(1.3)  # the workload: a blocking call in an async body (ok)
 
     result = await asyncio.wait_for(run(Workflow("w", [hog]), subscribers=[on_event]), LIMIT)
     assert result.status == "completed"
@@ -173,7 +173,7 @@ async def test_a_body_that_blocks_the_loop_past_its_timeout_is_stopped_there():
 
     @task(timeout_s=0.5)
     async def stuck(ctx: Context) -> None:
-        time.sleep(30)  # the workload under test: it never awaits
+        time.sleep(30)  # the workload: it never awaits (ok)
 
     result = await asyncio.wait_for(run(Workflow("w", [stuck])), LIMIT)
     assert result.tasks["stuck"].error == "TimeoutError: timed out after 0.5 s"
