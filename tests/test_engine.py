@@ -199,14 +199,26 @@ async def test_the_lanes_share_one_slice_of_each_turn_of_the_loop():
 
     ticks = itertools.count()
     ran: list[str] = []
+    gate = asyncio.Event()
+    waiting: list[str] = []
+
+    async def held(ctx: Context) -> None:  # the first eight wait: eight lanes are made
+        waiting.append(ctx.task_id)
+        await gate.wait()
+
+    wf = fan(400, ran, cap=8)
+    first = [task(held, id=f"h{i}", dependencies=["root"]) for i in range(8)]
+    wf = Workflow("fan", [*wf.tasks.values(), *first], max_concurrency=8)
     # a clock that moves one "second" each time the lanes look at it; a slice is 4.5 of them,
     # so a lane starting a fresh slice runs about five units before it yields
-    execution = Execution(fan(400, ran, cap=8), slice_s=4.5, slice_clock=lambda: float(next(ticks)))
+    execution = Execution(wf, slice_s=4.5, slice_clock=lambda: float(next(ticks)))
     loop = asyncio.get_running_loop()
     per_turn: list[int] = []
 
     def turn() -> None:  # runs once per turn of the loop while the run goes on
         per_turn.append(len(ran))
+        if len(waiting) == 8:
+            gate.set()  # eight lanes, all held: now they all run no-op bodies
         if not execution.is_done:
             loop.call_soon(turn)
 
@@ -218,6 +230,39 @@ async def test_the_lanes_share_one_slice_of_each_turn_of_the_loop():
     assert len(done_in_turn) > 20
     # one lane runs its slice (about five units), the other seven one unit each at most
     assert max(done_in_turn) <= 6 + 7, done_in_turn
+
+
+async def test_bodies_that_never_wait_run_on_one_lane_whatever_the_cap():
+    """A lane per slot would be an asyncio task per task at a high cap (the cost lanes are
+    there to save): a no-op fan-out runs on a single lane, at cap 4 as at cap 10,000."""
+    for cap in (4, 10_000):
+        ran: list[str] = []
+        execution = Execution(fan(500, ran, cap=cap))
+        result = await asyncio.wait_for(execution.start().wait(), LIMIT)
+        assert result.status == "completed" and len(ran) == 500
+        assert execution.lanes.count == 1
+
+
+async def test_bodies_that_wait_get_lanes_up_to_the_cap_within_a_few_turns():
+    gate = asyncio.Event()
+    started: list[str] = []
+
+    async def waits(ctx: Context) -> None:
+        started.append(ctx.task_id)
+        if len(started) == 100:
+            gate.set()
+        await gate.wait()
+
+    wf = Workflow("w", [task(waits, id=f"w{i}") for i in range(300)], max_concurrency=100)
+    execution = Execution(wf).start()
+    turns = 0
+    while not gate.is_set():  # counting the loop's turns until 100 bodies wait at once
+        turns += 1
+        await asyncio.sleep(0)  # one turn of the loop (ok)
+        assert turns < 50
+    result = await asyncio.wait_for(execution.wait(), LIMIT)
+    assert result.status == "completed" and execution.peak_running == 100
+    assert execution.lanes.count <= 2 * 100  # doubling: never more than twice what is needed
 
 
 async def test_a_context_variable_a_body_leaves_set_is_not_seen_by_the_next_task():

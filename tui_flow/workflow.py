@@ -197,7 +197,7 @@ def _reach(start: str, step: Callable[[str], Iterable[str]]) -> set[str]:
 def _graph_problems(tasks: Mapping[str, Task]) -> list[Problem]:
     problems: list[Problem] = []
     ids = list(tasks)
-    edges: dict[str, list[str]] = {tid: [] for tid in ids}  # dependency -> dependents
+    edges: dict[str, dict[str, None]] = {tid: {} for tid in ids}  # dependency -> dependents
     for t in tasks.values():
         where = (t.source_file, t.source_line, t.id)
         if t.signature_problem:
@@ -213,8 +213,8 @@ def _graph_problems(tasks: Mapping[str, Task]) -> list[Problem]:
                 problems.append(
                     Problem(f"task {t.id!r} depends on unknown task {dep!r}{hint}", *where)
                 )
-            elif t.id not in edges[dep]:
-                edges[dep].append(t.id)
+            else:
+                edges[dep][t.id] = None
         if t.spec.map_over is not None and not t.spec.map_over.strip():
             problems.append(Problem(f"task {t.id!r}: map_over needs a context key", *where))
     for path in _cycles(ids, edges):
@@ -230,7 +230,7 @@ def _graph_problems(tasks: Mapping[str, Task]) -> list[Problem]:
     return problems
 
 
-def _cycles(ids: list[str], edges: Mapping[str, list[str]]) -> list[list[str]]:
+def _cycles(ids: list[str], edges: Mapping[str, Iterable[str]]) -> list[list[str]]:
     """One cycle per group of tasks that depend on each other in a circle (a strongly
     connected component of two or more), each a path from its earliest task back to it."""
     index = {tid: i for i, tid in enumerate(ids)}
@@ -242,7 +242,7 @@ def _cycles(ids: list[str], edges: Mapping[str, list[str]]) -> list[list[str]]:
     return [path for _, path in sorted(found)]
 
 
-def _path_back(start: str, within: set[str], edges: Mapping[str, list[str]]) -> list[str]:
+def _path_back(start: str, within: set[str], edges: Mapping[str, Iterable[str]]) -> list[str]:
     """A path from `start` back to it through `within` (depth first, edges in order)."""
     path = [start]
     seen = {start}
@@ -262,7 +262,7 @@ def _path_back(start: str, within: set[str], edges: Mapping[str, list[str]]) -> 
     raise AssertionError(f"{start!r} is on no cycle")  # (a component of two or more has one)
 
 
-def _strongly_connected(ids: list[str], edges: Mapping[str, list[str]]) -> list[set[str]]:
+def _strongly_connected(ids: list[str], edges: Mapping[str, Iterable[str]]) -> list[set[str]]:
     """Tarjan's strongly connected components, without recursion (a long chain is fine)."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}

@@ -74,8 +74,8 @@ class Lane:
 
     __slots__ = ("cancels", "next", "task", "wake")
 
-    def __init__(self, unit: Unit) -> None:
-        self.next: Unit | None = unit
+    def __init__(self) -> None:
+        self.next: Unit | None = None
         self.task: asyncio.Task[None] | None = None
         self.wake: asyncio.Future[None] | None = None
         self.cancels = 0  # cancels the execution asked for (of the unit it runs)
@@ -92,9 +92,29 @@ class Lane:
 
 
 class Lanes:
-    """The lanes of one execution, and the slice of each turn of the loop they share."""
+    """The lanes of one execution, and the slice of each turn of the loop they share.
 
-    __slots__ = ("clock", "count", "ex", "free", "idle", "slice_armed", "slice_s", "slice_start")
+    Lanes are made as they are needed, not one per slot: a lane that ends a unit takes the
+    next ready one in the same step, so bodies that never wait run on one lane however high
+    the concurrency cap. When ready units wait for a lane (`short`), a check at the next turn
+    of the loop (`_spawn`) makes more only if every lane is held up inside a body (awaiting
+    I/O, a thread, a worker process): as many again as there are, so a thousand waiting
+    bodies have their lanes in about ten turns."""
+
+    __slots__ = (
+        "clock",
+        "count",
+        "ex",
+        "free",
+        "fresh",
+        "idle",
+        "pausing",
+        "short",
+        "slice_armed",
+        "slice_s",
+        "slice_start",
+        "spawn_due",
+    )
 
     def __init__(self, ex: Execution, slice_s: float, clock: Callable[[], float]) -> None:
         self.ex = ex
@@ -103,25 +123,38 @@ class Lanes:
         self.count = 0  # lanes made
         self.idle: list[Lane] = []  # lanes waiting for a unit
         self.free: Lane | None = None  # a lane whose unit is ending (see `freed`)
+        self.fresh = 0  # lanes made whose task has not begun yet
+        self.pausing = 0  # lanes yielding the rest of a slice (they go on by themselves)
+        self.short = False  # ready units wait for a lane
+        self.spawn_due = False  # a `_spawn` check is scheduled
         self.slice_armed = False  # the lanes' share of this turn of the loop: begun, and when
         self.slice_start = 0.0
 
-    def start(self, unit: Unit) -> None:
-        """Hand a unit that holds a slot to a lane: the one whose unit just ended, an idle
-        one, or a new one."""
+    def available(self) -> Lane | None:
+        """A lane to hand a unit to now: the one whose unit just ended, else an idle one."""
         lane = self.free
         if lane is not None:
             self.free = None
-            lane.next = unit
-            return
+            return lane
         while self.idle:
             lane = self.idle.pop()
-            if lane.wake is None or lane.wake.done():
-                continue  # cancelled while idle: it has ended
-            lane.next = unit
+            if lane.wake is not None and not lane.wake.done():
+                return lane  # (one cancelled while idle has ended: passed over)
+        return None
+
+    def give(self, lane: Lane, unit: Unit) -> None:
+        """Hand `unit` (which holds a slot) to `lane`, waking it if it is idle."""
+        lane.next = unit
+        if lane.wake is not None and not lane.wake.done():
             lane.wake.set_result(None)
-            return
-        self._new(unit)
+
+    def wanted(self) -> None:
+        """Ready units wait for a lane: look at the next turn of the loop whether to make more."""
+        if not self.spawn_due:
+            self.spawn_due = True
+            loop = self.ex.loop
+            assert loop is not None
+            loop.call_soon(self._spawn)
 
     def freed(self, unit: Unit) -> None:
         """`unit` reached its final state holding a slot: its lane is the first to be handed
@@ -137,17 +170,37 @@ class Lanes:
                 lane.wake.set_result(None)
         self.idle.clear()
 
-    def _new(self, unit: Unit) -> None:
+    def _spawn(self) -> None:
+        self.spawn_due = False
+        ex = self.ex
+        if not self.short or ex.is_done or ex.cancelled:
+            return
+        if self.idle or self.free is not None:
+            ex._pump()  # a lane is free after all: hand it a unit
+            return
+        if self.fresh or self.pausing:
+            return  # a lane that will take the waiting units by itself
+        room = ex.cap - ex.running
+        for _ in range(min(max(1, self.count), room, len(ex._ready))):
+            self._new()
+        ex._pump()
+
+    def _new(self) -> None:
+        """A new lane, idle until it is handed a unit."""
         ex = self.ex
         assert ex.loop is not None
-        lane = Lane(unit)
+        lane = Lane()
+        lane.wake = ex.loop.create_future()
+        self.idle.append(lane)
         self.count += 1
+        self.fresh += 1
         lane.task = ex.loop.create_task(
             self._run(lane), name=f"tui-flow lane {self.count}", context=ex.context.copy()
         )
 
     async def _run(self, lane: Lane) -> None:
         ex = self.ex
+        self.fresh -= 1
         try:
             await self._loop(lane)
         except asyncio.CancelledError:
@@ -173,8 +226,13 @@ class Lanes:
             if unit is None:
                 if ex.is_done or ex.cancelled:
                     return
-                lane.wake = loop.create_future()
-                self.idle.append(lane)
+                if lane.wake is None or lane.wake.done():
+                    lane.wake = loop.create_future()
+                    self.idle.append(lane)
+                    if self.short:
+                        ex._pump()  # units wait for a lane: this one
+                        if lane.next is not None:
+                            continue
                 await lane.wake
                 lane.wake = None
                 continue
@@ -184,6 +242,8 @@ class Lanes:
                 ex.release_slot(unit)
                 continue
             unit.lane = lane
+            if self.short:
+                self.wanted()  # should this body wait, more lanes may be needed
             try:
                 await ex.lifecycle(unit)
             finally:
@@ -206,7 +266,8 @@ class Lanes:
                 # the body set a context variable and left it set: the next unit must not
                 # see it (as it would not with a task of its own), so this lane ends
                 if lane.next is not None:
-                    self._new(lane.next)
+                    replacement = self._replacement()
+                    self.give(replacement, lane.next)
                     lane.next = None
                 return
             if lane.next is None:
@@ -216,7 +277,15 @@ class Lanes:
                 self.slice_start = clock()
                 loop.call_soon(self._end_slice)
             elif clock() - self.slice_start > self.slice_s:
-                await asyncio.sleep(0)
+                self.pausing += 1
+                try:
+                    await asyncio.sleep(0)
+                finally:
+                    self.pausing -= 1
+
+    def _replacement(self) -> Lane:
+        self._new()
+        return self.idle.pop()
 
     def _end_slice(self) -> None:
         self.slice_armed = False

@@ -396,19 +396,29 @@ class Execution(Lifecycle, Ending):
         """Give free slots to ready units, in order."""
         if self._held:
             return  # the run is not through its gate yet (see start)
-        while self._ready and self.running < self.cap and not self.cancelled:
-            _, _, _, uid, fut = heapq.heappop(self._ready)
+        lanes = self.lanes
+        lanes.short = False
+        ready = self._ready
+        while ready and self.running < self.cap and not self.cancelled:
+            _, _, _, uid, fut = ready[0]
             unit = self.units[uid]
-            if fut is not None:
-                if fut.done():
-                    continue
-                self._take_slot(unit)
-                fut.set_result(None)
-            else:
-                if self.state[uid] in FINAL_STATES:
-                    continue
-                self._take_slot(unit)
-                self.lanes.start(unit)
+            if fut is not None:  # a lifecycle waiting on its own lane for a slot again
+                heapq.heappop(ready)
+                if not fut.done():
+                    self._take_slot(unit)
+                    fut.set_result(None)
+                continue
+            if self.state[uid] in FINAL_STATES:
+                heapq.heappop(ready)
+                continue
+            lane = lanes.available()
+            if lane is None:
+                lanes.short = True  # it waits for a lane (see Lanes)
+                lanes.wanted()
+                return
+            heapq.heappop(ready)
+            self._take_slot(unit)
+            lanes.give(lane, unit)
 
     def _take_slot(self, unit: Unit) -> None:
         unit.holds_slot = True
