@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tui_flow.engine.events import TaskStateChanged, event_from_json
 from tui_flow.store.rows import event_from_row, state_extras
@@ -71,3 +73,30 @@ async def test_gc_hold_is_released_by_a_finished_or_dropped_execution() -> None:
     assert tuning._gc_users == 0 and gc.get_freeze_count() == 0
     ex._gc_unhold()  # already released: calling it again changes nothing
     assert tuning._gc_users == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {"id": st.from_regex(r"[A-Za-z0-9_. -]*[A-Za-z0-9_]", fullmatch=True)},
+        optional={
+            "dependencies": st.lists(st.sampled_from(["a", "b", "c"]), unique=True),
+            "retry_attempts": st.integers(0, 5),
+            "retry_delay_ms": st.one_of(st.integers(0, 10_000), st.floats(0, 1e4)),
+            "timeout_s": st.one_of(st.none(), st.integers(1, 60), st.floats(0.01, 60)),
+            "trigger_rule": st.sampled_from(["all_success", "all_done", "one_failed"]),
+            "runner": st.sampled_from(["thread", "process"]),
+            "map_over": st.sampled_from(["items", None]),
+            "description": st.one_of(st.none(), st.text()),
+        },
+    )
+)
+def test_a_task_described_unchecked_equals_the_validated_description(options) -> None:
+    from tui_flow import task
+    from tui_flow.engine.events import TaskInfo, task_info
+
+    t = task(lambda ctx: None, **options)
+    fast = task_info(t)
+    checked = TaskInfo.model_validate(fast.model_dump())
+    assert fast == checked and hash(fast) == hash(checked)
+    assert fast.model_dump_json() == checked.model_dump_json()

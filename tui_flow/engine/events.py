@@ -6,7 +6,7 @@ Every event carries `run_id`; `kind` tells them apart once serialised (`Event` i
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -15,6 +15,9 @@ from ..tasks import Task
 TaskState = Literal["pending", "running", "retrying", "completed", "failed", "skipped", "cancelled"]
 FINAL_STATES: frozenset[str] = frozenset({"completed", "failed", "skipped", "cancelled"})
 RunStatus = Literal["running", "completed", "failed", "cancelled", "interrupted"]
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class _Event(BaseModel):
@@ -216,7 +219,8 @@ def task_info(t: Task) -> TaskInfo:
 
 def _build_task_info(t: Task) -> TaskInfo:
     s = t.spec
-    return TaskInfo(
+    return unchecked(
+        TaskInfo,
         id=s.id,
         dependencies=s.dependencies,
         description=s.description,
@@ -229,3 +233,38 @@ def _build_task_info(t: Task) -> TaskInfo:
         map_over=s.map_over,
         has_fallback=t.fallback_fn is not None,
     )
+
+
+def _float_fields(cls: type[BaseModel]) -> frozenset[str]:
+    return frozenset(
+        name
+        for name, f in cls.model_fields.items()
+        if f.annotation is float or f.annotation == (float | None)
+    )
+
+
+_UNCHECKED: dict[type[BaseModel], tuple[dict[str, Any], frozenset[str]]] = {}
+
+
+def unchecked(cls: type[M], **values: Any) -> M:
+    """The model validation would build from `values` (equal, the same JSON), without
+    validating: for values the engine made itself, of the right types already (a run of
+    100,000 tasks describes every task at its start). Missing fields take their defaults;
+    whole numbers given for float fields become floats, as validation makes them."""
+    known = _UNCHECKED.get(cls)
+    if known is None:
+        defaults = {
+            k: f.get_default(call_default_factory=True) for k, f in cls.model_fields.items()
+        }
+        known = _UNCHECKED[cls] = (defaults, _float_fields(cls))
+    defaults, floats = known
+    data = {**defaults, **values}
+    for k in floats:
+        if type(data[k]) is int:
+            data[k] = float(data[k])
+    m = _new(cls)
+    _setattr(m, "__dict__", data)
+    _setattr(m, "__pydantic_fields_set__", frozenset(values))
+    _setattr(m, "__pydantic_extra__", None)
+    _setattr(m, "__pydantic_private__", None)
+    return m

@@ -49,6 +49,7 @@ from .events import (
     TasksAdded,
     TaskStateChanged,
     task_info,
+    unchecked,
 )
 from .lanes import SLICE_S, Lanes, Unit
 from .ledger import Ledger
@@ -498,7 +499,7 @@ class Execution(Lifecycle, Ending):
         for i, item in enumerate(items):
             uid = f"{tid}[{i}]"
             self.units[uid] = Unit(uid, task, parent=tid, item=item, index=i)
-            infos.append(TaskInfo(**{**base, "id": uid}))
+            infos.append(unchecked(TaskInfo, **{**base, "id": uid}))
         self.progress.expand(tid, (info.id for info in infos))
         self._emit(TasksAdded(run_id=self.run_id, at=self.clock(), parent=tid, tasks=infos))
         for info in infos:
