@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tui_flow.engine.report import AttemptTiming, TaskTiming, compute_report
 
@@ -106,3 +108,33 @@ def test_a_skipped_task_never_stands_on_the_critical_path_in_place_of_one_that_r
     r = compute_report(timings, max_concurrency=4, started_at=0, finished_at=2.6)
     assert r.critical_path == ["fetch", "convert", "cleanup"]
     assert r.critical_path_s == pytest.approx(2.6)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["completed", "failed", "skipped"]), st.floats(0, 100)),
+        max_size=60,
+    ),
+    st.integers(1, 30),
+)
+def test_a_long_report_shows_the_failed_and_the_slowest_and_counts_the_rest(tasks, limit):
+    from tui_flow.console import rows_to_show
+    from tui_flow.engine.report import TaskRow
+
+    rows = [TaskRow(f"t{i}", st_, 1, 0.0, d, d, d) for i, (st_, d) in enumerate(tasks)]
+    shown, rest = rows_to_show(rows, limit)
+    if len(rows) <= limit:
+        assert shown == rows and rest == ""
+        return
+    assert len(shown) == limit
+    assert [r.id for r in shown] == [r.id for r in rows if r in shown]  # run order kept
+    failed = [r for r in rows if r.status == "failed"]
+    assert all(r in shown for r in failed[:limit])
+    if len(failed) < limit:  # the room left goes to the slowest of the others
+        others = [r for r in rows if r not in shown]
+        slowest_shown = min(r.duration_s for r in shown if r.status != "failed")
+        assert all(r.duration_s <= slowest_shown for r in others)
+    counted = sum(int(n.split()[0].replace(",", "")) for n in rest.split(": ", 1)[1].split(", "))
+    assert counted == len(rows) - limit
+    assert rest.startswith(f"... {len(rows) - limit:,} more tasks: ")

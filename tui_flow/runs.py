@@ -39,6 +39,7 @@ from .status import EXIT_CLOSED_PIPE, exit_code
 from .workflow import Workflow
 
 EXECUTORS = ("local", "dask")
+REPORT_ROWS = 25  # at most this many tasks in the report after a run (the failed, the slowest)
 Action = Literal["resume", "rerun_failed", "rerun_from"]
 
 
@@ -152,7 +153,13 @@ async def run_headless(
     else:
         shown = not (reporter is not None and reporter.closed) and printed(
             lambda: print_report(
-                result.report, result.workflow, result.status, result.run_id, plain=options.plain
+                result.report,
+                result.workflow,
+                result.status,
+                result.run_id,
+                plain=options.plain,
+                rows=REPORT_ROWS,
+                more=f" (every task: tui-flow show {result.run_id})" if store is not None else "",
             )
         )
     if result.error:
