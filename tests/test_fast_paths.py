@@ -100,3 +100,12 @@ def test_a_task_described_unchecked_equals_the_validated_description(options) ->
     checked = TaskInfo.model_validate(fast.model_dump())
     assert fast == checked and hash(fast) == hash(checked)
     assert fast.model_dump_json() == checked.model_dump_json()
+
+
+def test_models_built_without_validation_can_be_copied_with_changes() -> None:
+    from tui_flow import task
+    from tui_flow.engine.events import task_info
+
+    info = task_info(task(lambda ctx: None, id="a")).model_copy(update={"id": "b"})
+    event = TaskStateChanged.trusted("r", 1.0, "a", "running", 1).model_copy(update={"attempt": 2})
+    assert (info.id, event.attempt) == ("b", 2)

@@ -108,7 +108,7 @@ class TaskStateChanged(_Event):
                 "timed_out": timed_out,
             },
         )
-        _setattr(m, "__pydantic_fields_set__", _TRUSTED_FIELDS)
+        _setattr(m, "__pydantic_fields_set__", set(_TRUSTED_FIELDS))  # (model_copy updates it)
         _setattr(m, "__pydantic_extra__", None)
         _setattr(m, "__pydantic_private__", None)
         return m
@@ -264,7 +264,7 @@ def unchecked(cls: type[M], **values: Any) -> M:
             data[k] = float(data[k])
     m = _new(cls)
     _setattr(m, "__dict__", data)
-    _setattr(m, "__pydantic_fields_set__", frozenset(values))
+    _setattr(m, "__pydantic_fields_set__", set(values))  # (a set: model_copy updates it)
     _setattr(m, "__pydantic_extra__", None)
     _setattr(m, "__pydantic_private__", None)
     return m
