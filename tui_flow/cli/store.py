@@ -46,18 +46,10 @@ def _when(at: float | None) -> str:
 
 
 def _console(out: TextIO, plain: bool | None) -> tuple[Console, bool]:
-    if plain is None:
-        plain = not out.isatty()
-    return (
-        Console(
-            file=out,
-            highlight=False,
-            no_color=plain,
-            force_terminal=not plain,
-            width=None if not plain else 120,
-        ),
-        plain,
-    )
+    from ..console import rich_console
+
+    console = rich_console(out, plain)
+    return console, not console.is_terminal
 
 
 def _plain_flag(args: argparse.Namespace) -> bool | None:
