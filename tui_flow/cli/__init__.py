@@ -35,7 +35,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "rerun": ("store", "cmd_rerun", "a new run re-running what failed, or from a task on"),
     "export": ("export", "cmd_export", "write a workflow out as a .flow file or a Mermaid graph"),
     "compare": ("compare", "cmd_compare", "run a workflow at several concurrencies, compare"),
+    "schema": ("schema", "cmd_schema", "print the JSON Schema of a --json output"),
 }
+# the JSON documents `--json` prints, as `tui-flow schema` names them (tui_flow/documents.py)
+DOCUMENTS = ("run", "show", "history", "logs", "compare")
 APP = ("run", "cmd_app")
 
 
@@ -156,6 +159,13 @@ def _arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--json", action="store_true", help="print the comparison as one JSON object"
         )
+    elif name == "schema":
+        p.description = (
+            "Print the JSON Schema of what --json prints: run (run, resume, rerun), show, "
+            "history, logs (show RUN --logs TASK) or compare. Every document carries "
+            '"schema": its version; within a version, fields are only added.'
+        )
+        p.add_argument("document", choices=DOCUMENTS, help="which output")
 
 
 def build_parser() -> argparse.ArgumentParser:

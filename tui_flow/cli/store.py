@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..engine.result import SCHEMA_VERSION
 from ..status import EXIT_OK, fmt_seconds, label, style
 from ..store.reader import LOG_ROW_FIELDS
 from ..store.sqlite import LogRow, RunRow, RunStore
@@ -99,8 +100,9 @@ def cmd_history(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
     async def go(store: RunStore) -> int:
         runs = await store.list_runs(workflow=args.workflow, limit=args.limit)
-        if args.json:
-            out.write(json.dumps([r.to_json() for r in runs]) + "\n")
+        if args.json:  # documents.HistoryDocument
+            doc = {"schema": SCHEMA_VERSION, "runs": [r.to_json() for r in runs]}
+            out.write(json.dumps(doc) + "\n")
             return EXIT_OK
         console, _ = _console(out, _plain_flag(args))
         if not runs:
@@ -193,13 +195,15 @@ async def write_logs(
 ) -> int:
     """Write a task's log (`show --logs`), read from the store and written a chunk at a time:
     a log of any size starts at once and never sits in memory whole. As text (see
-    `LogPrinter`), or as one JSON list of `LogRow` objects. Returns how many lines."""
+    `LogPrinter`), or as one JSON object (`documents.LogDocument`) whose `lines` are `LogRow`
+    objects, written as `json.dumps` would. Returns how many lines."""
     from ..console import TextOut
 
     text = TextOut(out, plain=plain)
     n = 0
     if as_json:
-        text.write("[")
+        head = {"schema": SCHEMA_VERSION, "run_id": run_id, "task_id": task_id, "lines": []}
+        text.write(json.dumps(head)[: -len("[]}")] + "[")
         async with contextlib.aclosing(store.log_chunks(run_id, task_id)) as chunks:
             async for rows in chunks:
                 # a list's items are joined by ", ": a chunk's go as they would in the whole
@@ -208,7 +212,7 @@ async def write_logs(
                 n += len(rows)
                 if text.closed:
                     break
-        text.write("]\n")
+        text.write("]}\n")
         return n
     printer = LogPrinter(task_id, text)
     async with contextlib.aclosing(store.log_chunks(run_id, task_id)) as chunks:
@@ -223,7 +227,8 @@ async def write_logs(
 
 
 def show_json(run: RunRow, view: Any, report: Any, context: dict[str, Any]) -> dict[str, Any]:
-    """The same shape as `tui-flow run --json`, plus what the store knows about the run."""
+    """The same shape as `tui-flow run --json`, plus what the store knows about the run
+    (`documents.ShowDocument`)."""
     tasks = {}
     for tid in view.order:
         t = view.tasks[tid]
@@ -237,6 +242,7 @@ def show_json(run: RunRow, view: Any, report: Any, context: dict[str, Any]) -> d
             "via_fallback": t.via_fallback,
         }
     return {
+        "schema": SCHEMA_VERSION,
         "workflow": run.workflow,
         "run_id": run.run_id,
         "status": view.status,
