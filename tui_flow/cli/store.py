@@ -6,8 +6,9 @@
     tui-flow rerun RUN (--failed | --from TASK) [--force]
 
 RUN is a run id, a unique prefix of one, or `last`. Every command takes `--db PATH`
-(default $TUI_FLOW_DB, else .tui-flow/runs.db). A database that cannot be used gives a
-message and exit code 2 (the CLI's handling of `TuiFlowError`).
+(default: $TUI_FLOW_DB, the configuration file's, else .tui-flow/runs.db: `common.db_path`).
+A database that cannot be used gives a message and exit code 2 (the CLI's handling of
+`TuiFlowError`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from ..engine.result import SCHEMA_VERSION
 from ..status import EXIT_OK, fmt_seconds, label, style
 from ..store.reader import LOG_ROW_FIELDS
 from ..store.sqlite import LogRow, RunRow, RunStore
-from .common import run_options
+from .common import db_path, run_options
 
 if TYPE_CHECKING:
     from ..console import TextOut
@@ -58,7 +59,7 @@ def _plain_flag(args: argparse.Namespace) -> bool | None:
 
 
 async def _with_store(args: argparse.Namespace, fn: Any) -> int:
-    store = await RunStore.open(getattr(args, "db", None))
+    store = await RunStore.open(db_path(args))
     try:
         return int(await fn(store))
     finally:
@@ -311,7 +312,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     async def go(store: RunStore) -> int:
         plan = await plan_resume(store, args.run, force=args.force)
-        return await run_plan_headless(store, plan, run_options(args))
+        return await run_plan_headless(store, plan, run_options(args, stored=True))
 
     return asyncio.run(_with_store(args, go))
 
@@ -324,6 +325,6 @@ def cmd_rerun(args: argparse.Namespace) -> int:
             plan = await plan_rerun_from(store, args.run, args.from_task, force=args.force)
         else:
             plan = await plan_rerun_failed(store, args.run, force=args.force)
-        return await run_plan_headless(store, plan, run_options(args))
+        return await run_plan_headless(store, plan, run_options(args, stored=True))
 
     return asyncio.run(_with_store(args, go))
