@@ -15,6 +15,7 @@ is written by each command (`RunResult.to_json`, `cli/store.py`, `Comparison.to_
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -148,11 +149,31 @@ DOCUMENTS: dict[str, type[BaseModel]] = {
 
 
 def json_schema(name: str) -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of the document `name` (a key of `DOCUMENTS`)."""
+    """The JSON Schema (draft 2020-12) of the document `name` (a key of `DOCUMENTS`); the same
+    whichever pydantic 2 made it (`_tidy`)."""
     model = DOCUMENTS[name]
     schema = TypeAdapter(model).json_schema(by_alias=True, mode="serialization")
+    for row in (RunRow, LogRow):  # older pydantic leaves a dataclass's docstring out
+        found = schema.get("$defs", {}).get(row.__name__)
+        if found is not None and row.__doc__:
+            found["description"] = inspect.cleandoc(row.__doc__)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": f"tui-flow {name} --json, schema {SCHEMA_VERSION}",
-        **{k: v for k, v in schema.items() if k != "title"},
+        **{k: _tidy(v) for k, v in schema.items() if k != "title"},
     }
+
+
+def _tidy(node: Any) -> Any:
+    """What pydantic versions write differently, in one way: no `enum` beside the same
+    `const`, no `additionalProperties: true` (the default)."""
+    if isinstance(node, list):
+        return [_tidy(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _tidy(v) for k, v in node.items()}
+    if "const" in out and out.get("enum") == [out["const"]]:
+        del out["enum"]
+    if out.get("additionalProperties") is True:
+        del out["additionalProperties"]
+    return out
