@@ -12,6 +12,7 @@ import tomllib
 import zipfile
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
@@ -151,3 +152,17 @@ def test_constraints_pins_versions_every_requirement_allows() -> None:
         assert req.specifier.contains(pinned, prereleases=True), (
             f"{req}: constraints.txt pins {pinned}; regenerate it (scripts/constraints.sh)"
         )
+
+
+def test_task_is_typed_for_users_type_checkers() -> None:
+    """`@task` and `@task(...)` give a `Task` (not Any), and a misspelt option is a type error
+    as well as the runtime's clear one: the overloads take no other keyword."""
+    from collections.abc import Callable
+    from typing import get_overloads, get_type_hints
+
+    from tui_flow.tasks import Task, task
+
+    bare, configured = (get_type_hints(f) for f in get_overloads(task))
+    assert bare["return"] is Task
+    assert configured["return"] == Callable[[Callable[..., Any]], Task]
+    assert "retry_attempts" in configured and "unknown" not in configured
