@@ -99,6 +99,8 @@ def test_the_app_compare_and_resume_take_the_config(
     (project / "tui-flow.toml").write_text('executor = "dask"\nscheduler = "tcp://h:1"\n')
     app = run_options(app_parser().parse_args(["flow.py"]))
     assert (app.executor, app.scheduler, app.max_concurrency) == ("dask", "tcp://h:1", None)
+    monkeypatch.setenv("TUI_FLOW_DASK_SCHEDULER", "tcp://env:2")  # the Dask runner's variable
+    assert run_options(app_parser().parse_args(["flow.py"])).scheduler == "tcp://env:2"
     # a resume keeps the stored run's concurrency and context
     (project / "tui-flow.toml").write_text("max-concurrency = 3\nset = {n = 1}\n")
     resume = run_options(build_parser().parse_args(["resume", "last"]), stored=True)

@@ -12,7 +12,7 @@ is taken over `pyproject.toml`):
     records = 100000                  records = 100000
 
 The command line wins, then the environment ($TUI_FLOW_DB, $TUI_FLOW_MAX_CONCURRENCY,
-$TUI_FLOW_EXECUTOR, $TUI_FLOW_SCHEDULER, $TUI_FLOW_SET as a JSON object), then the file. A
+$TUI_FLOW_EXECUTOR, $TUI_FLOW_DASK_SCHEDULER, $TUI_FLOW_SET as a JSON object), then the file. A
 relative `db` in the file is relative to the file's folder; `set` holds initial context values
 that `--set` overrides key by key. A file or a variable that cannot be used is one line naming
 it (and the key), exit code 2.
@@ -35,12 +35,20 @@ from ..errors import BadInput
 FILE_NAME = "tui-flow.toml"
 TABLE = ("tool", "tui-flow")  # in pyproject.toml
 ENV_PREFIX = "TUI_FLOW_"
+# a key of the file (`-` or `_` alike) -> its setting (whose variable is $TUI_FLOW_<SETTING>)
+KEYS: dict[str, str] = {
+    "db": "db",
+    "max_concurrency": "max_concurrency",
+    "executor": "executor",
+    "scheduler": "dask_scheduler",  # as the Dask runner has always read it
+    "set": "set",
+}
 # what each setting must be, for the one-line error
 EXPECTED: dict[str, str] = {
     "db": "a path",
     "max_concurrency": "a whole number of at least 1",
     "executor": "local or dask",
-    "scheduler": "an address (text)",
+    "dask_scheduler": "an address (text)",
     "set": "a table of initial context values (JSON values)",
 }
 
@@ -53,7 +61,7 @@ class Settings(BaseSettings):
     db: str | None = None
     max_concurrency: int | None = Field(default=None, ge=1)
     executor: Literal["local", "dask"] | None = None
-    scheduler: str | None = None
+    dask_scheduler: str | None = None
     set: dict[str, JsonValue] = Field(default_factory=dict)
 
     @field_validator("max_concurrency", mode="before")
@@ -116,11 +124,11 @@ def load(start: Path | None = None) -> Config:
     path, table = found if found else (None, {})
     given: dict[str, tuple[str, Any]] = {}  # setting -> (the key as written, its value)
     for key, value in table.items():
-        name = key.replace("-", "_")
-        if name not in EXPECTED:
-            close = difflib.get_close_matches(name, list(EXPECTED), n=1)
+        name = KEYS.get(key.replace("-", "_"))
+        if name is None:
+            close = difflib.get_close_matches(key.replace("-", "_"), list(KEYS), n=1)
             hint = f"; did you mean {close[0].replace('_', '-')!r}?" if close else ""
-            known = ", ".join(k.replace("_", "-") for k in EXPECTED)
+            known = ", ".join(k.replace("_", "-") for k in KEYS)
             raise BadInput(f"{_where(path, key)}: unknown setting{hint} (known: {known})")
         if name in given:
             raise BadInput(f"{_where(path, key)}: given twice (as {given[name][0]!r} too)")
