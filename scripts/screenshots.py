@@ -3,7 +3,8 @@
     PYTHONPATH=. python scripts/screenshots.py
 
 The app shows the scripted demo run (`tests/demo_run.py`) on a fixed clock, so the images are
-the same every time. PNGs need cairosvg (`/work/shared/tools/svg2png` or `pip install cairosvg`).
+the same every time. The PNGs need cairosvg: `pip install -e ".[screenshots]"` (it draws with the
+Cairo library: `apt-get install libcairo2` on Debian, `brew install cairo` on macOS).
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ async def main() -> None:
             cairosvg.svg2png(url=str(p), write_to=str(png), output_width=1600)
             print(png.relative_to(ROOT))
     if cairosvg is None:
-        print("(no PNGs: pip install cairosvg)")
+        print('(no PNGs: pip install -e ".[screenshots]", see the top of this script)')
 
 
 if __name__ == "__main__":

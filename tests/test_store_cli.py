@@ -179,7 +179,8 @@ def test_history_lists_runs_newest_first(
     assert cli(capsys, "run", str(flow), "--db", str(db), "--no-logs")[0] == 0
 
     code, out, _ = cli(capsys, "history", "--db", str(db), "--json")
-    runs = json.loads(out)
+    assert json.loads(out)["schema"] == 1
+    runs = json.loads(out)["runs"]
     assert [r["status"] for r in runs] == ["completed", "failed"]
     assert [r["failed"] for r in runs] == [0, 1]
     assert all(r["workflow"] == "fix" and r["wall_s"] > 0 and r["speedup"] > 0 for r in runs)
@@ -208,9 +209,9 @@ def test_history_lists_runs_newest_first(
     assert lines[3].split("│")[6].strip() == "1"
 
     code, out, _ = cli(capsys, "history", "--db", str(db), "--limit", "1", "--json")
-    assert [r["run_id"] for r in json.loads(out)] == [runs[0]["run_id"]]
+    assert [r["run_id"] for r in json.loads(out)["runs"]] == [runs[0]["run_id"]]
     code, out, _ = cli(capsys, "history", "--db", str(db), "-w", "other", "--json")
-    assert json.loads(out) == []
+    assert json.loads(out) == {"schema": 1, "runs": []}
 
 
 def test_show_prints_the_report_of_the_live_run(

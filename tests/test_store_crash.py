@@ -164,7 +164,7 @@ def test_a_killed_run_is_resumed_without_redoing_flushed_work(
     assert status == "running"  # nobody has looked yet
     assert finished >= {f"p{i}" for i in range(6)} and not finished & {"gate", "slow", "end"}
 
-    runs = cli_json(capsys, "history", "--db", str(db), "--json")
+    runs = cli_json(capsys, "history", "--db", str(db), "--json")["runs"]
     assert [(r["run_id"], r["status"]) for r in runs] == [(run_id, "interrupted")]
 
     resumed = subprocess.run(

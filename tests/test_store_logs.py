@@ -111,13 +111,24 @@ async def test_show_logs_writes_what_it_wrote_before(tmp_path: Path) -> None:
             assert out.getvalue() == rich_reference(lines, tid)
             out = io.StringIO()
             await write_logs(store, RID, tid, out, None, as_json=True)
-            assert out.getvalue() == json.dumps([ln.__dict__ for ln in lines]) + "\n"
+            doc = {
+                "schema": 1,
+                "run_id": RID,
+                "task_id": tid,
+                "lines": [ln.__dict__ for ln in lines],
+            }
+            assert out.getvalue() == json.dumps(doc) + "\n"
         out = io.StringIO()
         assert await write_logs(store, RID, "nope", out, None) == 0
         assert out.getvalue() == f"task 'nope' of run {RID} wrote no log lines\n"
         out = io.StringIO()
         await write_logs(store, RID, "nope", out, None, as_json=True)
-        assert out.getvalue() == "[]\n"
+        assert json.loads(out.getvalue()) == {
+            "schema": 1,
+            "run_id": RID,
+            "task_id": "nope",
+            "lines": [],
+        }
     finally:
         await store.close()
 
@@ -161,5 +172,5 @@ def test_show_logs_into_a_pipe_closed_early_stops_quietly(tmp_path: Path) -> Non
         proc.stdout.close()  # like `| head -c 2`
         err = proc.stderr.read().decode()
         assert proc.wait(timeout=60) == 0
-        assert first == (b"[{" if extra else "──".encode()[:2])
+        assert first == (b'{"' if extra else "──".encode()[:2])
         assert err == "", err

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .engine.result import SCHEMA_VERSION
 from .workflow import Workflow
 
 
@@ -76,7 +77,9 @@ class Comparison:
         return all(s.status == "completed" for s in self.settings)
 
     def to_json(self) -> dict[str, Any]:
+        """The object `tui-flow compare --json` prints (`documents.CompareDocument`)."""
         return {
+            "schema": SCHEMA_VERSION,
             "workflow": self.workflow,
             "context": self.context,
             "repeat": self.repeat,

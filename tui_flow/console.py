@@ -115,7 +115,7 @@ class TextOut:
         self.console = Console(
             file=self.out,
             highlight=False,
-            no_color=self.plain,
+            no_color=True if self.plain else None,  # None: Rich honours NO_COLOR
             force_terminal=not self.plain,
             soft_wrap=True,
         )
@@ -406,6 +406,22 @@ def report_table(
     return out
 
 
+def rich_console(out: TextIO, plain: bool | None = None) -> Console:
+    """A Rich console for headless output drawn by Rich (reports, tables) to `out`: plain (no
+    styles, 120 columns) with `plain`, or when `out` is not a terminal; otherwise styled for
+    the terminal, without colours when NO_COLOR is set. (`no_color` is passed only to force
+    plain output: `no_color=False` would override Rich's reading of NO_COLOR.)"""
+    if plain is None:
+        plain = not _is_terminal(out)
+    return Console(
+        file=out,
+        highlight=False,
+        no_color=True if plain else None,
+        force_terminal=not plain,
+        width=120 if plain else None,
+    )
+
+
 def print_report(
     report: Report,
     workflow: str,
@@ -418,16 +434,7 @@ def print_report(
     more: str = "",
 ) -> None:
     """Print the report (`rows`, `more`: see `report_table`)."""
-    out = out or sys.stdout
-    if plain is None:
-        plain = not out.isatty()
-    console = Console(
-        file=out,
-        highlight=False,
-        no_color=plain,
-        force_terminal=not plain,
-        width=None if not plain else 120,
-    )
+    console = rich_console(out or sys.stdout, plain)
     console.print()
     for r in report_table(report, workflow, status, run_id, rows=rows, more=more):
         console.print(r)

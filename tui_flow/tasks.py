@@ -14,7 +14,7 @@ import functools
 import inspect
 import types
 from collections.abc import Callable, Iterable
-from typing import Any, Literal, get_args
+from typing import Any, Literal, get_args, overload
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -253,6 +253,31 @@ def make_task(fn: Callable[..., Any], **options: Any) -> Task:
     return Task(fn, spec, fallback)
 
 
+@overload
+def task(fn: Callable[..., Any], /) -> Task: ...
+
+
+@overload
+def task(
+    fn: None = None,
+    /,
+    *,
+    id: str | None = None,
+    dependencies: Iterable[str | Task | Callable[..., Any]] = (),
+    retry_attempts: int = 0,
+    retry_delay_ms: float = 0,
+    retry_backoff: RetryBackoff = "fixed",
+    retry_max_delay_ms: float | None = None,
+    retry_jitter: bool = False,
+    timeout_s: float | None = None,
+    trigger_rule: TriggerRule = "all_success",
+    runner: RunnerName | None = None,
+    description: str | None = None,
+    map_over: str | None = None,
+    fallback: Callable[..., Any] | None = None,
+) -> Callable[[Callable[..., Any]], Task]: ...
+
+
 def task(
     fn: Callable[..., Any] | None = None,
     /,
@@ -271,7 +296,7 @@ def task(
     map_over: str | None = None,
     fallback: Callable[..., Any] | None = None,
     **unknown: Any,
-) -> Any:
+) -> Task | Callable[[Callable[..., Any]], Task]:
     """Mark a function as a workflow task.
 
     Use as `@task` or `@task(...)`. `retry_attempts` counts retries after the first attempt.

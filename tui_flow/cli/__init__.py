@@ -35,7 +35,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "rerun": ("store", "cmd_rerun", "a new run re-running what failed, or from a task on"),
     "export": ("export", "cmd_export", "write a workflow out as a .flow file or a Mermaid graph"),
     "compare": ("compare", "cmd_compare", "run a workflow at several concurrencies, compare"),
+    "schema": ("schema", "cmd_schema", "print the JSON Schema of a --json output"),
+    "completion": ("completion", "cmd_completion", "print the shell code of tab completion"),
 }
+# the JSON documents `--json` prints, as `tui-flow schema` names them (tui_flow/documents.py)
+DOCUMENTS = ("run", "show", "history", "logs", "compare")
+SHELLS = ("bash", "zsh", "fish", "tcsh", "powershell")  # what `tui-flow completion` knows
 APP = ("run", "cmd_app")
 
 
@@ -43,22 +48,30 @@ APP = ("run", "cmd_app")
 
 
 def _workflow_file(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", help="workflow file (.py or .flow)")
-    p.add_argument("--workflow", "-w", help="which workflow, when the file holds several")
+    p.add_argument("file", metavar="FILE", help="workflow file (.py or .flow)")
+    p.add_argument(
+        "--workflow", "-w", metavar="NAME", help="which workflow, when the file holds several"
+    )
 
 
 def _db(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", help="run database (default .tui-flow/runs.db or $TUI_FLOW_DB)")
+    p.add_argument(
+        "--db",
+        metavar="PATH",
+        help="run database (default: $TUI_FLOW_DB, the config's db, else .tui-flow/runs.db)",
+    )
 
 
 def _where(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--executor",
         metavar="{local,dask}",
-        help="where sync bodies run (default local, or $TUI_FLOW_EXECUTOR; dask needs "
-        "tui-flow[dask])",
+        help="where sync bodies run (default: $TUI_FLOW_EXECUTOR, the config's executor, else "
+        "local; dask needs tui-flow[dask])",
     )
-    p.add_argument("--scheduler", help="Dask scheduler address (default: a LocalCluster)")
+    p.add_argument(
+        "--scheduler", metavar="ADDR", help="Dask scheduler address (default: a LocalCluster)"
+    )
 
 
 def _output(p: argparse.ArgumentParser) -> None:
@@ -71,10 +84,18 @@ def add_workflow_args(p: argparse.ArgumentParser) -> None:
     """What a run of a workflow file takes (the app and `run`)."""
     _workflow_file(p)
     p.add_argument(
-        "--max-concurrency", "-j", type=whole_number(1), help="override the workflow's limit"
+        "--max-concurrency",
+        "-j",
+        type=whole_number(1),
+        metavar="N",
+        help="override the workflow's limit (default: the config's max-concurrency)",
     )
     p.add_argument(
-        "--set", action="append", type=set_pair, metavar="KEY=JSON", help="initial context value"
+        "--set",
+        action="append",
+        type=set_pair,
+        metavar="KEY=JSON",
+        help="initial context value, repeatable (over the config's [set])",
     )
     _db(p)
     p.add_argument("--no-store", action="store_true", help="do not record the run")
@@ -86,7 +107,13 @@ def _stored_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", metavar="RUN", help="run id, unique prefix, or 'last'")
     _db(p)
     p.add_argument("--force", action="store_true", help="go ahead even if the file changed")
-    p.add_argument("--max-concurrency", "-j", type=whole_number(1), help="override the run's limit")
+    p.add_argument(
+        "--max-concurrency",
+        "-j",
+        type=whole_number(1),
+        metavar="N",
+        help="override the run's limit",
+    )
     _output(p)
     _where(p)
 
@@ -156,19 +183,63 @@ def _arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--json", action="store_true", help="print the comparison as one JSON object"
         )
+    elif name == "schema":
+        p.description = (
+            "Print the JSON Schema of what --json prints: run (run, resume, rerun), show, "
+            "history, logs (show RUN --logs TASK) or compare. Every document carries "
+            '"schema": its version; within a version, fields are only added.'
+        )
+        p.add_argument("document", choices=DOCUMENTS, help="which output")
+    elif name == "completion":
+        p.description = (
+            "Print the shell code that completes tui-flow's commands, options and workflow "
+            'files; e.g. in ~/.bashrc: eval "$(tui-flow completion bash)" (zsh: the same in '
+            "~/.zshrc)."
+        )
+        p.add_argument("shell", choices=SHELLS, help="which shell")
+
+
+class MainParser(ArgParser):
+    """The top-level parser; its help shows the app's options too (`tui-flow FILE [...]` is
+    parsed by `app_parser`, since a file name cannot be told from a command by argparse)."""
+
+    def format_help(self) -> str:
+        formatter = self._get_formatter()
+        formatter.add_usage(self.usage, self._actions, self._mutually_exclusive_groups)
+        formatter.add_text(self.description)
+        app = app_parser()
+        formatter.start_section(
+            "open the app: tui-flow FILE [options] (without a terminal: runs headless, as run)"
+        )
+        formatter.add_arguments(
+            [a for a in app._actions if a.help != argparse.SUPPRESS and a.dest != "help"]
+        )
+        formatter.end_section()
+        for group in self._action_groups:
+            formatter.start_section(group.title)
+            formatter.add_text(group.description)
+            formatter.add_arguments(group._group_actions)
+            formatter.end_section()
+        formatter.add_text(self.epilog)
+        return formatter.format_help()
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
-    parser = ArgParser(
+    parser = MainParser(
         prog="tui-flow",
+        usage="%(prog)s FILE [options]      open the app on a workflow file\n"
+        "       %(prog)s COMMAND [options]   (%(prog)s COMMAND --help)",
         description="Write, run and watch parallel Python workflows from a terminal.",
-        epilog="Open the app: tui-flow FILE (see tui-flow FILE --help). Exit codes: 0 ok, "
-        "1 failed, 2 bad input, 130 interrupted.",
+        epilog="Defaults for --db, -j, --executor, --scheduler and --set can be set in the "
+        "nearest tui-flow.toml, or pyproject.toml under [tool.tui-flow]; the command line "
+        "wins. Exit codes: 0 ok, 1 failed, 2 bad input, 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"tui-flow {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", title="commands", prog="tui-flow", parser_class=ArgParser
+    )
     for name, (_, _, help_text) in COMMANDS.items():
         _arguments(name, sub.add_parser(name, help=help_text))
     return parser
@@ -198,7 +269,10 @@ def _exit_past_stuck_threads(code: int) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The `tui-flow` command: run it, then leave (past a stuck thread body, if any)."""
+    """The `tui-flow` command: run it, then leave (past a stuck thread body, if any). Run by
+    the shell for tab completion (`_ARGCOMPLETE` set), it answers that and exits."""
+    if "_ARGCOMPLETE" in os.environ:
+        importlib.import_module(f"{__name__}.completion").complete()
     return _exit_past_stuck_threads(dispatch(argv))
 
 

@@ -16,6 +16,7 @@ from ..status import EXIT_BAD_INPUT
 if TYPE_CHECKING:
     from ..runs import RunOptions
     from ..workflow import Workflow
+    from .config import Config
 
 
 class ArgParser(argparse.ArgumentParser):
@@ -84,21 +85,66 @@ def parse_sets(pairs: Iterable[tuple[str, Any] | str] | None) -> dict[str, Any]:
     return out
 
 
-def run_options(args: argparse.Namespace) -> RunOptions:
-    """The run asked for on the command line, typed (for run, resume, rerun and the app)."""
+def config(args: argparse.Namespace) -> Config:
+    """The configuration file and environment in force for this command (read once, when
+    the command runs: `--help` never reads it). See `cli/config.py`."""
+    found = getattr(args, "_config", None)
+    if found is None:
+        from .config import load
+
+        found = args._config = load()
+    return found
+
+
+def db_path(args: argparse.Namespace) -> str:
+    """The run database: `--db`, else $TUI_FLOW_DB or the configuration file's, else
+    `.tui-flow/runs.db` here, or the user's state directory when here cannot hold it (said
+    once, on stderr)."""
+    found = getattr(args, "_db_path", None)
+    if found is None:
+        found = getattr(args, "db", None) or config(args).db()
+        if found is None:
+            from ..errors import err
+            from ..store.schema import default_location
+
+            path, why = default_location()
+            if why is not None:
+                err(f"note: {why}; runs are recorded in {path}")
+            found = str(path)
+        args._db_path = found
+    return found
+
+
+def run_options(args: argparse.Namespace, *, stored: bool = False) -> RunOptions:
+    """The run asked for, typed (for run, resume, rerun and the app): the command line, then
+    the configuration (`config`). A resume or re-run (`stored`) keeps the stored run's
+    concurrency and context unless the command line says otherwise."""
     from ..runs import RunOptions
 
+    settings = config(args).settings
+    record = not getattr(args, "no_store", False)
+    max_concurrency = getattr(args, "max_concurrency", None)
+    context = parse_sets(getattr(args, "set", None))
+    if not stored:
+        if max_concurrency is None:
+            max_concurrency = settings.max_concurrency
+        context = {**settings.set, **context}
     return RunOptions(
-        max_concurrency=getattr(args, "max_concurrency", None),
-        context=parse_sets(getattr(args, "set", None)),
-        db=getattr(args, "db", None),
-        record=not getattr(args, "no_store", False),
-        executor=getattr(args, "executor", None),
-        scheduler=getattr(args, "scheduler", None),
+        max_concurrency=max_concurrency,
+        context=context,
+        db=db_path(args) if record else getattr(args, "db", None),
+        record=record,
+        executor=getattr(args, "executor", None) or settings.executor,
+        scheduler=getattr(args, "scheduler", None) or settings.dask_scheduler,
         json=getattr(args, "json", False),
         plain=True if getattr(args, "plain", False) else None,
         logs=not getattr(args, "no_logs", False),
     )
+
+
+def context_defaults(args: argparse.Namespace) -> dict[str, Any]:
+    """The initial context: the configuration's `set`, then `--set` (for compare)."""
+    return {**config(args).settings.set, **parse_sets(getattr(args, "set", None))}
 
 
 def load_workflow(path: str, name: str | None) -> Workflow:

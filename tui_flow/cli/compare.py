@@ -10,7 +10,7 @@ from typing import Any
 
 from ..compare import Comparison, measure
 from ..status import EXIT_FAILED, EXIT_OK, fmt_seconds, label, style
-from .common import load_workflow, parse_sets
+from .common import context_defaults, load_workflow
 
 
 def render(cmp: Comparison) -> list[Any]:
@@ -52,7 +52,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     levels = args.concurrency
-    context = parse_sets(args.set)
+    context = context_defaults(args)
     workflow = load_workflow(args.file, args.workflow)
     err = Console(file=sys.stderr, highlight=False)
 

@@ -6,8 +6,9 @@
     tui-flow rerun RUN (--failed | --from TASK) [--force]
 
 RUN is a run id, a unique prefix of one, or `last`. Every command takes `--db PATH`
-(default $TUI_FLOW_DB, else .tui-flow/runs.db). A database that cannot be used gives a
-message and exit code 2 (the CLI's handling of `TuiFlowError`).
+(default: $TUI_FLOW_DB, the configuration file's, else .tui-flow/runs.db: `common.db_path`).
+A database that cannot be used gives a message and exit code 2 (the CLI's handling of
+`TuiFlowError`).
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..engine.result import SCHEMA_VERSION
 from ..status import EXIT_OK, fmt_seconds, label, style
 from ..store.reader import LOG_ROW_FIELDS
 from ..store.sqlite import LogRow, RunRow, RunStore
-from .common import run_options
+from .common import db_path, run_options
 
 if TYPE_CHECKING:
     from ..console import TextOut
@@ -46,18 +48,10 @@ def _when(at: float | None) -> str:
 
 
 def _console(out: TextIO, plain: bool | None) -> tuple[Console, bool]:
-    if plain is None:
-        plain = not out.isatty()
-    return (
-        Console(
-            file=out,
-            highlight=False,
-            no_color=plain,
-            force_terminal=not plain,
-            width=None if not plain else 120,
-        ),
-        plain,
-    )
+    from ..console import rich_console
+
+    console = rich_console(out, plain)
+    return console, not console.is_terminal
 
 
 def _plain_flag(args: argparse.Namespace) -> bool | None:
@@ -65,7 +59,7 @@ def _plain_flag(args: argparse.Namespace) -> bool | None:
 
 
 async def _with_store(args: argparse.Namespace, fn: Any) -> int:
-    store = await RunStore.open(getattr(args, "db", None))
+    store = await RunStore.open(db_path(args))
     try:
         return int(await fn(store))
     finally:
@@ -107,8 +101,9 @@ def cmd_history(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
     async def go(store: RunStore) -> int:
         runs = await store.list_runs(workflow=args.workflow, limit=args.limit)
-        if args.json:
-            out.write(json.dumps([r.to_json() for r in runs]) + "\n")
+        if args.json:  # documents.HistoryDocument
+            doc = {"schema": SCHEMA_VERSION, "runs": [r.to_json() for r in runs]}
+            out.write(json.dumps(doc) + "\n")
             return EXIT_OK
         console, _ = _console(out, _plain_flag(args))
         if not runs:
@@ -201,13 +196,15 @@ async def write_logs(
 ) -> int:
     """Write a task's log (`show --logs`), read from the store and written a chunk at a time:
     a log of any size starts at once and never sits in memory whole. As text (see
-    `LogPrinter`), or as one JSON list of `LogRow` objects. Returns how many lines."""
+    `LogPrinter`), or as one JSON object (`documents.LogDocument`) whose `lines` are `LogRow`
+    objects, written as `json.dumps` would. Returns how many lines."""
     from ..console import TextOut
 
     text = TextOut(out, plain=plain)
     n = 0
     if as_json:
-        text.write("[")
+        head = {"schema": SCHEMA_VERSION, "run_id": run_id, "task_id": task_id, "lines": []}
+        text.write(json.dumps(head)[: -len("[]}")] + "[")
         async with contextlib.aclosing(store.log_chunks(run_id, task_id)) as chunks:
             async for rows in chunks:
                 # a list's items are joined by ", ": a chunk's go as they would in the whole
@@ -216,7 +213,7 @@ async def write_logs(
                 n += len(rows)
                 if text.closed:
                     break
-        text.write("]\n")
+        text.write("]}\n")
         return n
     printer = LogPrinter(task_id, text)
     async with contextlib.aclosing(store.log_chunks(run_id, task_id)) as chunks:
@@ -231,7 +228,8 @@ async def write_logs(
 
 
 def show_json(run: RunRow, view: Any, report: Any, context: dict[str, Any]) -> dict[str, Any]:
-    """The same shape as `tui-flow run --json`, plus what the store knows about the run."""
+    """The same shape as `tui-flow run --json`, plus what the store knows about the run
+    (`documents.ShowDocument`)."""
     tasks = {}
     for tid in view.order:
         t = view.tasks[tid]
@@ -245,6 +243,7 @@ def show_json(run: RunRow, view: Any, report: Any, context: dict[str, Any]) -> d
             "via_fallback": t.via_fallback,
         }
     return {
+        "schema": SCHEMA_VERSION,
         "workflow": run.workflow,
         "run_id": run.run_id,
         "status": view.status,
@@ -313,7 +312,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     async def go(store: RunStore) -> int:
         plan = await plan_resume(store, args.run, force=args.force)
-        return await run_plan_headless(store, plan, run_options(args))
+        return await run_plan_headless(store, plan, run_options(args, stored=True))
 
     return asyncio.run(_with_store(args, go))
 
@@ -326,6 +325,6 @@ def cmd_rerun(args: argparse.Namespace) -> int:
             plan = await plan_rerun_from(store, args.run, args.from_task, force=args.force)
         else:
             plan = await plan_rerun_failed(store, args.run, force=args.force)
-        return await run_plan_headless(store, plan, run_options(args))
+        return await run_plan_headless(store, plan, run_options(args, stored=True))
 
     return asyncio.run(_with_store(args, go))

@@ -9,6 +9,10 @@ from typing import Any
 from .report import Report
 from .state import RunView
 
+#: the version of the shape of every JSON document tui-flow prints (its `schema` field); the
+#: documents and their JSON Schema: tui_flow/documents.py
+SCHEMA_VERSION = 1
+
 
 @dataclass
 class TaskOutcome:
@@ -99,8 +103,9 @@ class RunResult:
         return self.status == "completed"
 
     def to_json(self) -> dict[str, Any]:
-        """The object `tui-flow run --json` prints."""
+        """The object `tui-flow run --json` prints (`documents.RunDocument`)."""
         return {
+            "schema": SCHEMA_VERSION,
             "workflow": self.workflow,
             "run_id": self.run_id,
             "status": self.status,

@@ -95,11 +95,39 @@ class StoreError(TuiFlowError):
 
 
 def default_path() -> Path:
-    """$TUI_FLOW_DB, else `.tui-flow/runs.db` in the working directory."""
+    """$TUI_FLOW_DB, else `.tui-flow/runs.db` in the working directory (or, when that cannot
+    be, in the user's state directory: see `default_location`)."""
     env = os.environ.get(ENV_DB)
     if env:
         return Path(env).expanduser()
-    return Path.cwd() / DEFAULT_DIR / DEFAULT_NAME
+    return default_location()[0]
+
+
+def default_location() -> tuple[Path, str | None]:
+    """Where the run database goes when none is named: `.tui-flow/runs.db` in the working
+    directory; when the working directory cannot hold `.tui-flow/` (read-only, not ours, a
+    file in the way), `runs.db` in the user's state directory (platformdirs), with the reason
+    as the second item (None when the working directory is used). The caller tells the user."""
+    local = Path.cwd() / DEFAULT_DIR
+    why = _cannot_hold(local)
+    if why is None:
+        return local / DEFAULT_NAME, None
+    from platformdirs import user_state_path
+
+    return user_state_path("tui-flow", appauthor=False) / DEFAULT_NAME, why
+
+
+def _cannot_hold(folder: Path) -> str | None:
+    """Why `folder` cannot hold the run database (None: it can; it is created if need be)."""
+    try:
+        folder.mkdir(exist_ok=True)
+    except FileExistsError:
+        return f"{folder} is not a folder"
+    except OSError as exc:
+        return f"cannot create {folder}: {exc.strerror or exc}"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"{folder} is not writable"
+    return None
 
 
 def default_timeout() -> float:
