@@ -99,6 +99,15 @@ def history_table(runs: list[RunRow]) -> Table:
 def cmd_history(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
 
+    if getattr(args, "prune", False) or getattr(args, "keep", None) is not None:
+        from .retention import cmd_prune
+
+        return cmd_prune(args, out)
+    if getattr(args, "older_than", None) is not None or getattr(args, "dry_run", False):
+        from ..errors import BadInput
+
+        raise BadInput("--older-than and --dry-run go with --prune")
+
     async def go(store: RunStore) -> int:
         runs = await store.list_runs(workflow=args.workflow, limit=args.limit)
         if args.json:  # documents.HistoryDocument
