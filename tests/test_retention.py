@@ -47,11 +47,7 @@ def every_text(db: Path) -> str:
     """All the text the database holds, every column of every table."""
     with contextlib.closing(sqlite3.connect(db)) as con:
         tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        return "\n".join(
-            str(row)
-            for t in tables
-            for row in con.execute(f"SELECT * FROM {t}")
-        )
+        return "\n".join(str(row) for t in tables for row in con.execute(f"SELECT * FROM {t}"))
 
 
 def test_a_written_value_is_stored_once_and_read_back_everywhere(
@@ -161,7 +157,7 @@ async def test_a_version_3_database_is_migrated_to_values_stored_once(tmp_path: 
             "t": True,
         }
     with contextlib.closing(sqlite3.connect(db)) as con:
-        assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         data = dict(
             con.execute(
                 "SELECT kind, data FROM events WHERE run_id = 'r1' AND kind != 'task_state'"

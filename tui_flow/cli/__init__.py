@@ -63,6 +63,17 @@ def _db(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _log_level(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=("debug", "info", "warning", "error", "critical"),
+        metavar="LEVEL",
+        help="the lowest level of `logging` records kept in tasks' logs: debug, info "
+        "(default), warning, error, critical",
+    )
+
+
 def _where(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--executor",
@@ -101,6 +112,7 @@ def add_workflow_args(p: argparse.ArgumentParser) -> None:
     _db(p)
     p.add_argument("--no-store", action="store_true", help="do not record the run")
     _where(p)
+    _log_level(p)
 
 
 def _stored_run(p: argparse.ArgumentParser) -> None:
@@ -117,6 +129,7 @@ def _stored_run(p: argparse.ArgumentParser) -> None:
     )
     _output(p)
     _where(p)
+    _log_level(p)
 
 
 def _arguments(name: str, p: argparse.ArgumentParser) -> None:

@@ -140,6 +140,11 @@ def run_options(args: argparse.Namespace, *, stored: bool = False) -> RunOptions
 
     settings = config(args).settings
     record = not getattr(args, "no_store", False)
+    log_level = getattr(args, "log_level", None)
+    if log_level is not None:  # process-wide, as logging is: the app's runs too
+        from ..engine.logs import capture
+
+        capture.set_level(log_level)
     max_concurrency = getattr(args, "max_concurrency", None)
     context = parse_sets(getattr(args, "set", None))
     if not stored:

@@ -21,7 +21,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..context import _MISSING, Context, to_json_value
-from .logs import AttemptSink, enter_attempt, exit_attempt
+from .logs import AttemptSink, capture, enter_attempt, exit_attempt
 from .runners import ProcessJob, _Worker, describe_error, get_process_pool, retryable_error
 from .watchdog import BodyOverran, RunInterrupted
 
@@ -209,14 +209,15 @@ def _job(unit: Unit, fn: Callable[..., Any], kind: str, visible: Any) -> Process
         item=None if unit.item is _MISSING else unit.item,
         index=unit.index,
         has_item=unit.item is not _MISSING,
+        log_level=capture.level,
     )
 
 
 def _worker_message(sink: AttemptSink, msg: tuple[Any, ...]) -> None:
     """Log lines and progress a worker process (or a Dask worker) sent while a body runs."""
     if msg[0] == "logs":
-        for _at, level, text in msg[1]:
-            sink.buffer.add(sink.task_id, sink.attempt, level, text)
+        for _at, level, text, *source in msg[1]:  # source: logger, extra (a logging record)
+            sink.buffer.add(sink.task_id, sink.attempt, level, text, *source)
     elif msg[0] == "progress":
         sink.progress(msg[1], msg[2], msg[3])
 

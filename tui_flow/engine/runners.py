@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TuiFlowError
-from .logs import TASK_LOG_FORMAT, StreamLines, record_text
+from .logs import TASK_LOG_FORMAT, StreamLines, record_fields
 
 
 class WorkerDied(TuiFlowError):
@@ -53,6 +53,7 @@ class ProcessJob:
     has_item: bool = False
     # set on the way to a pool worker: the context's keys travel, values are fetched when read
     lazy_keys: tuple[str, ...] | None = None
+    log_level: int = logging.INFO  # the lowest level of the records the task's log keeps
 
 
 def describe_error(exc: BaseException) -> tuple[str, str]:
@@ -106,7 +107,8 @@ class _WorkerSink(StreamLines):
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.lock = threading.Lock()
-        self.lines: list[tuple[float, str, str]] = []
+        # (at, level, text) or, for a logging record, (at, level, text, logger, extra)
+        self.lines: list[tuple[Any, ...]] = []
         self.last_send = time.monotonic()
         self._partial: dict[str, str] = {}
         self._held = threading.Condition(self.lock)
@@ -153,8 +155,22 @@ class _WorkerSink(StreamLines):
             self._send_locked()
             self.conn.send(msg)
 
-    def log(self, level: str, text: str) -> None:
-        self._lines(level, str(text).splitlines() or [""])
+    def log(
+        self,
+        level: str,
+        text: str,
+        logger: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        lines = str(text).splitlines() or [""]
+        if logger is None and extra is None:
+            self._lines(level, lines)
+            return
+        now = time.time()
+        with self.lock:
+            for i, line in enumerate(lines):
+                self.lines.append((now, level, line, logger, extra if i == 0 else None))
+            self._send_locked()
 
     def progress(self, done: float, total: float | None, message: str | None) -> None:
         with self.lock:
@@ -198,7 +214,7 @@ class _WorkerLogHandler(logging.Handler):
         self.setFormatter(logging.Formatter(TASK_LOG_FORMAT))
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.sink.log(record.levelname.lower(), record_text(record, self.formatter))  # type: ignore[arg-type]
+        self.sink.log(record.levelname.lower(), *record_fields(record, self.formatter))  # type: ignore[arg-type]
 
 
 _module_cache: dict[str, tuple[tuple[int, int], Any]] = {}
@@ -331,6 +347,7 @@ def worker_main(conn: Connection) -> None:
             return
         if job is None:
             return
+        root.setLevel(job.log_level)
         try:
             writes, value = run_job_in_worker(job, sink)
             sink.close()

@@ -390,7 +390,7 @@ class Reader:
             rows.reverse()
         else:
             rows = await self._db.fetch(sql + " ORDER BY id", params)
-        return [LogRow(*r) for r in rows]
+        return [LogRow.from_row(r) for r in rows]
 
     async def log_chunks(
         self, run_id: str, task_id: str | None = None, chunk_rows: int = CHUNK_ROWS

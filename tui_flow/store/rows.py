@@ -81,6 +81,14 @@ class LogRow:
     level: str
     text: str
     segment: int = 0
+    logger: str | None = None  # the `logging` logger that wrote it (None: print, root logger)
+    extra: dict[str, Any] | None = None  # its record's extra= fields
+
+    @classmethod
+    def from_row(cls, row: Any) -> LogRow:
+        """A row of `LOG_ROW_COLUMNS` (extra as its stored JSON text)."""
+        *head, extra = row
+        return cls(*head, json.loads(extra) if extra else None)
 
 
 def dumps(value: Any) -> str:

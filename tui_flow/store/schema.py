@@ -29,7 +29,7 @@ import aiosqlite
 
 from ..errors import TuiFlowError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 APPLICATION_ID = 0x74756966  # "tuif"
 SCHEMA_FILE = Path(__file__).with_name("schema.sql")
 # MIGRATIONS[n] takes a database from schema version n to n + 1 (SQL statements). The newest
@@ -94,6 +94,12 @@ MIGRATIONS: dict[int, str] = {
         ORDER BY e.segment DESC, e.id DESC LIMIT 1)
     WHERE final_context IS NULL;
     UPDATE events SET data = json_remove(data, '$.context') WHERE kind = 'run_finished';
+    """,
+    # 4 -> 5: a log line written through `logging` keeps its logger's name and its extra
+    # fields (JSON) in columns of their own (version 4 folded the name into the text)
+    4: """
+    ALTER TABLE logs ADD COLUMN logger TEXT;
+    ALTER TABLE logs ADD COLUMN extra TEXT;
     """,
 }
 

@@ -1,4 +1,4 @@
--- The tui-flow run store, schema version 4.
+-- The tui-flow run store, schema version 5.
 --
 -- A tui-flow database carries PRAGMA application_id = 0x74756966 ("tuif") and
 -- PRAGMA user_version = the schema version. Later versions add numbered migrations in
@@ -59,7 +59,9 @@ CREATE TABLE logs (
     attempt INTEGER NOT NULL,
     at      REAL NOT NULL,
     level   TEXT NOT NULL,
-    text    TEXT NOT NULL
+    text    TEXT NOT NULL,
+    logger  TEXT,                           -- the `logging` logger's name (NULL: print, root)
+    extra   TEXT                            -- JSON: the record's extra= fields (NULL: none)
 );
 CREATE INDEX logs_task ON logs (run_id, task_id, id);
 

@@ -68,7 +68,7 @@ _INSERT_WRITES = (
     "INSERT OR REPLACE INTO context_writes (run_id, task_id, key, value, segment, at) "
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
-_LOG_COLUMNS = "run_id, task_id, segment, attempt, at, level, text"
+_LOG_COLUMNS = "run_id, task_id, segment, attempt, at, level, text, logger, extra"
 
 
 def _json_picks(n: int) -> str:
@@ -257,7 +257,12 @@ class Writer:
         match event:
             case TaskLogs():
                 rows = [
-                    (rid, ln.task_id, seg, ln.attempt, ln.at, ln.level, ln.text)
+                    (rid, ln.task_id, seg, ln.attempt, ln.at, ln.level, ln.text, ln.logger, None)
+                    if ln.extra is None
+                    else (
+                        *(rid, ln.task_id, seg, ln.attempt, ln.at, ln.level, ln.text),
+                        *(ln.logger, dumps(ln.extra)),
+                    )
                     for ln in event.lines
                 ]
                 buf.ops.append((len(buf.events), "logs", rows))
