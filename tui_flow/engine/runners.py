@@ -74,12 +74,18 @@ def describe_error(exc: BaseException) -> tuple[str, str]:
     return first, tb
 
 
-def retryable_error(exc: BaseException) -> bool:
+def retryable_error(exc: BaseException) -> bool | str:
     """Whether another attempt may go otherwise: not for a context error (a missing key, a
-    value of the wrong type, a write conflict), which would be the same every time."""
+    value of the wrong type, a write conflict), which would be the same every time; nor for
+    an error the task's `retry_on` refuses (noted on it by `run_job_in_worker`): then why,
+    as text."""
     from ..errors import ContextError
+    from .retry import REFUSAL_ATTR
 
-    return not isinstance(exc, ContextError)
+    if isinstance(exc, ContextError):
+        return False
+    refusal = getattr(exc, REFUSAL_ATTR, None)
+    return refusal if isinstance(refusal, str) else True
 
 
 def _type_name(exc: BaseException) -> str:
@@ -278,14 +284,45 @@ def run_job_in_worker(job: ProcessJob, sink: Any, module: Any = None) -> tuple[d
         item=job.item if job.has_item else _MISSING,
         index=job.index,
     )
-    result = fn(ctx)
-    if asyncio.iscoroutine(result):
-        result = asyncio.run(result)
+    try:
+        result = fn(ctx)
+        if asyncio.iscoroutine(result):
+            result = asyncio.run(result)
+    except BaseException as exc:
+        _note_refusal(exc, job, module)
+        raise
     # only a map_over instance's return value is kept (and so must be JSON)
     value = None
     if result is not None and job.has_item:
         value = to_json_value(f"result of {job.display_id}", result)
     return ctx.writes, value
+
+
+def _note_refusal(exc: BaseException, job: ProcessJob, module: Any) -> None:
+    """Note on a body's error why its task's `retry_on` does not retry it, if it does not
+    (`retryable_error` sends that to the parent)."""
+    from ..tasks import Task
+    from ..workflow import Workflow
+    from .retry import REFUSAL_ATTR, retry_refusal
+
+    if job.kind != "body":
+        return
+    if module is None:
+        module = _module_cache.get(job.source_file, (None, None))[1]
+    found = vars(module).get(job.fn_name) if module is not None else None
+    task = found if isinstance(found, Task) and found.id == job.task_id else None
+    if task is None and module is not None:
+        for v in vars(module).values():
+            tasks = v.tasks.values() if isinstance(v, Workflow) else [v]
+            task = next((t for t in tasks if isinstance(t, Task) and t.id == job.task_id), None)
+            if task is not None:
+                break
+    if task is None or task.retry_on is None:
+        return
+    refusal = retry_refusal(task, exc)
+    if refusal is not None:
+        with contextlib.suppress(Exception):
+            setattr(exc, REFUSAL_ATTR, refusal)
 
 
 _ABSENT = "<tui-flow: no such key>"
