@@ -35,6 +35,7 @@ TASK_PROPERTIES: dict[str, str] = {
     "trigger_rule": "word",
     "map_over": "word",
     "fallback": "ref",
+    "retry_on": "word",
     "python": "ref",
     "noop": "bool",
 }
