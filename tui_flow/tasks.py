@@ -18,6 +18,8 @@ from typing import Any, Literal, get_args, overload
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .conditions import Condition
+from .conditions import parse as parse_condition
 from .errors import TaskDefinitionError
 
 RetryBackoff = Literal["fixed", "linear", "exponential"]
@@ -28,7 +30,7 @@ RunnerName = Literal["async", "thread", "process"]
 class TaskSpec(BaseModel):
     """What a task is, minus its body. Immutable once built."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     id: str = Field(min_length=1)
     dependencies: tuple[str, ...] = ()
@@ -44,6 +46,7 @@ class TaskSpec(BaseModel):
     description: str | None = None
     map_over: str | None = None
     fallback: str | None = None  # the fallback function's name (the callable lives on Task)
+    run_if: Condition | None = None  # see conditions.py: false => the task is skipped
 
     @field_validator("id")
     @classmethod
@@ -74,6 +77,7 @@ _ALLOWED: dict[str, str] = {
     "retry_backoff": " | ".join(repr(a) for a in get_args(RetryBackoff)),
     "trigger_rule": " | ".join(repr(a) for a in get_args(TriggerRule)),
     "runner": "None | " + " | ".join(repr(a) for a in get_args(RunnerName)),
+    "run_if": "a condition, e.g. ctx('key') == value, succeeded('task'), all_of(...)",
 }
 
 
@@ -241,6 +245,11 @@ def make_task(fn: Callable[..., Any], **options: Any) -> Task:
             )
         fallback = fallback.fn if isinstance(fallback, Task) else fallback
         opts["fallback"] = getattr(fallback, "__name__", "fallback")
+    if isinstance(opts.get("run_if"), str):
+        try:
+            opts["run_if"] = parse_condition(opts["run_if"])
+        except ValueError as exc:
+            raise TaskDefinitionError(f"task {task_id!r}: option 'run_if': {exc}") from None
     if not opts.get("description") and getattr(fn, "__doc__", None):
         opts["description"] = inspect.cleandoc(fn.__doc__).split("\n", 1)[0]
     # options left at their default need no checking (the decorator passes every one): a
@@ -275,6 +284,7 @@ def task(
     description: str | None = None,
     map_over: str | None = None,
     fallback: Callable[..., Any] | None = None,
+    run_if: Condition | str | None = None,
 ) -> Callable[[Callable[..., Any]], Task]: ...
 
 
@@ -295,6 +305,7 @@ def task(
     description: str | None = None,
     map_over: str | None = None,
     fallback: Callable[..., Any] | None = None,
+    run_if: Condition | str | None = None,
     **unknown: Any,
 ) -> Task | Callable[[Callable[..., Any]], Task]:
     """Mark a function as a workflow task.
@@ -302,6 +313,8 @@ def task(
     Use as `@task` or `@task(...)`. `retry_attempts` counts retries after the first attempt.
     `runner=None` runs async bodies on the event loop and sync bodies in a thread;
     `"process"` runs the body in a worker process (for CPU-bound Python).
+    `run_if` (see `tui_flow.conditions`): when it does not hold, the task is skipped.
+    A body's non-None return value is kept in the context under the task's id.
     """
     options: dict[str, Any] = {
         "id": id,
@@ -317,6 +330,7 @@ def task(
         "description": description,
         "map_over": map_over,
         "fallback": fallback,
+        "run_if": run_if,
         **unknown,
     }
 

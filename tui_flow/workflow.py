@@ -84,8 +84,37 @@ class Workflow:
             self.tasks[t.id] = t
 
         problems += _graph_problems(self.tasks)
+        if not problems:
+            problems += self._condition_problems()
         if problems:
             raise ValidationError(problems, workflow=name)
+
+    def _condition_problems(self) -> list[Problem]:
+        """A `run_if` may read the state of the task's ancestors only (the others may not have
+        ended when it is decided)."""
+        problems = []
+        for t in self.tasks.values():
+            cond = t.spec.run_if
+            if cond is None or not cond.tasks():
+                continue
+            ancestors = self.ancestors(t.id)
+            for name in sorted(cond.tasks() - ancestors):
+                if name in self.tasks:
+                    why = "which is not upstream of it: add it to its dependencies"
+                else:
+                    close = difflib.get_close_matches(name, list(self.tasks), n=1)
+                    why = "which is not a task" + (
+                        f" (did you mean {close[0]!r}?)" if close else ""
+                    )
+                problems.append(
+                    Problem(
+                        f"task {t.id!r}: run_if reads the state of {name!r}, {why}",
+                        t.source_file,
+                        t.source_line,
+                        t.id,
+                    )
+                )
+        return problems
 
     def _here(self, message: str) -> Problem:
         """A problem located at the `Workflow(...)` call (unless tui-flow itself made the call)."""

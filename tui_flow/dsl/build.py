@@ -22,6 +22,7 @@ from typing import Any, get_args
 
 from pydantic import ValidationError as PydanticValidationError
 
+from ..conditions import parse as parse_condition
 from ..errors import LoadError, TaskDefinitionError, ValidationError
 from ..fresh_import import LoadedFile, import_fresh, importing_from, source_hash
 from ..tasks import RetryBackoff, RunnerName, Task, TaskSpec, TriggerRule, make_task
@@ -120,6 +121,12 @@ def _check_value(prop: Prop) -> str | None:
     """Check one option's value like `@task` would; the message, or None when it is fine."""
     name, value = prop.name, prop.value.value
     if name in ("python", "fallback", "noop"):
+        return None
+    if name == "run_if":
+        try:
+            parse_condition(value)
+        except ValueError as exc:
+            return f"run_if: {exc}"
         return None
     if name in _CHOICES and value not in _CHOICES[name]:
         close = difflib.get_close_matches(str(value), _CHOICES[name], n=1)

@@ -37,6 +37,7 @@ TASK_PROPERTIES: dict[str, str] = {
     "fallback": "ref",
     "python": "ref",
     "noop": "bool",
+    "run_if": "string",
 }
 FLOW_PROPERTIES: dict[str, str] = {"description": "string", "max_concurrency": "int"}
 _KIND_TEXT = {
