@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..context import _MISSING, Context, to_json_value
+from ..context import _MISSING, Context, returned_value
 from .logs import AttemptSink, enter_attempt, exit_attempt
 from .runners import ProcessJob, _Worker, describe_error, get_process_pool, retryable_error
 from .watchdog import BodyOverran, RunInterrupted
@@ -305,9 +305,7 @@ async def run_attempt(
             # the body returned past its deadline without awaiting in between (it blocked
             # the loop, so the timeout could not fire): it timed out all the same
             raise BodyOverran
-        if unit.item is not _MISSING and value is not None:
-            value = to_json_value(f"result of {unit.id}", value)
-        out.value = value
+        out.value = returned_value(unit.id, value)
         out.ok = True
     except _Answered:
         pass  # the worker's answer is the attempt's error

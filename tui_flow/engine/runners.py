@@ -249,7 +249,7 @@ def run_job_in_worker(job: ProcessJob, sink: Any, module: Any = None) -> tuple[d
     `module` is the task's module when the caller has already imported it (the Dask runner
     executes the file's source on the worker); otherwise the file is imported by path.
     """
-    from ..context import _MISSING, Context, to_json_value
+    from ..context import _MISSING, Context, returned_value
 
     fn = _find_function(job) if module is None else find_in_module(module, job)
     visible: Mapping[str, Any] = job.visible
@@ -265,11 +265,7 @@ def run_job_in_worker(job: ProcessJob, sink: Any, module: Any = None) -> tuple[d
     result = fn(ctx)
     if asyncio.iscoroutine(result):
         result = asyncio.run(result)
-    # only a map_over instance's return value is kept (and so must be JSON)
-    value = None
-    if result is not None and job.has_item:
-        value = to_json_value(f"result of {job.display_id}", result)
-    return ctx.writes, value
+    return ctx.writes, returned_value(job.display_id, result)
 
 
 _ABSENT = "<tui-flow: no such key>"
