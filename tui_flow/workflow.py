@@ -13,7 +13,7 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .errors import Problem, ValidationError
 from .tasks import Task, source_of
@@ -25,6 +25,10 @@ class Workflow:
     """A named DAG of tasks.
 
     `Workflow("catalog", tasks=[generate_data, partition_data], max_concurrency=4)`
+
+    `fan_in`: what happens when tasks that may run in parallel write one key: "error" (a
+    ConflictError naming both, the default) or "merge" (cloaca's fan-in: lists concatenated
+    without duplicates, dicts merged key by key, other values: the last in task-name order).
     """
 
     def __init__(
@@ -34,6 +38,7 @@ class Workflow:
         *,
         max_concurrency: int = 4,
         description: str | None = None,
+        fan_in: Literal["error", "merge"] = "error",
     ) -> None:
         frame = inspect.currentframe()
         caller = frame.f_back if frame else None
@@ -45,11 +50,14 @@ class Workflow:
         self.name = name
         self.description = description
         self.max_concurrency = max_concurrency
+        self.fan_in = fan_in
         self.file: str | None = None  # set by the loader: the file the workflow came from
         self.source_hash: str | None = None  # set by the loader: hash of the file's source
 
         task_list = list(tasks)
         problems: list[Problem] = []
+        if fan_in not in ("error", "merge"):
+            problems.append(self._here(f"fan_in must be 'error' or 'merge', not {fan_in!r}"))
         if not isinstance(max_concurrency, int) or isinstance(max_concurrency, bool):
             problems.append(
                 self._here(f"max_concurrency must be an integer, not {max_concurrency!r}")
