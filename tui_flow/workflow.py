@@ -51,6 +51,10 @@ class Workflow:
         self.description = description
         self.max_concurrency = max_concurrency
         self.fan_in = fan_in
+        self.tags: dict[str, str] = {}
+        # declarations the file made that tui-flow loads but does not act on (cloaca's cron
+        # schedules, poll triggers...): `validate` lists them as "not scheduled by tui-flow"
+        self.not_scheduled: list[str] = []
         self.file: str | None = None  # set by the loader: the file the workflow came from
         self.source_hash: str | None = None  # set by the loader: hash of the file's source
 

@@ -21,6 +21,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..context import _MISSING, Context, returned_value
+from ..tasks import source_of
 from .logs import AttemptSink, enter_attempt, exit_attempt
 from .runners import ProcessJob, _Worker, describe_error, get_process_pool, retryable_error
 from .watchdog import BodyOverran, RunInterrupted
@@ -198,9 +199,7 @@ def _job(unit: Unit, fn: Callable[..., Any], kind: str, visible: Any) -> Process
     return ProcessJob(
         # the file that defines the function being run: a fallback may live in another
         # module than the task's body
-        source_file=getattr(getattr(fn, "__code__", None), "co_filename", None)
-        or task.source_file
-        or "",
+        source_file=source_of(fn)[0] or task.source_file or "",
         fn_name=getattr(fn, "__name__", task.id),
         task_id=task.id,
         kind=kind,

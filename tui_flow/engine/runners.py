@@ -227,6 +227,7 @@ def find_in_module(module: Any, job: ProcessJob) -> Callable[..., Any]:
     found = vars(module).get(job.fn_name)
     if isinstance(found, Task):
         found = found.fn if job.kind == "body" else found.fallback_fn
+    found = getattr(found, "__tui_flow_body__", found)  # a compat body (taskinity's @task)
     if callable(found):
         return found
     candidates: list[Task] = [v for v in vars(module).values() if isinstance(v, Task)]
