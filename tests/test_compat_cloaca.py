@@ -381,3 +381,23 @@ def test_python_file_py_runs_through_the_default_runner(write_flow, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "Completed ['do_audit', 'doubled', 'rows'] None"
+
+
+# -- the example flows ---------------------------------------------------------------------------
+
+
+async def test_the_cloaca_catalog_computes_what_the_native_catalog_does(flows_dir):
+    inputs = {"time_scale": 0.001, "product_count": 600, "seed": 3}
+    compat = await asyncio.wait_for(run(flows_dir / "cloaca_catalog.py", inputs), 30)
+    native = await asyncio.wait_for(run(flows_dir / "catalog.py", inputs), 30)
+    assert compat.ok and native.ok, {k: v.error for k, v in compat.tasks.items()}
+    assert compat.context["final_stats"] == native.context["final_stats"]
+    assert compat.context["report"] == native.context["report"]
+    assert set(compat.tasks) == set(native.tasks)
+
+
+async def test_the_taskinity_example_flow_runs(flows_dir):
+    result = await asyncio.wait_for(run(flows_dir / "taskinity_pipeline.dsl", {"size": 10}), 30)
+    assert result.ok, {k: v.error for k, v in result.tasks.items()}
+    assert result.context["Summarise"]["count"] == 10
+    assert result.context["Report"].startswith("10 measurements")
