@@ -63,75 +63,77 @@ _MISSING = object()
 
 
 class Context:
-    """Cloaca's Context, over the task's tui-flow context (or on its own, for a runner)."""
+    """Cloaca's Context, over the task's tui-flow context (or a stand-alone one). Values are
+    read through when asked for (as the native context does), never copied all at once."""
 
     def __init__(self, data: Mapping[str, Any] | None = None, *, _native: Any = None) -> None:
-        self._native = _native
-        if _native is not None:
-            self._data: dict[str, Any] = _native.to_dict()
-        else:
-            self._data = dict(data or {})
+        self._native = _native if _native is not None else _NativeContext(data or {})
         self._removed: set[str] = set()
 
     def _write(self, key: str, value: Any) -> None:
-        self._data[key] = value
         self._removed.discard(key)
-        if self._native is not None:
-            self._native.set(key, value)
+        self._native.set(key, value)
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self._data.get(key, default)
+        if key in self._removed:
+            return default
+        return self._native.get(key, default)
 
     def set(self, key: str, value: Any) -> None:
         self._write(key, value)
 
     def insert(self, key: str, value: Any) -> None:
-        if key in self._data:
+        if key in self:
             raise ValueError(f"Key already exists: {key}")
         self._write(key, value)
 
     def update(self, key: str, value: Any) -> None:
-        if key not in self._data:
+        if key not in self:
             raise KeyError(f"Key not found: {key}")
         self._write(key, value)
 
     def remove(self, key: str) -> Any:
-        """Remove a key and give its value (None if absent). Within this task only: what an
-        upstream task wrote stays in the run's context for the others."""
+        """Remove a key and give its value (None if absent). What this task wrote is dropped;
+        what an upstream task wrote stays in the run's context for the other tasks."""
+        value = self.get(key)
+        self._native.writes.pop(key, None)
         self._removed.add(key)
-        return self._data.pop(key, None)
+        return value
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self._data)
+        return {k: v for k, v in self._native.to_dict().items() if k not in self._removed}
 
     def update_from_dict(self, data: Mapping[str, Any]) -> None:
         for key, value in data.items():
             self._write(key, value)
 
     def __getitem__(self, key: str) -> Any:
-        if key not in self._data:
+        if key not in self:
             raise KeyError(f"Key not found: {key}")
-        return self._data[key]
+        return self._native.get(key)
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._write(key, value)
 
     def __delitem__(self, key: str) -> None:
-        if key not in self._data:
+        if key not in self:
             raise KeyError(f"Key not found: {key}")
         self.remove(key)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._data
+        return key not in self._removed and key in self._native
+
+    def keys(self) -> list[str]:
+        return [k for k in self._native.keys() if k not in self._removed]
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self.keys())
 
     def __iter__(self) -> Iterator[str]:
-        return iter(list(self._data))
+        return iter(self.keys())
 
     def __repr__(self) -> str:
-        return f"Context({self._data!r})"
+        return f"Context({self.to_dict()!r})"
 
 
 # -- trigger rules (onto tui-flow's run_if conditions) ----------------------------------------
