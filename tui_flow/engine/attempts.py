@@ -20,7 +20,8 @@ from collections.abc import Awaitable, Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..context import _MISSING, Context, to_json_value
+from ..context import _MISSING, Context, returned_value
+from ..tasks import source_of
 from .logs import AttemptSink, capture, enter_attempt, exit_attempt
 from .retry import retry_refusal
 from .runners import ProcessJob, _Worker, describe_error, get_process_pool, retryable_error
@@ -201,9 +202,7 @@ def _job(unit: Unit, fn: Callable[..., Any], kind: str, visible: Any) -> Process
     return ProcessJob(
         # the file that defines the function being run: a fallback may live in another
         # module than the task's body
-        source_file=getattr(getattr(fn, "__code__", None), "co_filename", None)
-        or task.source_file
-        or "",
+        source_file=source_of(fn)[0] or task.source_file or "",
         fn_name=getattr(fn, "__name__", task.id),
         task_id=task.id,
         kind=kind,
@@ -312,9 +311,7 @@ async def run_attempt(
             # the body returned past its deadline without awaiting in between (it blocked
             # the loop, so the timeout could not fire): it timed out all the same
             raise BodyOverran
-        if unit.item is not _MISSING and value is not None:
-            value = to_json_value(f"result of {unit.id}", value)
-        out.value = value
+        out.value = returned_value(unit.id, value)
         out.ok = True
     except _Answered:
         pass  # the worker's answer is the attempt's error

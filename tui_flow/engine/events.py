@@ -41,6 +41,7 @@ class TaskInfo(BaseModel):
     timeout_s: float | None = None
     map_over: str | None = None
     has_fallback: bool = False
+    run_if: str | None = None  # the task's condition, as text (conditions.py)
     parent: str | None = None  # for `task[3]` instances of a map_over task: the task's id
 
 
@@ -238,6 +239,7 @@ def _build_task_info(t: Task) -> TaskInfo:
         timeout_s=s.timeout_s,
         map_over=s.map_over,
         has_fallback=t.fallback_fn is not None,
+        run_if=None if s.run_if is None else str(s.run_if),
     )
 
 

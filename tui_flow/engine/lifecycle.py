@@ -152,6 +152,18 @@ class Lifecycle:
 
     def _succeed(self, unit: Unit, attempt: int, result: Attempt, via_fallback: bool) -> None:
         self._flush_logs()
+        if unit.parent is None and result.value is not None:
+            # a task's return value is kept under its id, as an instance's is (in a list)
+            if unit.id in result.writes:
+                self._fail(
+                    unit,
+                    attempt,
+                    error=f"ConflictError: task {unit.id!r} returned a value and also wrote the "
+                    f"context key {unit.id!r}; the return value is kept under the task's id, so "
+                    "write another key or return None",
+                )
+                return
+            result.writes = {**result.writes, unit.id: result.value}
         if unit.parent is not None:
             conflict = self.ledger.claim_instance_keys(unit.parent, unit.id, result.writes)
         else:

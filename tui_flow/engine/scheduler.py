@@ -381,6 +381,9 @@ class Execution(Lifecycle, Ending):
     def _resolve(self, tid: str, defer: bool = False) -> bool:
         """All dependencies of `tid` are final: run it or skip it. True if it ended at once."""
         why = self.progress.verdict(tid)
+        cond = self.units[tid].task.spec.run_if
+        if why is None and cond is not None:
+            why = cond.why_not(self.ledger.visible_for(tid), self.state)
         if why is not None:
             self.set_state(tid, "skipped", reason=why)
             if not defer:
