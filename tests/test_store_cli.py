@@ -179,7 +179,7 @@ def test_history_lists_runs_newest_first(
     assert cli(capsys, "run", str(flow), "--db", str(db), "--no-logs")[0] == 0
 
     code, out, _ = cli(capsys, "history", "--db", str(db), "--json")
-    assert json.loads(out)["schema"] == 1
+    assert json.loads(out)["schema"] == 2
     runs = json.loads(out)["runs"]
     assert [r["status"] for r in runs] == ["completed", "failed"]
     assert [r["failed"] for r in runs] == [0, 1]
@@ -211,7 +211,7 @@ def test_history_lists_runs_newest_first(
     code, out, _ = cli(capsys, "history", "--db", str(db), "--limit", "1", "--json")
     assert [r["run_id"] for r in json.loads(out)["runs"]] == [runs[0]["run_id"]]
     code, out, _ = cli(capsys, "history", "--db", str(db), "-w", "other", "--json")
-    assert json.loads(out) == {"schema": 1, "runs": []}
+    assert json.loads(out) == {"schema": 2, "runs": []}
 
 
 def test_show_prints_the_report_of_the_live_run(

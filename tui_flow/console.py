@@ -364,18 +364,27 @@ def report_table(
     head.add_column()
     head.add_row("run", f"{run_id}  {workflow}  {label(status)}")
     head.add_row("wall time", fmt_seconds(report.wall_s))
-    head.add_row("total task time", fmt_seconds(report.total_task_s))
-    head.add_row("speedup", f"{report.speedup:.2f}x  (total task time / wall time)")
     head.add_row(
-        "efficiency",
-        f"{report.efficiency:.0%}  (speedup / max concurrency {report.max_concurrency})",
+        "total task time", f"{fmt_seconds(report.total_task_s)}  (every attempt's running)"
     )
+    cap = report.max_concurrency
+    head.add_row(
+        "speedup",
+        f"{report.speedup_line()}  (the graph allows {report.graph_speedup:.2f}x, {cap} slots)",
+    )
+    head.add_row("slot utilisation", f"{report.slot_utilisation:.0%} of {cap} slots busy")
     head.add_row(
         "critical path",
         f"{' -> '.join(report.critical_path) or '-'}  ({fmt_seconds(report.critical_path_s)})",
     )
-    head.add_row("best possible speedup", f"{report.max_speedup:.2f}x  (total / critical path)")
     head.add_row("time waiting on retries", fmt_seconds(report.retry_wait_s))
+    # where the wall time went, along the chain that ended the run (docs/engine.md)
+    went = [
+        f"{name} {fmt_seconds(seconds)}"
+        for name, seconds in report.breakdown.lines()
+        if seconds >= 0.0005 or name == "running"
+    ]
+    head.add_row("wall time went to", ", ".join(went))
 
     table = Table(title=None, show_edge=False, pad_edge=False, header_style="bold")
     # names, statuses and figures never wrap; only the error column gives way

@@ -14,6 +14,9 @@ from ..tasks import Task
 
 TaskState = Literal["pending", "running", "retrying", "completed", "failed", "skipped", "cancelled"]
 FINAL_STATES: frozenset[str] = frozenset({"completed", "failed", "skipped", "cancelled"})
+#: the reason of a `pending` task_state event: the task holds a slot but waits for a worker
+#: process (one starting up, or the pool is busy); its `running` event ends the wait
+WAITS_FOR_WORKER = "waits for a worker process"
 RunStatus = Literal["running", "completed", "failed", "cancelled", "interrupted"]
 
 

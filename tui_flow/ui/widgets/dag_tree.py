@@ -17,6 +17,7 @@ from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
+from ...engine.events import WAITS_FOR_WORKER
 from ...engine.state import RunView, TaskView
 from ...safe_text import visible
 from ...status import SPINNER, fmt_seconds, glyph, style
@@ -85,6 +86,8 @@ def task_label(
             waits = [d for d in t.info.dependencies if d in tasks and not tasks[d].final]
             if waits:
                 details.append("waits on " + ", ".join(waits))
+            elif t.reason == WAITS_FOR_WORKER:  # it holds a slot: the wait is the worker's
+                details.append("holds a slot, waits for a worker process to start or free up")
             elif t.info.parent is None:
                 details.append("waits for a free slot")
             else:
