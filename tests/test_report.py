@@ -239,3 +239,56 @@ def test_a_wait_for_a_worker_process_is_its_own_line_and_the_tree_says_so():
     assert parts.slot_wait_s == pytest.approx(0.1)
     assert parts.running_s == pytest.approx(1.0)
     assert parts.other_s == pytest.approx(0.1)
+
+
+def test_user_frames_are_picked_out_of_a_traceback(tmp_path):
+    import runpy
+
+    from tui_flow.engine.runners import describe_error
+    from tui_flow.tracebacks import failure_lines, user_frames
+
+    mine = tmp_path / "flow.py"
+    mine.write_text("import json\n\ndef body():\n    json.loads('{')\n")
+    body = runpy.run_path(str(mine))["body"]
+    try:
+        body()
+    except ValueError as exc:
+        error, tb = describe_error(exc)
+    frames = user_frames(tb)
+    # this test's frame and the flow's are the user's; json's (the stdlib) are not
+    assert [f.file for f in frames] == [__file__, str(mine)]
+    assert frames[-1].line == 4 and frames[-1].func == "body"
+    assert frames[-1].code == "json.loads('{')"
+    lines = failure_lines(error, tb)
+    assert lines[0] == error and lines[1] == "your code (most recent call last):"
+    assert lines.index("full traceback:") == 2 + 2 * len(frames)
+    assert failure_lines("x", None) == ["x"]
+
+
+def test_a_long_error_reads_whole_below_the_table_at_80_columns():
+    import io
+
+    from tui_flow.console import print_report
+
+    error = "ValueError: row 12 of prices.csv has no price, and the currency column is empty"
+    r = compute_report(
+        [
+            t("a_task_with_a_rather_long_name", (), (0, 1)),
+            TaskTiming(
+                "check",
+                "failed",
+                ("a_task_with_a_rather_long_name",),
+                [AttemptTiming(1, 2)],
+                error=error,
+            ),
+        ],
+        max_concurrency=2,
+        started_at=0,
+        finished_at=2,
+    )
+    out = io.StringIO()
+    print_report(r, "w", "failed", "r1", out=out, plain=True)
+    text = out.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= 120
+    errors = text[text.index("\nerrors\n") :]
+    assert f"✖ check: {error}" in errors  # one piece, not 5 characters a line

@@ -319,3 +319,24 @@ def test_show_logs_of_a_run_that_is_still_going(
     assert "hi" in out
     code, _, err = cli(capsys, "show", "live0000", "--db", str(db), "--logs", "zz")
     assert code == 2 and "tasks: a, b" in err
+
+
+def test_show_logs_prints_each_attempts_error_and_the_traceback(
+    flow: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "runs.db"
+    assert cli(capsys, "run", str(flow), "--db", str(db), "--no-logs")[0] == 1
+    code, out, _ = cli(capsys, "show", "last", "--db", str(db), "--logs", "b", "--plain")
+    assert code == 0
+    lines = out.splitlines()
+    # the attempt's lines, then its error, the user's frame first, then the full traceback
+    at = lines.index("✖ attempt 1 failed: RuntimeError: b is broken")
+    assert "b tries" in lines[at - 1]
+    assert lines[at + 1] == "your code (most recent call last):"
+    assert lines[at + 2] == f"  {flow}:31 in b"
+    assert lines[at + 3] == '    raise RuntimeError("b is broken")'
+    full = lines.index("full traceback:")
+    assert full > at and lines[-1] == "  RuntimeError: b is broken"
+    # a task that failed without a line of its own says so, and still shows its error
+    code, out, _ = cli(capsys, "show", "last", "--db", str(db), "--logs", "a", "--plain")
+    assert "wrote no log lines" in out and "failed" not in out
