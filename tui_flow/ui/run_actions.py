@@ -13,6 +13,7 @@ from textual import work
 from textual.widgets import TabbedContent
 
 from ..engine import Execution, RunResult
+from ..engine.events import CANCEL_WAITS_FOR_THREAD
 from ..runs import ActionRefused, downstream, plan_rerun_failed, plan_rerun_from, plan_reuse
 from ..status import EXIT_INTERRUPTED, exit_code, fmt_seconds, glyph
 from ..workflow import Workflow
@@ -165,7 +166,16 @@ class RunActions:
         if self.execution is None or not self.running or tid is None:
             return
         if self.past_run is None and self.execution.cancel_task(tid):
-            self.notify(f"Cancelling {tid}…")
+            t = self.session.view.tasks.get(tid)
+            if t is not None and t.reason == CANCEL_WAITS_FOR_THREAD:
+                self.notify(
+                    f"{tid} runs in a thread, which cannot be stopped: it keeps running until "
+                    "its body returns, then it is cancelled (what it did is dropped).",
+                    title="Cancel",
+                    timeout=6,
+                )
+            else:
+                self.notify(f"Cancelling {tid}…")
 
     @guarded
     def action_run_with_concurrency(self) -> None:

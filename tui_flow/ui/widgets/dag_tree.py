@@ -17,7 +17,7 @@ from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from ...engine.events import WAITS_FOR_WORKER
+from ...engine.events import CANCEL_WAITS_FOR_THREAD, WAITS_FOR_WORKER
 from ...engine.state import RunView, TaskView
 from ...safe_text import visible
 from ...status import SPINNER, fmt_seconds, glyph, style
@@ -93,6 +93,8 @@ def task_label(
             else:
                 details.append("queued")
     elif state == "running":
+        if t.reason == CANCEL_WAITS_FOR_THREAD:
+            details.append("cancel asked: a thread, it runs until its body returns")
         if t.instances:
             done = sum(1 for i in t.instances if i in tasks and tasks[i].final)
             details.append(f"{done}/{len(t.instances)} instances")

@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from ...engine.events import CANCEL_WAITS_FOR_THREAD as CANCEL_ASKED
 from ...engine.state import RunView, TaskView
 from ...safe_text import visible
 from ...status import fmt_seconds, glyph, label, style
@@ -37,7 +38,7 @@ def details_renderable(t: TaskView | None, view: RunView, now: float) -> Rendera
     head.append(info.id, style="bold")
     head.append("  ")
     head.append(label(t.state), style=style(t.state))
-    if t.reason and t.state not in ("running", "completed"):
+    if t.reason and (t.state not in ("running", "completed") or t.reason == CANCEL_ASKED):
         head.append(f"  ({visible(t.reason)})", style="dim")
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
