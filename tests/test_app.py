@@ -196,7 +196,7 @@ async def test_run_reaches_final_states_and_report(tmp_path: Path) -> None:
         text = app.log_view.text()
         assert "extract row 29" in text and "published" in text
         assert text.splitlines()[0].startswith("extract")
-        report = plain(app, "#report-body")
+        report = app.query_one("#report").text()
         assert "speedup" in report and "critical path" in report
         assert "slowest tasks" in report
         await pilot.press("4")
@@ -457,7 +457,7 @@ async def test_history_opens_a_past_run(tmp_path: Path) -> None:
         assert f"run {first} (past)" in header
         assert all("completed" in v for v in labels(app).values())
         assert "extract row 0" in app.log_view.text()
-        assert "speedup" in plain(app, "#report-body")
+        assert "speedup" in app.query_one("#report").text()
 
 
 async def test_an_error_in_the_app_is_shown_and_the_app_lives(tmp_path: Path) -> None:

@@ -368,6 +368,7 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
         if changes.finished:
             self._active.clear()
             self._show_report()
+            self._run_ended()  # (run_actions: cursor to the failure, the report opens)
             self.refresh_bindings()
 
     # -- tree events ---------------------------------------------------------------------------

@@ -10,13 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import work
+from textual.widgets import TabbedContent
 
 from ..engine import Execution, RunResult
+from ..engine.events import CANCEL_WAITS_FOR_THREAD
 from ..runs import ActionRefused, downstream, plan_rerun_failed, plan_rerun_from, plan_reuse
 from ..status import EXIT_INTERRUPTED, exit_code, fmt_seconds, glyph
 from ..workflow import Workflow
 from .guard import guarded
-from .session import RunSession, idle_view, log_entry
+from .session import RunSession, idle_view, with_attempt_errors
 from .summary import summary_lines
 from .widgets.dialogs import ConcurrencyPrompt
 from .widgets.history import HistoryScreen
@@ -38,6 +40,8 @@ class RunActions:
     interrupted: bool
     interrupted_by: int | None
     pending_reload: LoadedFile | None
+    tab_at_start: str | None = None  # the panel shown when the live run started
+    report_opened: bool = False  # the run's end opened the Report panel
     initial_context: dict[str, Any]
     max_concurrency: int | None
     max_log_lines: int
@@ -104,6 +108,7 @@ class RunActions:
             execution.subscribe(self.store.recorder(execution.view))
             session.recorded = True
         self.execution = execution
+        self.tab_at_start = self.query_one(TabbedContent).active  # type: ignore[attr-defined]
         self.past_run = None
         self.interrupted = False
         self.last_live = session
@@ -115,14 +120,31 @@ class RunActions:
         )
         return True
 
+    def _run_ended(self) -> None:
+        """The live run ended: the cursor goes to the task that failed first (its error and
+        traceback in Details); the Report panel opens unless the user chose another panel
+        while the run went."""
+        view = self.session.view
+        failed = [t for t in view.tasks.values() if t.state == "failed"]
+        if failed:
+            first = min(failed, key=lambda t: (t.finished_at or 0.0, view.order.index(t.id)))
+            tree = self.tree
+            if not tree.select_task(first.id) and first.info.parent is not None:
+                tree.select_task(first.info.parent)
+        tabs = self.query_one(TabbedContent)  # type: ignore[attr-defined]
+        self.report_opened = tabs.active == self.tab_at_start
+        if self.report_opened:
+            tabs.active = "tab-report"
+
     async def _await_run(self, execution: Execution, remote: Any) -> None:
         result = await execution.wait()
         self.last_result = result
         if self.session is self.last_live:
             self._tick()
+        where = "" if self.report_opened else "; the report is in panel 4"
         self.notify(
             f"{result.workflow} {glyph(result.status)} {result.status} in "
-            f"{fmt_seconds(result.finished_at - result.started_at)}; the report is in panel 4",
+            f"{fmt_seconds(result.finished_at - result.started_at)}{where}",
             title=f"Run {result.run_id}",
             severity="information" if result.ok else "warning",
         )
@@ -144,7 +166,16 @@ class RunActions:
         if self.execution is None or not self.running or tid is None:
             return
         if self.past_run is None and self.execution.cancel_task(tid):
-            self.notify(f"Cancelling {tid}…")
+            t = self.session.view.tasks.get(tid)
+            if t is not None and t.reason == CANCEL_WAITS_FOR_THREAD:
+                self.notify(
+                    f"{tid} runs in a thread, which cannot be stopped: it keeps running until "
+                    "its body returns, then it is cancelled (what it did is dropped).",
+                    title="Cancel",
+                    timeout=6,
+                )
+            else:
+                self.notify(f"Cancelling {tid}…")
 
     @guarded
     def action_run_with_concurrency(self) -> None:
@@ -240,7 +271,7 @@ class RunActions:
         session.recorded = True
         limit = session.max_lines
         rows = await self.store.task_logs(run_id, None, limit=limit)
-        session.add_lines([log_entry(r.task_id, r.level, r.text, r.logger, r.extra) for r in rows])
+        session.add_lines(with_attempt_errors(rows, view))
         self.past_run = run_id
         self.show_session(session)
         self.notify(f"Showing past run {run_id}; r starts a new run.", timeout=4)

@@ -17,6 +17,7 @@ from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
+from ...engine.events import CANCEL_WAITS_FOR_THREAD, WAITS_FOR_WORKER
 from ...engine.state import RunView, TaskView
 from ...safe_text import visible
 from ...status import SPINNER, fmt_seconds, glyph, style
@@ -85,11 +86,15 @@ def task_label(
             waits = [d for d in t.info.dependencies if d in tasks and not tasks[d].final]
             if waits:
                 details.append("waits on " + ", ".join(waits))
+            elif t.reason == WAITS_FOR_WORKER:  # it holds a slot: the wait is the worker's
+                details.append("holds a slot, waits for a worker process to start or free up")
             elif t.info.parent is None:
                 details.append("waits for a free slot")
             else:
                 details.append("queued")
     elif state == "running":
+        if t.reason == CANCEL_WAITS_FOR_THREAD:
+            details.append("cancel asked: a thread, it runs until its body returns")
         if t.instances:
             done = sum(1 for i in t.instances if i in tasks and tasks[i].final)
             details.append(f"{done}/{len(t.instances)} instances")

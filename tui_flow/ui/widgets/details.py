@@ -9,9 +9,11 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from ...engine.events import CANCEL_WAITS_FOR_THREAD as CANCEL_ASKED
 from ...engine.state import RunView, TaskView
 from ...safe_text import visible
 from ...status import fmt_seconds, glyph, label, style
+from ...tracebacks import failure_lines
 
 
 def retry_policy(t: TaskView) -> str:
@@ -36,7 +38,7 @@ def details_renderable(t: TaskView | None, view: RunView, now: float) -> Rendera
     head.append(info.id, style="bold")
     head.append("  ")
     head.append(label(t.state), style=style(t.state))
-    if t.reason and t.state not in ("running", "completed"):
+    if t.reason and (t.state not in ("running", "completed") or t.reason == CANCEL_ASKED):
         head.append(f"  ({visible(t.reason)})", style="dim")
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
@@ -78,7 +80,36 @@ def details_renderable(t: TaskView | None, view: RunView, now: float) -> Rendera
         grid.add_row("wrote", ", ".join(t.written_keys))
     if t.log_lines and t.final:
         grid.add_row("log", f"{t.log_lines:,} line{'s' if t.log_lines != 1 else ''}")
-    return Group(head, grid)
+    failure = failure_text(t)
+    return Group(head, grid) if failure is None else Group(head, grid, Text(""), failure)
+
+
+def failure_text(t: TaskView) -> Text | None:
+    """The error that ended the task (or its last failed attempt) with its traceback, the
+    user's own frames first (`tracebacks.failure_lines`)."""
+    error, tb = t.error, t.traceback
+    if tb is None:
+        failed = [a for a in t.attempts if a.traceback]
+        if not failed:
+            return None
+        error, tb = failed[-1].error, failed[-1].traceback
+    lines = failure_lines(error, tb)
+    out = Text()
+    section = "error"
+    for i, line in enumerate(lines):
+        if line in ("your code (most recent call last):", "full traceback:"):
+            section = line
+            out.append(line + "\n", style="bold")
+            continue
+        text = visible(line)
+        if i == 0:
+            out.append(text + "\n", style="bold red")
+        elif section == "full traceback:":
+            out.append(text + "\n", style="dim")
+        else:
+            out.append(text + "\n")
+    out.rstrip()
+    return out
 
 
 class TaskDetails(VerticalScroll):
