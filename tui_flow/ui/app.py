@@ -27,7 +27,7 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Static, TabbedContent, TabPane, Tree
+from textual.widgets import Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from ..engine import Execution, RunResult
@@ -372,9 +372,9 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
 
     # -- tree events ---------------------------------------------------------------------------
 
-    @on(Tree.NodeHighlighted, "#tree")
+    @on(DagTree.TaskHighlighted, "#tree")
     @guarded
-    def _on_task_highlighted(self, event: Tree.NodeHighlighted[str]) -> None:
+    def _on_task_highlighted(self, event: DagTree.TaskHighlighted) -> None:
         self._show_details(force=True)
         if self.log_mode == "task":
             self._refresh_logs()
