@@ -314,6 +314,9 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
             )
         )
         tree_box = self.query_one("#tree")
+        title = "Tasks" if self.tree.mode == "tree" else "Tasks (list)"
+        if tree_box.border_title != title:
+            tree_box.border_title = title
         top = [t for t in view.tasks.values() if t.info.parent is None]
         if view.status == "idle":
             subtitle = f"{len(top)} tasks"
@@ -352,6 +355,8 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
             )
         else:
             tree.relabel(view, changes.tasks | self._active, now)
+        if view.status == "running" and self._active:
+            tree.follow_running(self._active)
         if changes.lines:
             self._write_lines(changes.lines)
         if changes.retries:
@@ -367,6 +372,10 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
             self.timeline.update_view(view, now)
         if changes.finished:
             self._active.clear()
+            failed = next((tid for tid in view.order if view.tasks[tid].state == "failed"), None)
+            if failed is not None:  # the failure in plain sight: the cursor on it
+                tree.select_task(failed, user=False)
+                tree.scroll_to_cursor(center=True)
             self._show_report()
             self.refresh_bindings()
 
@@ -396,6 +405,17 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
         tabs = self.query_one(TabbedContent)
         i = TABS.index(tabs.active) if tabs.active in TABS else -1
         tabs.active = TABS[(i + 1) % len(TABS)]
+
+    @guarded
+    def action_toggle_view(self) -> None:
+        """The task view as a tree or as a flat list."""
+        self.tree.set_mode("list" if self.tree.mode == "tree" else "tree")
+        self._update_header(self.clock())
+
+    @guarded
+    def action_toggle_deps(self) -> None:
+        """Name each task's dependencies in the list (and the tree's fan-ins)."""
+        self.tree.toggle_deps()
 
     @guarded
     def action_help(self) -> None:

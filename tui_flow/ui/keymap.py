@@ -23,6 +23,8 @@ BINDINGS = [
     Binding("l", "toggle_log_filter", "Logs: all/task", id="logs.filter"),
     Binding("f", "follow", "Follow logs", id="logs.follow", show=False),
     Binding("y", "copy_log", "Copy log", id="logs.copy"),
+    Binding("v", "toggle_view", "Tree/list", id="tasks.view", show=False),
+    Binding("d", "toggle_deps", "Show dependencies", id="tasks.deps", show=False),
     Binding("t", "next_tab", "Next panel", id="panels.next"),
     Binding("1", "show_tab('tab-logs')", "Logs", id="panels.logs", show=False),
     Binding("2", "show_tab('tab-timeline')", "Timeline", id="panels.timeline", show=False),

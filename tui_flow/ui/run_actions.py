@@ -107,6 +107,7 @@ class RunActions:
         self.past_run = None
         self.interrupted = False
         self.last_live = session
+        self.tree.follow = True  # the cursor follows the running task until the user moves it
         # the run is on disk before its first body starts
         execution.start(gate=self.store.flush() if self.store is not None else None)
         self.show_session(session)

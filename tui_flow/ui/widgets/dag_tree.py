@@ -327,12 +327,16 @@ class DagTree(ScrollView, can_focus=True):
     def scroll_to_cursor(self, *, center: bool = False) -> None:
         top, bottom = self._visible_lines()
         height = max(1, self.size.height)
+        y: int | None = None
         if center and not top <= self.cursor < bottom:
-            self.scroll_to(y=max(0, self.cursor - height // 2), animate=False, immediate=True)
+            y = max(0, self.cursor - height // 2)
         elif self.cursor < top:
-            self.scroll_to(y=self.cursor, animate=False, immediate=True)
+            y = self.cursor
         elif self.cursor >= bottom:
-            self.scroll_to(y=self.cursor - height + 1, animate=False, immediate=True)
+            y = self.cursor - height + 1
+        if y is not None:
+            # set, not `scroll_to`: that waits for the scrollbars a new layout has not shown yet
+            self.scroll_target_y = self.scroll_y = y
 
     def follow_running(self, running: Iterable[str]) -> None:
         """While following: put the cursor on the first running task (in run order)."""
