@@ -444,7 +444,7 @@ async def test_history_opens_a_past_run(tmp_path: Path) -> None:
         first = app.last_result.run_id
         await run_to_end(pilot, app)
         assert len(await app.store.list_runs()) == 2
-        await pilot.press("h")
+        await pilot.press("H")
         await until(pilot, lambda: isinstance(app.screen, HistoryScreen), "the history screen")
         screen = app.screen
         table = screen.query_one("DataTable")
@@ -491,7 +491,7 @@ async def test_palette_commands_and_workflow_switch(tmp_path: Path) -> None:
         ):
             assert t in titles
         assert "Open a past run…" not in titles  # no store: hidden
-        await pilot.press("w")
+        await pilot.press("W")
         await pilot.pause()
         assert app.workflow.name == "other" and list(app.tree.nodes_by_id) == ["extract", "clean"]
 

@@ -27,6 +27,7 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
@@ -53,6 +54,7 @@ from .widgets.report import ReportPanel
 from .widgets.retries import RetriesTable
 from .widgets.timeline import Timeline, TimelinePanel
 
+NARROW = 100  # columns: below, the panes stack
 TICK_S = 0.25  # how often the screen takes the run's changes (4 Hz)
 SPINNER_FPS = 8
 
@@ -64,6 +66,8 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
     TITLE = "tui-flow"
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = BINDINGS
+    # below NARROW columns the panes stack and Details waits behind `i` (see app.tcss)
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW, "-wide")]
 
     def __init__(
         self,
@@ -107,6 +111,7 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
         self.interrupted = False
         self.interrupted_by: int | None = None  # the signal that ended the app, if one did
         self.pending_reload: LoadedFile | None = None
+        self.stale = False  # the run shown is of the file before its last change
         self.reload_error: str | None = None
         self.reloads: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self.watch_ready = asyncio.Event()
@@ -131,13 +136,13 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
                 yield DagTree(id="tree")
                 yield TaskDetails(id="details")
             with TabbedContent(id="tabs", initial="tab-logs"):
-                with TabPane("Logs", id="tab-logs"):
+                with TabPane("1 Logs", id="tab-logs"):
                     yield LogPanel(self.max_log_lines, id="logs")
-                with TabPane("Timeline", id="tab-timeline"):
+                with TabPane("2 Timeline", id="tab-timeline"):
                     yield TimelinePanel(id="timeline-panel")
-                with TabPane("Retries", id="tab-retries"):
+                with TabPane("3 Retries", id="tab-retries"):
                     yield RetriesTable(id="retries")
-                with TabPane("Report", id="tab-report"):
+                with TabPane("4 Report", id="tab-report"):
                     yield ReportPanel(id="report")
         yield RunFooter()
 
@@ -171,6 +176,10 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
         self.logs.store_note = self.use_store
         self.show_session(self.session)
         self.tree.focus()
+        # Tab goes from the task view straight to the panel's content, not to the tab bar
+        # (1-4 and `t` switch panels)
+        for tabs in self.query("#tabs Tabs"):
+            tabs.can_focus = False
         self.set_interval(self.tick_s, self._tick, name="tick")
         if self.store is None and self.use_store:
             self.open_store()
@@ -293,7 +302,7 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
 
     def _retries_label(self, n: int) -> None:
         tab = self.query_one(TabbedContent).get_tab("tab-retries")
-        label = f"Retries ({n})" if n else "Retries"
+        label = f"3 Retries ({n})" if n else "3 Retries"
         if tab.label.plain != label:  # a new label means a layout: only when it changes
             tab.label = Text(label)
 
@@ -302,7 +311,8 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
         limit = None
         if view.status == "idle":
             limit = self.max_concurrency or self.workflow.max_concurrency
-        self.query_one(RunHeader).set_text(
+        header = self.query_one(RunHeader)
+        header.set_text(
             header_text(
                 view,
                 self.file_label,
@@ -311,6 +321,8 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
                 past=self.past_run is not None,
                 limit=limit,
                 executor=self.remote.describe() if self.remote is not None else None,
+                width=header.size.width or self.size.width,
+                stale=self.stale,
             )
         )
         tree_box = self.query_one("#tree")
@@ -405,6 +417,65 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
         tabs = self.query_one(TabbedContent)
         i = TABS.index(tabs.active) if tabs.active in TABS else -1
         tabs.active = TABS[(i + 1) % len(TABS)]
+
+    def on_resize(self) -> None:
+        self.query_one(RunFooter).compact = self.size.width < NARROW
+        self.call_after_refresh(self._update_header, self.clock())
+
+    @guarded
+    def action_maximize_pane(self) -> None:
+        """The focused pane fills the screen (Esc, or `m` again, undoes it)."""
+        screen = self.screen
+        if screen.maximized is not None:
+            screen.minimize()
+            return
+        focused = screen.focused
+        pane: Widget = self.query_one("#tabs")
+        if focused is not None:
+            for node in (focused, *focused.ancestors_with_self):
+                if isinstance(node, Widget) and node.id in ("tree", "details", "tabs"):
+                    pane = node
+                    break
+        screen.maximized = pane
+
+    @guarded
+    def action_minimize(self) -> None:
+        if self.screen.maximized is not None:
+            self.screen.minimize()
+
+    @guarded
+    def action_toggle_tasks(self) -> None:
+        """Hide the task view (and Details): the panels take the width."""
+        hide = not self.screen.has_class("-hide-tasks")
+        self.screen.set_class(hide, "-hide-tasks")
+        if (
+            hide
+            and self.screen.focused is not None
+            and self.tree
+            in (
+                self.screen.focused,
+                *self.screen.focused.ancestors,
+            )
+        ):
+            self.log_view.focus()
+
+    @guarded
+    def action_toggle_details(self) -> None:
+        """Show or hide Details (hidden by default below 100 columns)."""
+        self.screen.toggle_class("-details-toggled")
+
+    @guarded
+    def action_scroll_panel(self, lines: int) -> None:
+        """Scroll the panel on the right, wherever the focus is."""
+        tab = self.query_one(TabbedContent).active
+        target: Widget | None = {
+            "tab-logs": self.log_view,
+            "tab-timeline": self.timeline,
+            "tab-retries": self.query_one(RetriesTable),
+            "tab-report": self.query_one(ReportPanel),
+        }.get(tab)
+        if target is not None:
+            target.scroll_relative(y=lines, animate=False)
 
     @guarded
     def action_toggle_view(self) -> None:

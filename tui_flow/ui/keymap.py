@@ -14,9 +14,13 @@ from textual.screen import Screen
 # the panels on the right, in tab order (keys 1-4)
 TABS = ("tab-logs", "tab-timeline", "tab-retries", "tab-report")
 
+# The footer shows the keys in this order and cuts what does not fit: what matters most
+# (run, cancel, help, quit) comes first, so that it shows at every width.
 BINDINGS = [
     Binding("r", "run", "Run", id="run"),
     Binding("c", "cancel", "Cancel", id="cancel"),
+    Binding("question_mark,f1", "help", "Help", id="help"),
+    Binding("q", "quit", "Quit", id="quit"),
     Binding("slash", "search", "Search", id="logs.search"),
     Binding("n", "search_next", "Next match", id="logs.search_next", show=False),
     Binding("N", "search_previous", "Previous match", id="logs.search_previous", show=False),
@@ -33,10 +37,14 @@ BINDINGS = [
     Binding("x", "cancel_task", "Cancel task", id="cancel.task", show=False),
     Binding("R", "rerun_failed", "Re-run failed", id="rerun.failed", show=False),
     Binding("e", "rerun_from", "Re-run from task", id="rerun.from", show=False),
-    Binding("h", "history", "History", id="history"),
-    Binding("w", "switch_workflow", "Next workflow", id="workflow.next", show=False),
-    Binding("question_mark,f1", "help", "Help", id="help"),
-    Binding("q", "quit", "Quit", id="quit"),
+    Binding("h", "toggle_tasks", "Hide tasks", id="tasks.hide"),
+    Binding("m", "maximize_pane", "Maximize", id="panes.maximize"),
+    Binding("escape", "minimize", "Restore", id="panes.restore", show=False),
+    Binding("i", "toggle_details", "Details", id="panes.details", show=False),
+    Binding("J", "scroll_panel(3)", "Scroll panel down", id="panels.down", show=False),
+    Binding("K", "scroll_panel(-3)", "Scroll panel up", id="panels.up", show=False),
+    Binding("H", "history", "History", id="history"),
+    Binding("W", "switch_workflow", "Next workflow", id="workflow.next", show=False),
 ]
 
 
@@ -75,7 +83,7 @@ def system_commands(app: Any, screen: Screen[Any]) -> Iterable[SystemCommand]:
             )
     if app.use_store:
         yield SystemCommand(
-            "Open a past run…", "Runs of this workflow from the store (h)", app.action_history
+            "Open a past run…", "Runs of this workflow from the store (H)", app.action_history
         )
     for name in app.loaded.workflows:
         if name != app.workflow.name:
