@@ -48,7 +48,7 @@ from .widgets.dag_tree import DagTree
 from .widgets.details import TaskDetails
 from .widgets.dialogs import HelpScreen
 from .widgets.footer import RunFooter
-from .widgets.header import RunHeader, header_text
+from .widgets.header import RunHeader, header_text, tally
 from .widgets.log_view import LogPanel, LogView
 from .widgets.report import ReportPanel
 from .widgets.retries import RetriesTable
@@ -329,11 +329,8 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
         title = "Tasks" if self.tree.mode == "tree" else "Tasks (list)"
         if tree_box.border_title != title:
             tree_box.border_title = title
-        top = [t for t in view.tasks.values() if t.info.parent is None]
-        if view.status == "idle":
-            subtitle = f"{len(top)} tasks"
-        else:
-            subtitle = f"{sum(1 for t in top if t.final)}/{len(top)} done"
+        _, done, total = tally(view)
+        subtitle = f"{total} tasks" if view.status == "idle" else f"{done}/{total} done"
         if tree_box.border_subtitle != subtitle:
             tree_box.border_subtitle = subtitle
 
@@ -343,7 +340,12 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
         if not force and tid != self._shown_task and tid is None:
             return
         self._shown_task = tid
-        self.query_one(TaskDetails).show(view.tasks.get(tid) if tid else None, view, self.clock())
+        self.query_one(TaskDetails).show(
+            view.tasks.get(tid) if tid else None,
+            view,
+            self.clock(),
+            needed_by=self.tree.dependents.get(tid, []) if tid else None,
+        )
 
     @guarded
     def _tick(self) -> None:

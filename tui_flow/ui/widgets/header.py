@@ -5,8 +5,23 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from ...engine.events import FINAL_STATES
 from ...engine.state import RunView
 from ...status import SPINNER, fmt_seconds, glyph, style
+
+
+def tally(view: RunView) -> tuple[dict[str, int], int, int]:
+    """Tasks per state (instances included), and the top-level tasks done and in all: one
+    pass over the tasks (the header is drawn every tick)."""
+    counts: dict[str, int] = {}
+    done = total = 0
+    for t in view.tasks.values():
+        state = t.state
+        counts[state] = counts.get(state, 0) + 1
+        if t.info.parent is None:
+            total += 1
+            done += state in FINAL_STATES
+    return counts, done, total
 
 
 def header_text(
@@ -39,9 +54,7 @@ def header_text(
             end = view.finished_at if view.finished_at is not None else now
             state.append("   elapsed ", style="dim")
             state.append(fmt_seconds(max(0.0, end - view.started_at)))
-    counts = view.counts()
-    total = sum(1 for t in view.tasks.values() if t.info.parent is None)
-    done = sum(1 for t in view.tasks.values() if t.info.parent is None and t.final)
+    counts, done, total = tally(view)
     if view.status != "idle":
         state.append(f"   {done}/{total} done", style="")
         for st in ("failed", "retrying", "skipped", "cancelled"):
