@@ -432,9 +432,18 @@ async def test_reload_during_a_run_waits_for_its_end(tmp_path: Path) -> None:
         assert "added" not in app.tree.nodes_by_id  # the running version stays on screen
         gate.set()
         await asyncio.wait_for(app.execution.wait(), 10)
-        await until(pilot, lambda: "added" in app.tree.nodes_by_id, "the reload to apply")
+        await until(pilot, lambda: app.stale, "the reload to apply")
         assert app.last_result.status == "completed"
         assert set(app.last_result.tasks) == {"slow", "next_one"}
+        # the finished run stays on screen, marked stale; the new version is what r runs
+        assert "added" not in app.tree.nodes_by_id
+        assert app.session.view.status == "completed"
+        header = app.query_one("#header")._last  # type: ignore[attr-defined]
+        assert "completed" in header and "stale: file changed, r to run" in header
+        assert "added" in app.workflow.tasks
+        app.workflow.tasks["slow"].fn.__globals__["gate"].set()  # the new module's gate
+        await run_to_end(pilot, app)
+        assert "added" in app.tree.nodes_by_id and not app.stale
 
 
 async def test_history_opens_a_past_run(tmp_path: Path) -> None:

@@ -265,6 +265,7 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
     def show_session(self, session: RunSession, *, keep_panels: bool = False) -> None:
         """Point every panel at `session` (a live run, a past run, or the idle workflow)."""
         self.session = session
+        self.stale = False
         view = session.view
         now = self.clock()
         tree = self.tree

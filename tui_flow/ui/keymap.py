@@ -44,6 +44,8 @@ BINDINGS = [
     Binding("J", "scroll_panel(3)", "Scroll panel down", id="panels.down", show=False),
     Binding("K", "scroll_panel(-3)", "Scroll panel up", id="panels.up", show=False),
     Binding("H", "history", "History", id="history"),
+    Binding("b", "back_to_live", "Back to live run", id="history.back"),
+    Binding("ctrl+c", "interrupt", "Cancel, then quit", id="interrupt", show=False, priority=True),
     Binding("W", "switch_workflow", "Next workflow", id="workflow.next", show=False),
 ]
 
