@@ -23,7 +23,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
@@ -44,11 +44,13 @@ from .reload import ReloadActions
 from .run_actions import RunActions
 from .session import RunSession, idle_view
 from .summary import display_path
+from .theme import CONTRAST, DARK, DARK_ANSI, LIGHT_ANSI, THEMES
 from .widgets.dag_tree import DagTree
 from .widgets.details import TaskDetails
 from .widgets.dialogs import HelpScreen
 from .widgets.footer import RunFooter
 from .widgets.header import RunHeader, header_text, tally
+from .widgets.keybar import KeyBar
 from .widgets.log_view import LogPanel, LogView
 from .widgets.report import ReportPanel
 from .widgets.retries import RetriesTable
@@ -85,8 +87,17 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
         watch_files: bool = True,
         max_log_lines: int = 5_000,
         tick_s: float = TICK_S,
+        present: bool = False,
     ) -> None:
         super().__init__()
+        for theme in THEMES:
+            self.register_theme(theme)
+        self.theme = DARK.name
+        self.ansi_theme_dark = DARK_ANSI
+        self.ansi_theme_light = LIGHT_ANSI
+        self.presenting = present
+        self._theme_before_present = DARK.name
+        self._last_key: events.Key | None = None
         self.path = Path(path)
         self.file_label = display_path(path)
         self.loaded = loaded if loaded is not None else load(path)
@@ -144,6 +155,7 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
                     yield RetriesTable(id="retries")
                 with TabPane("4 Report", id="tab-report"):
                     yield ReportPanel(id="report")
+        yield KeyBar(id="keybar")
         yield RunFooter()
 
     @property
@@ -175,6 +187,9 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
         self.query_one("#details").border_title = "Details"
         self.logs.store_note = self.use_store
         self.show_session(self.session)
+        if self.presenting:
+            self.presenting = False
+            self.action_toggle_present()
         self.tree.focus()
         # Tab goes from the task view straight to the panel's content, not to the tab bar
         # (1-4 and `t` switch panels)
@@ -481,6 +496,23 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
             target.scroll_relative(y=lines, animate=False)
 
     @guarded
+    def action_toggle_present(self) -> None:
+        """Presenter mode: high contrast, more room, the keys pressed shown in a corner."""
+        self.presenting = not self.presenting
+        self.screen.set_class(self.presenting, "-present")
+        if self.presenting:
+            self._theme_before_present = self.theme
+            self.theme = CONTRAST.name
+        else:
+            self.theme = self._theme_before_present
+
+    async def on_event(self, event: events.Event) -> None:
+        if self.presenting and isinstance(event, events.Key) and event is not self._last_key:
+            self._last_key = event  # a key not handled below comes back up: once on the bar
+            self.query_one(KeyBar).pressed(event)
+        await super().on_event(event)
+
+    @guarded
     def action_toggle_view(self) -> None:
         """The task view as a tree or as a flat list."""
         self.tree.set_mode("list" if self.tree.mode == "tree" else "tree")
@@ -513,6 +545,7 @@ def make_app(
     watch_files: bool = True,
     max_log_lines: int = 5_000,
     tick_s: float = TICK_S,
+    present: bool = False,
 ) -> TuiFlowApp:
     """Build the app on a workflow file. Raises LoadError / ValidationError for a bad file."""
     return TuiFlowApp(
@@ -528,10 +561,13 @@ def make_app(
         watch_files=watch_files,
         max_log_lines=max_log_lines,
         tick_s=tick_s,
+        present=present,
     )
 
 
-def run_app(path: str, options: RunOptions, *, workflow: str | None = None) -> int:
+def run_app(
+    path: str, options: RunOptions, *, workflow: str | None = None, present: bool = False
+) -> int:
     """The CLI's entry: open the app, then leave a summary of the last run; the exit code."""
     executor = executor_name(options.executor)
     app = make_app(
@@ -541,6 +577,7 @@ def run_app(path: str, options: RunOptions, *, workflow: str | None = None) -> i
         context=dict(options.context),
         db=options.db,
         no_store=not options.record,
+        present=present,
         remote_factory=(
             (lambda: remote_runner(executor, options.scheduler)) if executor != "local" else None
         ),

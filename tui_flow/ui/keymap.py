@@ -43,6 +43,7 @@ BINDINGS = [
     Binding("i", "toggle_details", "Details", id="panes.details", show=False),
     Binding("J", "scroll_panel(3)", "Scroll panel down", id="panels.down", show=False),
     Binding("K", "scroll_panel(-3)", "Scroll panel up", id="panels.up", show=False),
+    Binding("p", "toggle_present", "Presenter mode", id="present", show=False),
     Binding("H", "history", "History", id="history"),
     Binding("b", "back_to_live", "Back to live run", id="history.back"),
     Binding("ctrl+c", "interrupt", "Cancel, then quit", id="interrupt", show=False, priority=True),
