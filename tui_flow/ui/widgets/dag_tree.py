@@ -325,6 +325,9 @@ class DagTree(ScrollView, can_focus=True):
             self.post_message(self.TaskHighlighted(self, tid))
 
     def scroll_to_cursor(self, *, center: bool = False) -> None:
+        if not self.size.height:  # not laid out yet: once it is
+            self.call_after_refresh(self.scroll_to_cursor, center=center)
+            return
         top, bottom = self._visible_lines()
         height = max(1, self.size.height)
         y: int | None = None
