@@ -337,7 +337,7 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
                 past=self.past_run is not None,
                 limit=limit,
                 executor=self.remote.describe() if self.remote is not None else None,
-                width=header.size.width or self.size.width,
+                width=header.content_size.width or self.size.width,
                 stale=self.stale,
             )
         )
@@ -505,6 +505,7 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
             self.theme = CONTRAST.name
         else:
             self.theme = self._theme_before_present
+        self.call_after_refresh(self._update_header, self.clock())
 
     async def on_event(self, event: events.Event) -> None:
         if self.presenting and isinstance(event, events.Key) and event is not self._last_key:

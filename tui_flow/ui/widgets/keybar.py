@@ -42,7 +42,6 @@ class KeyBar(Static):
     DEFAULT_CSS = """
     KeyBar {
         display: none;
-        dock: bottom;
         height: 1;
         width: 1fr;
         content-align: right middle;
