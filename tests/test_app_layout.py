@@ -134,6 +134,7 @@ async def test_maximize_escape_hide_tasks_and_scroll_the_panel(tmp_path: Path) -
         await pilot.press("escape")
         assert app.screen.maximized is None
         # J / K scroll the logs while the task view keeps the focus
+        await pilot.press("1")  # the run's end opened the report
         log = app.query_one(LogView)
         log.scroll_home(animate=False, immediate=True)
         await pilot.pause()

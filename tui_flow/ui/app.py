@@ -402,10 +402,6 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
             self.timeline.update_view(view, now)
         if changes.finished:
             self._active.clear()
-            failed = next((tid for tid in view.order if view.tasks[tid].state == "failed"), None)
-            if failed is not None:  # the failure in plain sight: the cursor on it
-                tree.select_task(failed, user=False)
-                tree.scroll_to_cursor(center=True)
             self._show_report()
             self._run_ended()  # (run_actions: cursor to the failure, the report opens)
             self.refresh_bindings()

@@ -132,8 +132,9 @@ class RunActions:
         if failed:
             first = min(failed, key=lambda t: (t.finished_at or 0.0, view.order.index(t.id)))
             tree = self.tree
-            if not tree.select_task(first.id) and first.info.parent is not None:
-                tree.select_task(first.info.parent)
+            if not tree.select_task(first.id, user=False) and first.info.parent is not None:
+                tree.select_task(first.info.parent, user=False)
+            tree.scroll_to_cursor(center=True)
         tabs = self.query_one(TabbedContent)  # type: ignore[attr-defined]
         self.report_opened = tabs.active == self.tab_at_start
         if self.report_opened:
