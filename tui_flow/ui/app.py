@@ -27,7 +27,6 @@ from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widget import Widget
 from textual.widgets import Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
@@ -38,13 +37,14 @@ from ..loader import LoadedFile, load
 from ..runs import RunOptions, executor_name, open_store, remote_runner
 from ..workflow import Workflow
 from .guard import guarded
-from .keymap import BINDINGS, TABS, help_keys, system_commands
+from .keymap import BINDINGS, help_keys, system_commands
+from .layout_actions import NARROW, LayoutActions
 from .log_actions import LogActions
 from .reload import ReloadActions
 from .run_actions import RunActions
 from .session import RunSession, idle_view
 from .summary import display_path
-from .theme import CONTRAST, DARK, DARK_ANSI, LIGHT_ANSI, THEMES
+from .theme import DARK, DARK_ANSI, LIGHT_ANSI, THEMES
 from .widgets.dag_tree import DagTree
 from .widgets.details import TaskDetails
 from .widgets.dialogs import HelpScreen
@@ -56,12 +56,11 @@ from .widgets.report import ReportPanel
 from .widgets.retries import RetriesTable
 from .widgets.timeline import Timeline, TimelinePanel
 
-NARROW = 100  # columns: below, the panes stack
 TICK_S = 0.25  # how often the screen takes the run's changes (4 Hz)
 SPINNER_FPS = 8
 
 
-class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
+class TuiFlowApp(RunActions, LogActions, ReloadActions, LayoutActions, App[int]):
     """Watch, run and re-run one workflow file."""
 
     CSS_PATH = "app.tcss"
@@ -422,104 +421,6 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
             self.timeline.update_view(self.session.view, self.clock())
 
     # -- actions: panels and help --------------------------------------------------------------
-
-    @guarded
-    def action_show_tab(self, tab: str) -> None:
-        self.query_one(TabbedContent).active = tab
-
-    @guarded
-    def action_next_tab(self) -> None:
-        tabs = self.query_one(TabbedContent)
-        i = TABS.index(tabs.active) if tabs.active in TABS else -1
-        tabs.active = TABS[(i + 1) % len(TABS)]
-
-    def on_resize(self) -> None:
-        self.query_one(RunFooter).compact = self.size.width < NARROW
-        self.call_after_refresh(self._update_header, self.clock())
-
-    @guarded
-    def action_maximize_pane(self) -> None:
-        """The focused pane fills the screen (Esc, or `m` again, undoes it)."""
-        screen = self.screen
-        if screen.maximized is not None:
-            screen.minimize()
-            return
-        focused = screen.focused
-        pane: Widget = self.query_one("#tabs")
-        if focused is not None:
-            for node in (focused, *focused.ancestors_with_self):
-                if isinstance(node, Widget) and node.id in ("tree", "details", "tabs"):
-                    pane = node
-                    break
-        screen.maximized = pane
-
-    @guarded
-    def action_minimize(self) -> None:
-        if self.screen.maximized is not None:
-            self.screen.minimize()
-
-    @guarded
-    def action_toggle_tasks(self) -> None:
-        """Hide the task view (and Details): the panels take the width."""
-        hide = not self.screen.has_class("-hide-tasks")
-        self.screen.set_class(hide, "-hide-tasks")
-        if (
-            hide
-            and self.screen.focused is not None
-            and self.tree
-            in (
-                self.screen.focused,
-                *self.screen.focused.ancestors,
-            )
-        ):
-            self.log_view.focus()
-
-    @guarded
-    def action_toggle_details(self) -> None:
-        """Show or hide Details (hidden by default below 100 columns)."""
-        self.screen.toggle_class("-details-toggled")
-
-    @guarded
-    def action_scroll_panel(self, lines: int) -> None:
-        """Scroll the panel on the right, wherever the focus is."""
-        tab = self.query_one(TabbedContent).active
-        target: Widget | None = {
-            "tab-logs": self.log_view,
-            "tab-timeline": self.timeline,
-            "tab-retries": self.query_one(RetriesTable),
-            "tab-report": self.query_one(ReportPanel),
-        }.get(tab)
-        if target is not None:
-            target.scroll_relative(y=lines, animate=False)
-
-    @guarded
-    def action_toggle_present(self) -> None:
-        """Presenter mode: high contrast, more room, the keys pressed shown in a corner."""
-        self.presenting = not self.presenting
-        self.screen.set_class(self.presenting, "-present")
-        if self.presenting:
-            self._theme_before_present = self.theme
-            self.theme = CONTRAST.name
-        else:
-            self.theme = self._theme_before_present
-        self.call_after_refresh(self._update_header, self.clock())
-
-    async def on_event(self, event: events.Event) -> None:
-        if self.presenting and isinstance(event, events.Key) and event is not self._last_key:
-            self._last_key = event  # a key not handled below comes back up: once on the bar
-            self.query_one(KeyBar).pressed(event)
-        await super().on_event(event)
-
-    @guarded
-    def action_toggle_view(self) -> None:
-        """The task view as a tree or as a flat list."""
-        self.tree.set_mode("list" if self.tree.mode == "tree" else "tree")
-        self._update_header(self.clock())
-
-    @guarded
-    def action_toggle_deps(self) -> None:
-        """Name each task's dependencies in the list (and the tree's fan-ins)."""
-        self.tree.toggle_deps()
 
     @guarded
     def action_help(self) -> None:
