@@ -327,6 +327,7 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, LayoutActions, App[int])
         if view.status == "idle":
             limit = self.max_concurrency or self.workflow.max_concurrency
         header = self.query_one(RunHeader)
+        counted = tally(view)
         header.set_text(
             header_text(
                 view,
@@ -338,13 +339,14 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, LayoutActions, App[int])
                 executor=self.remote.describe() if self.remote is not None else None,
                 width=header.content_size.width or self.size.width,
                 stale=self.stale,
+                counted=counted,
             )
         )
         tree_box = self.query_one("#tree")
         title = "Tasks" if self.tree.mode == "tree" else "Tasks (list)"
         if tree_box.border_title != title:
             tree_box.border_title = title
-        _, done, total = tally(view)
+        _, done, total = counted
         subtitle = f"{total} tasks" if view.status == "idle" else f"{done}/{total} done"
         if tree_box.border_subtitle != subtitle:
             tree_box.border_subtitle = subtitle

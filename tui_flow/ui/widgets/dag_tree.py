@@ -141,7 +141,7 @@ class DagTree(ScrollView, can_focus=True):
         self._view, self._now = view, now
         shape = self.shape_of(view)
         if shape == self._shape and not force:
-            self.relabel(view, view.order, now)
+            self.relabel_all()  # every row stale: drawn again as it shows (cheap at 100,000)
             return False
         selected = self.selected_id
         collapsed = {tid for tid, r in self.nodes_by_id.items() if r.children and not r.expanded}

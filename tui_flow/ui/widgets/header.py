@@ -35,9 +35,11 @@ def header_text(
     executor: str | None = None,
     width: int | None = None,
     stale: bool = False,
+    counted: tuple[dict[str, int], int, int] | None = None,
 ) -> Text:
     """The header line. What matters most (status, elapsed, done, slots) stays at every
-    `width`: the brand, the file, the run id and the executor go first, in that order."""
+    `width`: the brand, the file, the run id and the executor go first, in that order.
+    `counted`: `tally(view)`, when the caller has it already."""
     state = Text()
     if view.status == "idle":
         state.append("no run yet", style="dim")
@@ -54,7 +56,7 @@ def header_text(
             end = view.finished_at if view.finished_at is not None else now
             state.append("   elapsed ", style="dim")
             state.append(fmt_seconds(max(0.0, end - view.started_at)))
-    counts, done, total = tally(view)
+    counts, done, total = counted if counted is not None else tally(view)
     if view.status != "idle":
         state.append(f"   {done}/{total} done", style="")
         for st in ("failed", "retrying", "skipped", "cancelled"):
