@@ -163,3 +163,29 @@ async def test_maximize_escape_hide_tasks_and_scroll_the_panel(tmp_path: Path) -
         await pilot.press("h")
         await pilot.pause()
         assert app.query_one("#left").display
+
+
+async def test_w_wraps_long_log_lines_under_their_text(tmp_path: Path) -> None:
+    app = app_for(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await run_to_end(pilot, app)
+        await pilot.press("1")
+        log = app.query_one(LogView)
+        entries = len(log.entries)
+        assert log.virtual_size.height == entries  # one row per line: long ones are cut
+        await pilot.press("w")
+        await pilot.pause()
+        assert log.wrap and log.virtual_size.height > entries
+        assert log.virtual_size.width <= log.size.width  # nothing to scroll sideways
+        log.scroll_home(animate=False, immediate=True)
+        await pilot.pause()
+        rows = [s.text for s in log.render_lines(log.region.reset_offset)]
+        first = next(i for i, r in enumerate(rows) if "row 0 " in r)
+        # the line goes on, indented under its text, on the rows after it
+        pad = log.prefix_width + 3
+        assert rows[first + 1][:pad].strip() == "" and "x" in rows[first + 1][pad:]
+        joined = "".join(r[pad:].rstrip() for r in rows[first : first + 3])
+        assert "row 0 " + "x" * 100 in joined
+        await pilot.press("w")
+        await pilot.pause()
+        assert not log.wrap and log.virtual_size.height == entries

@@ -27,6 +27,7 @@ BINDINGS = [
     Binding("l", "toggle_log_filter", "Logs: all/task", id="logs.filter"),
     Binding("f", "follow", "Follow logs", id="logs.follow", show=False),
     Binding("y", "copy_log", "Copy log", id="logs.copy"),
+    Binding("w", "toggle_wrap", "Wrap log lines", id="logs.wrap", show=False),
     Binding("v", "toggle_view", "Tree/list", id="tasks.view", show=False),
     Binding("d", "toggle_deps", "Show dependencies", id="tasks.deps", show=False),
     Binding("t", "next_tab", "Next panel", id="panels.next"),

@@ -42,6 +42,7 @@ class LayoutActions:
     size: Any
     theme: str
     call_after_refresh: Any
+    notify: Any
     _update_header: Callable[[float], None]
 
     @guarded
@@ -130,6 +131,13 @@ class LayoutActions:
             self._last_key = event  # a key not handled below comes back up: once on the bar
             self.query_one(KeyBar).pressed(event)
         await super().on_event(event)
+
+    @guarded
+    def action_toggle_wrap(self) -> None:
+        """Logs: wrap long lines, or cut them (then scroll sideways)."""
+        log = self.log_view
+        log.set_wrap(not log.wrap)
+        self.notify("Logs: long lines wrap" if log.wrap else "Logs: long lines are cut", timeout=2)
 
     @guarded
     def action_toggle_view(self) -> None:

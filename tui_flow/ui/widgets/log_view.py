@@ -9,6 +9,7 @@ lines being read, even as old lines are dropped) and the panel counts what arriv
 from __future__ import annotations
 
 import zlib
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable, Sequence
 
@@ -93,6 +94,8 @@ class LogView(ScrollView, can_focus=True):
         self._cache: LRUCache[tuple[int, int], Strip] = LRUCache(2048)
         self._adjusting = False
         self._base_style: Style | None = None
+        self.wrap = False  # long lines continue on the next rows (`w`)
+        self._starts: list[int] = []  # wrap: the first row of each entry, then the row count
 
     # -- content -------------------------------------------------------------------------------
 
@@ -104,6 +107,7 @@ class LogView(ScrollView, can_focus=True):
         self.matches = []
         self.current_match = -1
         self.new_while_paused = 0
+        self._starts = [0] if self.wrap else []
         self.virtual_size = Size(0, 0)
         self.refresh()
 
@@ -112,6 +116,8 @@ class LogView(ScrollView, can_focus=True):
         widths = [len(i) for i in ids]
         self.prefix_width = min(24, max([8, *widths]))
         self._cache.clear()
+        if self.wrap:
+            self._lay_out()
 
     def write(self, entries: Sequence[Entry]) -> None:
         """Append lines (a batch); keep at most `max_lines`; follow or hold the reading place.
@@ -133,7 +139,7 @@ class LogView(ScrollView, can_focus=True):
             base = self.dropped + len(self.entries) - len(entries)
             self.matches = [m for m in self.matches if m >= self.dropped]
             self.matches += [base + i for i, e in enumerate(entries) if q in e[2].lower()]
-        self.virtual_size = Size(self._width, len(self.entries))
+        self._lay_out()
         if self.following:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
             if round(self.scroll_y) < self.max_scroll_y:  # scrollbars not laid out yet
@@ -148,6 +154,46 @@ class LogView(ScrollView, can_focus=True):
                 self.scroll_to(y=max(0, self.scroll_y - overflow), animate=False, immediate=True)
                 self._adjusting = False
             self.refresh()
+
+    # -- wrap --------------------------------------------------------------------------------
+
+    def set_wrap(self, wrap: bool) -> None:
+        """Wrap long lines (continuation rows indented under the text) or cut them."""
+        self.wrap = wrap
+        self._cache.clear()
+        self._lay_out()
+        if self.following:
+            self.call_after_refresh(self._end_if_following)
+        self.refresh()
+
+    def _pad(self) -> int:
+        return self.prefix_width + 3 if self.show_prefix else 0
+
+    def _lay_out(self) -> None:
+        """The virtual size: one row per line, or, wrapping, the rows each line takes."""
+        if not self.wrap:
+            self._starts = []
+            self.virtual_size = Size(self._width, len(self.entries))
+            return
+        width = self.scrollable_content_region.width or self.size.width or 80
+        avail = max(1, width - self._pad())
+        starts = [0]
+        total = 0
+        for e in self.entries:
+            cells = len(e[2].expandtabs()) + len(_source(e))
+            total += max(1, -(-cells // avail))
+            starts.append(total)
+        self._starts = starts
+        self.virtual_size = Size(width, total)
+
+    def _row_of(self, index: int) -> int:
+        """The first row of entry `index`."""
+        return self._starts[index] if self.wrap and index < len(self._starts) else index
+
+    def on_resize(self) -> None:
+        if self.wrap:
+            self._cache.clear()
+            self._lay_out()
 
     def set_entries(self, entries: Iterable[Entry]) -> None:
         """Replace the content (a new filter, a new run)."""
@@ -234,7 +280,8 @@ class LogView(ScrollView, can_focus=True):
             return
         self._set_following(False)
         self._adjusting = True
-        self.scroll_to(y=max(0, line - self.size.height // 2), animate=False, immediate=True)
+        row = self._row_of(line)
+        self.scroll_to(y=max(0, row - self.size.height // 2), animate=False, immediate=True)
         self._adjusting = False
         self.refresh()
 
@@ -253,6 +300,8 @@ class LogView(ScrollView, can_focus=True):
         index = scroll_y + y
         width = self.size.width
         base = self._base_style if self._base_style is not None else self.rich_style
+        if self.wrap:
+            return self._wrapped_row(index, width, base)
         if index >= len(self.entries):
             return Strip.blank(width, base)
         key = (self.dropped + index, self._width)
@@ -261,6 +310,26 @@ class LogView(ScrollView, can_focus=True):
             strip = self._render_entry(index, base)
             self._cache[key] = strip
         return strip.crop_extend(scroll_x, scroll_x + width, base).apply_offsets(scroll_x, index)
+
+    def _wrapped_row(self, row: int, width: int, base: Style) -> Strip:
+        """Row `row` of the wrapped log: a piece of one entry's line."""
+        starts = self._starts
+        if not starts or row >= starts[-1]:
+            return Strip.blank(width, base)
+        index = bisect_right(starts, row) - 1
+        key = (self.dropped + index, -1)
+        full = self._cache.get(key)
+        if full is None:
+            full = self._cache[key] = self._render_entry(index, base)
+        pad = self._pad()
+        avail = max(1, width - pad)
+        k = row - starts[index]
+        if k == 0:
+            piece = full.crop(0, pad + avail)
+        else:
+            start = pad + k * avail
+            piece = Strip.join([Strip.blank(pad, base), full.crop(start, start + avail)])
+        return piece.crop_extend(0, width, base).apply_offsets(0, row)
 
     def _render_entry(self, index: int, base: Style) -> Strip:
         entry = self.entries[index]
