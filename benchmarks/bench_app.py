@@ -212,6 +212,7 @@ async def keys_in_app(
     t0 = time.perf_counter()
     app = make_app(path, no_store=True, watch_files=False)
     latencies: list[float] = []
+    slow: list[tuple[float, int, str]] = []
     handled = asyncio.Event()
     stamp = {"t": 0.0}
     async with app.run_test(size=(140, 40)) as pilot:
@@ -237,14 +238,17 @@ async def keys_in_app(
                 break
             handled.clear()
             sent = time.perf_counter()
+            done_before = app.session.view.counts().get("completed", 0)
             app.post_message(_key("j" if i % 3 else "k"))
             await handled.wait()
             latencies.append(stamp["t"] - sent)
+            if latencies[-1] >= 0.1:  # where in the run the slow ones fall
+                slow.append((latencies[-1] * 1000, done_before, app.session.view.status))
             await asyncio.sleep(rng.uniform(*gap))  # workload, allowed
         if ex is not None:
             await ex.wait()
         await pilot.pause()
-    return {"open_s": opened, "latencies_ms": [x * 1000 for x in latencies]}
+    return {"open_s": opened, "latencies_ms": [x * 1000 for x in latencies], "slow": slow}
 
 
 def _lat_line(lat: list[float]) -> str:
@@ -263,11 +267,15 @@ async def scale(args: argparse.Namespace, tmp: str) -> None:
     fan = Path(tmp) / "fan.py"
     fan.write_text(FAN_OUT.format(n=args.scale_run))
     lat: list[float] = []
+    slow: list[tuple[float, int, str]] = []
     for _ in range(args.scale_repeat):
         stats = await keys_in_app(fan, rng, 100_000, True, tuple(args.press_gap))
         lat += stats["latencies_ms"]
+        slow += stats["slow"]
     print(f"{args.scale_run:,}-task fan-out, run in the app, j/k in the task view:")
     print(f"  key press latency   {_lat_line(lat)}")
+    for ms, done, status in slow:
+        print(f"  slow press          {ms:.0f} ms, sent with {done:,} tasks completed ({status})")
     for name, text in (("chain", CHAIN), ("fan-out", FAN_OUT)):
         big = Path(tmp) / f"big_{name}.py"
         big.write_text(text.format(n=args.scale_idle))
