@@ -144,6 +144,14 @@ async def test_maximize_escape_hide_tasks_and_scroll_the_panel(tmp_path: Path) -
         await pilot.press("K")
         await pilot.pause()
         assert log.scroll_y == 3
+        log.focus()  # j / k scroll the focused panel, as they move in the task view
+        await pilot.press("j", "j")
+        await pilot.pause()
+        assert log.scroll_y == 5
+        await pilot.press("k")
+        await pilot.pause()
+        assert log.scroll_y == 4
+        app.tree.focus()
         # Tab goes to the panels' content (Details, then the logs), never to the tab bar
         await pilot.press("tab")
         assert app.focused is app.query_one("#details")

@@ -97,3 +97,17 @@ async def test_present_flag_opens_in_presenter_mode(tmp_path: Path) -> None:
         await pilot.pause()
         assert app.presenting and app.screen.has_class("-present")
         assert app.theme == CONTRAST.name
+
+
+async def test_the_palette_offers_the_view_presenter_and_wrap_toggles(tmp_path: Path) -> None:
+    app = app_for(tmp_path)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await pilot.pause()
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert {"Task view: flat list", "Presenter mode on", "Logs: wrap long lines"} <= set(titles)
+        assert "Back to the live run" not in titles
+        command = next(c for c in app.get_system_commands(app.screen) if c.title.startswith("Task"))
+        command.callback()
+        assert app.tree.mode == "list"
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Task view: tree" in titles

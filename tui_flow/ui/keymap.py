@@ -14,6 +14,12 @@ from textual.screen import Screen
 # the panels on the right, in tab order (keys 1-4)
 TABS = ("tab-logs", "tab-timeline", "tab-retries", "tab-report")
 
+# j / k in the scrolling panels (logs, timeline, report), as in the task view
+SCROLL_KEYS = [
+    Binding("j", "scroll_down", "Scroll down", show=False),
+    Binding("k", "scroll_up", "Scroll up", show=False),
+]
+
 # The footer shows the keys in this order and cuts what does not fit: what matters most
 # (run, cancel, help, quit) comes first, so that it shows at every width.
 BINDINGS = [
@@ -96,6 +102,26 @@ def system_commands(app: Any, screen: Screen[Any]) -> Iterable[SystemCommand]:
                 f"Show the workflow {name!r} of this file",
                 functools.partial(app.switch_workflow, name),
             )
+    if app.past_run is not None:
+        yield SystemCommand(
+            "Back to the live run",
+            "Leave the past run for the latest one (b)",
+            app.action_back_to_live,
+        )
+    view = "flat list" if app.tree.mode == "tree" else "tree"
+    yield SystemCommand(
+        f"Task view: {view}", "Show the tasks as a tree or a flat list (v)", app.action_toggle_view
+    )
+    yield SystemCommand(
+        "Presenter mode " + ("off" if app.presenting else "on"),
+        "High contrast, more room, the keys pressed shown (p)",
+        app.action_toggle_present,
+    )
+    yield SystemCommand(
+        "Logs: " + ("cut long lines" if app.log_view.wrap else "wrap long lines"),
+        "Wrap long log lines under their text, or cut them (w)",
+        app.action_toggle_wrap,
+    )
     yield SystemCommand("Switch theme…", "Pick a colour theme", app.action_change_theme)
     for cmd in App.get_system_commands(app, screen):
         if cmd.title not in ("Theme",):

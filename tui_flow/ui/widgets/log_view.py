@@ -24,6 +24,7 @@ from textual.strip import Strip
 from textual.widgets import Input, Static
 
 from ...safe_text import visible
+from ..keymap import SCROLL_KEYS
 from ..session import Entry
 
 # Accent colours that read on dark and light backgrounds alike (Solarized's accents).
@@ -63,6 +64,8 @@ def _source(entry: Entry) -> str:
 
 class LogView(ScrollView, can_focus=True):
     """A bounded, virtual list of log lines."""
+
+    BINDINGS = SCROLL_KEYS
 
     DEFAULT_CSS = """
     LogView {

@@ -24,6 +24,7 @@ from textual.strip import Strip
 from ...console import failure_lines, report_head, row_note
 from ...engine.report import Report, TaskRow
 from ...status import fmt_seconds, label, style
+from ..keymap import SCROLL_KEYS
 
 PLACEHOLDER = "The report appears here when a run ends."
 STATUS_W, TRIES_W, DURATION_W = 12, 5, 9
@@ -56,6 +57,8 @@ def _cell(text: str, width: int, right: bool = False) -> str:
 
 
 class ReportPanel(ScrollView, can_focus=True):
+    BINDINGS = SCROLL_KEYS
+
     DEFAULT_CSS = """
     ReportPanel { padding: 0 1; overflow: auto auto; scrollbar-size-vertical: 1; }
     """

@@ -22,6 +22,7 @@ from textual.widgets import Static
 from ...engine.state import RunView, TaskView
 from ...status import fmt_seconds, style
 from ...workflow import longest_path
+from ..keymap import SCROLL_KEYS
 
 ATTEMPT_STYLE = {
     "running": "cyan",
@@ -124,6 +125,8 @@ def bar_row(
 
 class Timeline(ScrollView, can_focus=True):
     """Rows of bars under a sticky time axis."""
+
+    BINDINGS = SCROLL_KEYS
 
     DEFAULT_CSS = """
     Timeline { background: $surface; overflow: hidden auto; scrollbar-size-vertical: 1; }
