@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the scripted catalog run lives with the tests
 
-from catalog_run import CATALOG, T0, scripted_events  # noqa: E402
+from catalog_run import CATALOG, T0, scripted_events, show_as_live  # noqa: E402
 
 from tui_flow.ui.app import make_app  # noqa: E402
 
@@ -51,6 +51,7 @@ async def shoot(
         await pilot.pause()
         if until is not None:
             app.replay(scripted_events(app.workflow, outcome, until))
+            show_as_live(app)
         app.tree.select_task(task)
         app.query_one("TabbedContent").active = tab
         await pilot.pause()
@@ -60,6 +61,8 @@ async def shoot(
         await pilot.pause()
         app.clear_notifications()
         await pilot.pause()
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()  # the footer's keys repaint once their state settled
         svg = app.export_screenshot(title=f"tui-flow · {name}")
     path = OUT / f"{name}.svg"
     path.write_text(svg)

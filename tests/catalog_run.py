@@ -264,3 +264,26 @@ def scripted_events(
             )
         )
     return out
+
+
+class ShownAsLive:
+    """Stands for the execution of a scripted run that is still going, so that the app's
+    keys are those of a live run (`c Cancel` lit, `r Run` dimmed), as a user sees them."""
+
+    is_done = False
+
+    def cancel(self) -> None:
+        self.is_done = True
+
+    def cancel_task(self, task_id: str) -> bool:
+        return False
+
+    async def wait(self) -> None:
+        return None
+
+
+def show_as_live(app: Any) -> None:
+    """Give the app a stand-in execution while the scripted run shown is going."""
+    if app.session.view.status == "running":
+        app.execution = ShownAsLive()
+        app.refresh_bindings()

@@ -125,6 +125,8 @@ async def test_footer_keys_follow_the_run_without_terminal_focus(tmp_path: Path)
         app.start_run()
         await until(pilot, lambda: not keys["cancel"].disabled, "c Cancel to light up")
         assert keys["run"].disabled
+        # and it looks lit: FooterKey draws a dimmed key from its `-disabled` class
+        assert not keys["cancel"].has_class("-disabled") and keys["run"].has_class("-disabled")
         app.execution.cancel()
         await asyncio.wait_for(app.execution.wait(), 10)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from catalog_run import CATALOG, ROOT, T0, scripted_events
+from catalog_run import CATALOG, ROOT, T0, scripted_events, show_as_live
 
 from tui_flow.ui.app import TuiFlowApp, make_app
 
@@ -33,6 +33,7 @@ def show(outcome: str, until: float | None, tab: str, task: str) -> Any:
         app = pilot.app
         if until is not None:
             app.replay(scripted_events(app.workflow, outcome, until))
+            show_as_live(app)
         app.tree.select_task(task)
         app.query_one("TabbedContent").active = tab
         await pilot.pause()

@@ -71,6 +71,12 @@ class RunFooter(Footer):
             return
         assert new is not None
         for widget, sig in zip(keys, new, strict=True):
-            if widget.disabled == sig[3]:  # disabled must be `not enabled`
-                widget.disabled = not sig[3]
+            off = not sig[3]
+            if widget.disabled != off or widget.has_class("-disabled") != off:
+                widget.disabled = off
+                # FooterKey draws a dimmed key from its `-disabled` class (and ignores clicks
+                # by `_disabled`), both set when it is made: flip them too, or the key keeps
+                # the look it was made with (`c Cancel` grey while a run goes)
+                widget._disabled = off
+                widget.set_class(off, "-disabled")
         self._shown = new
