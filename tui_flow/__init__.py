@@ -18,8 +18,8 @@ _EXPORTS: dict[str, str] = {
     "Context": "tui_flow.context",
     "Execution": "tui_flow.engine.scheduler",
     "RunResult": "tui_flow.engine.result",
-    "run": "tui_flow.engine.scheduler",
-    "run_sync": "tui_flow.engine.scheduler",
+    "run": "tui_flow.api",
+    "run_sync": "tui_flow.api",
     "start": "tui_flow.engine.scheduler",
     "ConflictError": "tui_flow.errors",
     "ContextError": "tui_flow.errors",
@@ -74,9 +74,10 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and editors see
+    from .api import run, run_sync
     from .context import Context
     from .engine.result import RunResult
-    from .engine.scheduler import Execution, run, run_sync, start
+    from .engine.scheduler import Execution, start
     from .errors import (
         ConflictError,
         ContextError,
