@@ -90,6 +90,20 @@ def _output(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
     p.add_argument("--plain", action="store_true", help="plain text, no colours")
     p.add_argument("--no-logs", action="store_true", help="do not print task log lines")
+    p.add_argument(
+        "--events-jsonl",
+        metavar="FILE",
+        help="write every event of the run to FILE, one JSON object per line ('-': standard "
+        "output, instead of the run's lines and report)",
+    )
+    p.add_argument(
+        "--otel",
+        nargs="?",
+        const="otlp",
+        choices=("otlp", "console"),
+        help="OpenTelemetry spans, a span per run and per attempt (needs tui-flow[otel]): "
+        "otlp (default; opentelemetry-exporter-otlp, OTEL_* variables) or console (stderr)",
+    )
 
 
 def add_workflow_args(p: argparse.ArgumentParser) -> None:

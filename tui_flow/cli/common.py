@@ -145,6 +145,11 @@ def run_options(args: argparse.Namespace, *, stored: bool = False) -> RunOptions
         from ..engine.logs import capture
 
         capture.set_level(log_level)
+    events_jsonl = getattr(args, "events_jsonl", None)
+    if events_jsonl == "-" and getattr(args, "json", False):
+        raise BadInput(
+            "--events-jsonl - and --json both write to standard output; give --events-jsonl a file"
+        )
     max_concurrency = getattr(args, "max_concurrency", None)
     context = parse_sets(getattr(args, "set", None))
     if not stored:
@@ -161,6 +166,8 @@ def run_options(args: argparse.Namespace, *, stored: bool = False) -> RunOptions
         json=getattr(args, "json", False),
         plain=True if getattr(args, "plain", False) else None,
         logs=not getattr(args, "no_logs", False),
+        events_jsonl=events_jsonl,
+        otel=getattr(args, "otel", None),
     )
 
 
