@@ -121,7 +121,7 @@ def _callable(found: Any, where: str) -> tuple[Any, str | None]:
 def _check_value(prop: Prop) -> str | None:
     """Check one option's value like `@task` would; the message, or None when it is fine."""
     name, value = prop.name, prop.value.value
-    if name in ("python", "fallback", "noop"):
+    if name in ("python", "fallback", "noop", "retry_on"):
         return None
     if name == "run_if":
         try:
@@ -312,6 +312,15 @@ class _FlowBuilder:
                 ok = False
             else:
                 opts["fallback"] = fb
+        retry_ref = opts.pop("retry_on", None)
+        if retry_ref is not None:
+            retry_on, why = self.retry_on(str(retry_ref))
+            if why is not None:
+                v = seen["retry_on"].value
+                self.add(v.line, v.col, f"task {name!r}: retry_on: {why}")
+                ok = False
+            else:
+                opts["retry_on"] = retry_on
         if not ok:
             return None
         try:
@@ -322,6 +331,26 @@ class _FlowBuilder:
         if noop:
             task.source_file, task.source_line = self.file, t.line
         return task
+
+    def retry_on(self, text: str) -> tuple[Any, str | None]:
+        """`retry_on: ConnectionError` or `"ConnectionError, mod:MyError"` (exception types:
+        builtins by name, others as functions are found), or `is_transient` (a function
+        error -> bool): what `@task(retry_on=...)` takes, or why not."""
+        import builtins
+
+        found = []
+        for ref in (p.strip() for p in text.split(",")):
+            obj = getattr(builtins, ref, None)
+            if not (isinstance(obj, type) and issubclass(obj, BaseException)):
+                obj, why = self.bodies.resolve(ref)
+                if obj is None:
+                    return None, why
+            found.append(obj)
+        if all(isinstance(o, type) and issubclass(o, BaseException) for o in found):
+            return tuple(found), None
+        if len(found) == 1:
+            return found[0], None
+        return None, f"expected exception types or one function, got {text!r}"
 
     def locate(self, p: Any) -> tuple[int, int, str]:
         """Where in the `.flow` file a Workflow validation problem belongs."""

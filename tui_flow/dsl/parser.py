@@ -37,6 +37,7 @@ TASK_PROPERTIES: dict[str, str] = {
     "trigger_rule": "word",
     "map_over": "word",
     "fallback": "ref",
+    "retry_on": "word",
     "python": "ref",
     "noop": "bool",
     "run_if": "string",

@@ -131,12 +131,18 @@ class RetryScheduled(_Event):
 
 
 class LogLine(BaseModel):
+    """One line a task wrote. `logger`: the name of the `logging` logger that wrote it (None
+    for print, context.log and the root logger); `extra`: the record's `extra=` fields (JSON
+    values; on the first line of a record written over several lines)."""
+
     model_config = ConfigDict(frozen=True)
     task_id: str
     attempt: int
     at: float
     level: str
     text: str
+    logger: str | None = None
+    extra: dict[str, Any] | None = None
 
 
 class TaskLogs(_Event):

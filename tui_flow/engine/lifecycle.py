@@ -121,12 +121,15 @@ class Lifecycle:
                         timed_out=fb.timed_out,
                     )
                     return
+                refused = result.refusal if attempt < spec.max_attempts else None
                 self._fail(
                     unit,
                     attempt,
-                    error=result.error,
+                    # a retry_on that refused a retry there was left says so, in the error
+                    # (the report, the JSON, the attempt's record) and the reason
+                    error=f"{result.error} ({refused})" if refused else result.error,
                     traceback=result.traceback,
-                    reason=result.reason,
+                    reason=refused if refused and not result.timed_out else result.reason,
                     zombie=result.zombie,
                     timed_out=result.timed_out,
                 )

@@ -84,7 +84,10 @@ class Execution(Lifecycle, Ending):
         resumed_from: str | None = None,
         remote: RemoteRunner | None = None,
         options: Mapping[str, Any] | None = None,
+        log_level: str | int | None = None,
     ) -> None:
+        if log_level is not None:  # `logging` records kept from this level up (process-wide)
+            capture.set_level(log_level)
         self.wf = workflow
         self.run_id = run_id or uuid.uuid4().hex[:12]
         cap = workflow.max_concurrency if max_concurrency is None else max_concurrency

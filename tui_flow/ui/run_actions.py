@@ -16,7 +16,7 @@ from ..runs import ActionRefused, downstream, plan_rerun_failed, plan_rerun_from
 from ..status import EXIT_INTERRUPTED, exit_code, fmt_seconds, glyph
 from ..workflow import Workflow
 from .guard import guarded
-from .session import RunSession, idle_view
+from .session import RunSession, idle_view, log_entry
 from .summary import summary_lines
 from .widgets.dialogs import ConcurrencyPrompt
 from .widgets.history import HistoryScreen
@@ -240,7 +240,7 @@ class RunActions:
         session.recorded = True
         limit = session.max_lines
         rows = await self.store.task_logs(run_id, None, limit=limit)
-        session.add_lines([(r.task_id, r.level, r.text) for r in rows])
+        session.add_lines([log_entry(r.task_id, r.level, r.text, r.logger, r.extra) for r in rows])
         self.past_run = run_id
         self.show_session(session)
         self.notify(f"Showing past run {run_id}; r starts a new run.", timeout=4)
