@@ -336,6 +336,15 @@ def test_cron_and_poll_triggers_load_and_validate_lists_them(write_flow, cli):
     assert done.returncode == 0, done.stderr
     assert "not scheduled by tui-flow: trigger new_files (triggers.py:3)" in done.stdout
     assert "not scheduled by tui-flow: cron '0 * * * *' for 'triggers'" in done.stdout
+    assert "not scheduled by tui-flow: tenant schema 'tenant_acme'" in done.stdout
+
+
+def test_a_cloaca_name_tui_flow_does_not_provide_is_one_clear_error(write_flow):
+    path = write_flow("import cloaca\n\nx = cloaca.PipelineSecrets()\n", "secrets.py")
+    with pytest.raises(LoadError) as err:
+        load(path)
+    assert "tui-flow's cloaca does not provide 'PipelineSecrets'" in str(err.value)
+    assert err.value.line == 3
 
 
 def test_a_real_cloaca_is_never_shadowed(write_flow, tmp_path, monkeypatch):

@@ -489,6 +489,9 @@ class DefaultRunner:
         """Cloaca's tenants (a PostgreSQL schema each): one tui-flow runner, no isolation."""
         r = cls(database_url)
         r._globals = sys._getframe(1).f_globals
+        st = r._globals.get(_STATE)
+        if isinstance(st, _FileState):
+            st.unscheduled.append(f"tenant schema {schema!r} (one runner, no isolation)")
         return r
 
     def register_cron_workflow(self, workflow_name: str, cron: str, timezone: str = "UTC") -> str:
@@ -524,3 +527,13 @@ class DefaultRunner:
 
     def shutdown(self) -> None:
         """Nothing to release: each `execute` runs to its end."""
+
+
+def __getattr__(name: str) -> Any:
+    """A cloaca name this module does not provide: say so, and where the map is."""
+    if name.startswith("__"):
+        raise AttributeError(name)
+    raise AttributeError(
+        f"tui-flow's cloaca does not provide {name!r} (it provides: {', '.join(__all__)}); "
+        "docs/migrating.md lists what maps and what is refused"
+    )
