@@ -410,3 +410,16 @@ async def test_the_taskinity_example_flow_runs(flows_dir):
     assert result.ok, {k: v.error for k, v in result.tasks.items()}
     assert result.context["Summarise"]["count"] == 10
     assert result.context["Report"].startswith("10 measurements")
+
+
+def test_hot_reload_sees_an_edited_cloaca_body(write_flow):
+    from tui_flow.ui.reload import fingerprint
+
+    source = "import cloaca\n\n@cloaca.task(id='a')\ndef a(context):\n    context.set('v', 1)\n"
+    path = write_flow(source, "hot.py")
+    before = fingerprint(load(path).workflow().tasks["a"])
+    path.write_text(source.replace("1", "2"))
+    after = fingerprint(load(path).workflow().tasks["a"])
+    assert before != after
+    spec = load(path).workflow().tasks["a"].spec
+    assert spec == spec.model_copy()  # specs with conditions compare (and dump) as usual

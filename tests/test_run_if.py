@@ -126,6 +126,10 @@ def test_run_if_must_be_a_condition_or_condition_text():
         make("a", run_if="do_audit ==")
     t = make("a", run_if="do_audit == true")
     assert str(t.spec.run_if) == "do_audit == true"
+    # specs dump (hot reload fingerprints them) and compare, a bare ctx() included
+    assert '"run_if":"do_audit == true"' in t.spec.model_dump_json()
+    bare = make("b", run_if=ctx("k"))
+    assert bare.spec == bare.spec.model_copy() and bare.spec != t.spec
 
 
 def test_a_condition_in_a_python_boolean_context_is_refused():
