@@ -26,6 +26,7 @@ with cloaca.WorkflowBuilder("etl") as builder:
 
     @cloaca.task(id="extract")
     def extract(context):
+        print("extracting")
         context.set("rows", [1, 2, 3])
         return context
 
@@ -389,7 +390,11 @@ def test_python_file_py_runs_through_the_default_runner(write_flow, tmp_path):
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "Completed ['do_audit', 'doubled', 'rows'] None"
+    # what the bodies print reaches the terminal, as under cloaca
+    assert done.stdout.splitlines() == [
+        "extracting",
+        "Completed ['do_audit', 'doubled', 'rows'] None",
+    ]
 
 
 # -- the example flows ---------------------------------------------------------------------------

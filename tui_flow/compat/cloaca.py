@@ -469,6 +469,17 @@ class PipelineResult:
         return f"PipelineResult(status={self.status!r})"
 
 
+def _print_task_lines(event: Any) -> None:
+    """What the bodies print goes to the terminal, as under cloaca (tui-flow captures it for
+    the task's log: this puts it back on the real stdout)."""
+    lines = getattr(event, "lines", None)
+    if getattr(event, "kind", None) == "task_logs" and lines:
+        out = sys.__stdout__
+        if out is not None:
+            out.write("".join(f"{line.text}\n" for line in lines))
+            out.flush()
+
+
 class DefaultRunner:
     """`DefaultRunner(url).execute(name, Context)`: runs a workflow of the calling file with
     tui-flow's engine (the database URL is not used: tui-flow keeps its own store)."""
@@ -515,7 +526,12 @@ class DefaultRunner:
             known = ", ".join(sorted(workflows)) or "none"
             raise ValueError(f"workflow {workflow_name!r} is not registered; known: {known}")
         initial = context.to_dict() if isinstance(context, Context) else dict(context or {})
-        result = run_sync(wf, initial, max_concurrency=self.config.max_concurrent_tasks)
+        result = run_sync(
+            wf,
+            initial,
+            max_concurrency=self.config.max_concurrent_tasks,
+            subscribers=[_print_task_lines],
+        )
         failed = [o for o in result.tasks.values() if o.status == "failed"]
         error = None
         if failed:
