@@ -50,13 +50,13 @@ FLOW = textwrap.dedent(
 
     @task(dependencies=[root], runner="process")
     def short(ctx: Context) -> int:
-        return ctx.get("base") + 2  # the result: kept under "short"
+        return ctx.get("base") + 2  # kept in the context as "short"
 
 
     @task(dependencies=[short])
     def long(ctx: Context) -> int:
         time.sleep(0.4)  # workload, allowed
-        return ctx.get("base") + 1  # the result: kept under "long"
+        return ctx.get("base") + 1
 
 
     @task(dependencies=[root])

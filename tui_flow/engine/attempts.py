@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..context import _MISSING, Context, returned_value
 from ..tasks import source_of
+from .events import WAITS_FOR_WORKER, TaskStateChanged
 from .logs import AttemptSink, capture, enter_attempt, exit_attempt
 from .retry import retry_refusal
 from .runners import ProcessJob, _Worker, describe_error, get_process_pool, retryable_error
@@ -290,8 +291,22 @@ async def run_attempt(
         runner = "remote"
     if runner == "process":
         # wait for a free worker first: queueing is not running, and not under the timeout
+        pool = get_process_pool()
+        if not pool.has_idle():  # say so: it holds a slot, but no body runs yet
+            # (an event only: to the scheduler it is what it was, pending or retrying)
+            ex._emit(
+                TaskStateChanged.trusted(
+                    ex.run_id,
+                    ex.clock(),
+                    unit.id,
+                    "pending",
+                    attempt,
+                    unit.task.spec.max_attempts,
+                    reason=WAITS_FOR_WORKER,
+                )
+            )
         try:
-            out.worker = await get_process_pool().acquire()
+            out.worker = await pool.acquire()
         except asyncio.CancelledError:
             raise
         except BaseException as exc:

@@ -575,6 +575,10 @@ class ProcessPool:
         """Run a job on a free worker; cancelling this kills the worker (then replaced)."""
         return await self.run_on(await self.acquire(), job, on_message)
 
+    def has_idle(self) -> bool:
+        """Whether `acquire` would hand out a started worker at once."""
+        return any(w.proc.is_alive() for w in self._idle)
+
     async def acquire(self) -> _Worker:
         """Wait for a free worker (starting one if the pool is not full)."""
         return await self._acquire()
