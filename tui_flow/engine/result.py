@@ -59,7 +59,7 @@ class TaskOutcomes(Mapping[str, TaskOutcome]):
                     tv.started_at,
                     tv.finished_at,
                     tv.duration(),
-                    tv.note,
+                    tv.error,
                     tv.traceback,
                     tv.via_fallback,
                     [a.error for a in tv.attempts],
