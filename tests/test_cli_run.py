@@ -86,11 +86,13 @@ def test_run_json_prints_exactly_one_object(tmp_path, cli):
         "wall_s",
         "total_task_s",
         "speedup",
-        "efficiency",
+        "possible_speedup",
+        "of_possible",
+        "slot_utilisation",
         "max_concurrency",
         "critical_path",
         "critical_path_s",
-        "max_speedup",
+        "breakdown",
     }
     assert data["report"]["critical_path"] == ["first", "second"]
 
@@ -106,9 +108,10 @@ def test_run_plain_output_names_states_and_the_report(tmp_path, cli):
         "wall time",
         "total task time",
         "speedup",
-        "efficiency",
+        "possible",
+        "slot utilisation",
         "critical path",
-        "best possible speedup",
+        "wall time went to",
     ):
         assert figure in out
     assert "\x1b[" not in out  # not a TTY: no escape codes

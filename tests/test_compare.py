@@ -18,7 +18,7 @@ from rich.console import Console
 
 from tui_flow import Context, Workflow, run, task
 from tui_flow.cli.compare import render
-from tui_flow.compare import Comparison, Setting, critical_path, measure
+from tui_flow.compare import Comparison, Setting, measure
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,13 +72,15 @@ async def test_measure_runs_every_setting_and_derives_the_figures() -> None:
     assert seen == [(1, 1), (2, 1), (4, 1), (1, 2), (2, 2), (4, 2)]  # 1 added, interleaved
     assert [s.concurrency for s in cmp.settings] == [1, 2, 4]
     base = cmp.settings[0]
-    assert base.speedup == 1.0 and base.bound == 1.0 and base.efficiency == 1.0
+    assert base.speedup == 1.0 and base.bound == 1.0 and base.slot_utilisation == 1.0
     for s in cmp.settings:
         assert len(s.walls_s) == 2 and s.status == "completed"
         assert s.wall_s == pytest.approx(sorted(s.walls_s)[0] / 2 + sorted(s.walls_s)[1] / 2)
         assert s.speedup == pytest.approx(base.wall_s / s.wall_s)
         assert s.bound == pytest.approx(min(s.concurrency, cmp.best_speedup))
-        assert s.efficiency == pytest.approx(s.speedup / s.concurrency)
+        assert s.slot_utilisation == pytest.approx(s.speedup / s.concurrency)
+        assert s.of_possible == pytest.approx(s.speedup / s.bound)
+        assert s.bound >= 1.0
     # the critical path is a real source-to-sink path of the graph
     path = cmp.critical_path
     assert path[0] == "start" and path[-1] == "join" and len(path) == 3
@@ -102,7 +104,8 @@ async def test_a_map_over_task_counts_as_its_longest_instance_on_the_critical_pa
 
     wf = Workflow("naps", [make, nap])
     result = await run(wf, max_concurrency=1)
-    total, path, length = critical_path(wf, result)
+    report = result.report
+    total, path, length = report.total_task_s, report.critical_path, report.critical_path_s
     rows = {r.id: r for r in result.report.tasks}
     longest = max(rows[f"nap[{i}]"].run_s for i in range(3))
     assert path == ["make", "nap"]
@@ -132,7 +135,7 @@ def test_render_shows_every_column() -> None:
         console.print(r)
     text = out.getvalue()
     assert "compare w  (context: records=10; 1 run per setting, median shown)" in text
-    for header in ("concurrency", "wall time", "speedup", "bound", "efficiency", "status"):
+    for header in ("slots", "wall time", "speedup", "possible", "of possible", "busy", "status"):
         assert header in text
     lines = [ln.split() for ln in text.splitlines()]
     assert [
@@ -144,6 +147,8 @@ def test_render_shows_every_column() -> None:
         "1.60x",
         "│",
         "1.80x",
+        "│",
+        "89%",
         "│",
         "80%",
         "│",
@@ -160,12 +165,14 @@ def test_render_shows_every_column() -> None:
         "│",
         "1.80x",
         "│",
+        "111%",
+        "│",
         "50%",
         "│",
         "✖",
         "failed",
     ] in lines
-    assert "critical path a -> b (1.10 s); best possible speedup 1.80x" in text
+    assert "critical path a -> b (1.10 s); total / critical path 1.80x" in text
     assert not cmp.ok
 
 
@@ -182,7 +189,7 @@ def test_compare_command(tmp_path: Path, cli) -> None:
 
     done = cli("compare", str(path), "-c", "2")
     assert done.returncode == 0, done.stderr
-    assert "concurrency" in done.stdout and "efficiency" in done.stdout
+    assert "concurrency" in done.stdout and "possible" in done.stdout
     rows = [ln.split()[0] for ln in done.stdout.splitlines() if "completed" in ln]
     assert rows == ["1", "2"]
 

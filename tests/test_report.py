@@ -30,12 +30,20 @@ def test_report_figures_on_a_constructed_timeline():
     assert r.wall_s == 6.0
     assert r.total_task_s == 1 + 3 + (1 + 2) + 1  # 8 s of running bodies
     assert r.speedup == pytest.approx(8 / 6)
-    assert r.efficiency == pytest.approx(8 / 6 / 2)
-    # b's span (1-5, 4 s) outweighs a (3 s): the retry puts b on the critical path
-    assert r.critical_path == ["root", "b", "join"]
-    assert r.critical_path_s == pytest.approx(1 + 4 + 1)
-    assert r.max_speedup == pytest.approx(8 / 6)
+    assert r.slot_utilisation == pytest.approx(8 / 6 / 2)
+    # b and a both did 3 s of work (b's 1 s retry wait is no work): a tie, a wins in order
+    assert r.critical_path == ["root", "a", "join"]
+    assert r.critical_path_s == pytest.approx(1 + 3 + 1)
+    assert r.graph_speedup == pytest.approx(8 / 5)
+    assert r.possible_speedup == pytest.approx(8 / 5)  # below the 2 slots
+    assert r.of_possible == pytest.approx((8 / 6) / (8 / 5))
+    assert r.speedup_line() == "1.33x of 1.60x possible (83%)"
     assert r.retry_wait_s == pytest.approx(1.0)
+    # the run ended with join, which waited for b (ended 5), which waited between attempts
+    b = r.breakdown
+    assert b.running_s == pytest.approx(1 + 3 + 1)  # root, b's two attempts, join
+    assert b.retry_wait_s == pytest.approx(1.0)
+    assert b.total() == pytest.approx(r.wall_s)
     rows = {row.id: row for row in r.tasks}
     assert rows["b"].attempts == 2 and rows["b"].duration_s == 4 and rows["b"].run_s == 3
     assert [row.id for row in r.slowest(2)] == ["b", "a"]
@@ -43,7 +51,8 @@ def test_report_figures_on_a_constructed_timeline():
 
 def test_report_of_an_empty_or_unstarted_run_is_all_zeros():
     r = compute_report([t("x", (), status="skipped")], max_concurrency=4)
-    assert (r.wall_s, r.total_task_s, r.speedup, r.max_speedup) == (0, 0, 0, 0)
+    assert (r.wall_s, r.total_task_s, r.speedup) == (0, 0, 0)
+    assert r.possible_speedup == 1.0  # never below 1x
     assert r.critical_path == ["x"]
 
 
@@ -53,11 +62,15 @@ def test_summary_has_the_json_fields():
         "wall_s",
         "total_task_s",
         "speedup",
-        "efficiency",
+        "possible_speedup",
+        "of_possible",
+        "slot_utilisation",
         "max_concurrency",
         "critical_path",
         "critical_path_s",
-        "max_speedup",
+        "graph_speedup",
+        "retry_wait_s",
+        "breakdown",
     }
 
 
@@ -93,7 +106,8 @@ def test_a_map_over_task_weighs_its_longest_instance_on_the_critical_path():
     assert report.total_task_s == 1 + 3 * 2  # the instances' time, not the group's again
     assert report.critical_path == ["split", "work"]
     assert report.critical_path_s == 1 + 2  # the longest instance, not the 6 s span
-    assert report.max_speedup == pytest.approx(7 / 3)
+    assert report.graph_speedup == pytest.approx(7 / 3)
+    assert report.possible_speedup == 1.0  # concurrency 1: the slots cap it
     rows = {r.id: r for r in report.tasks}
     assert rows["work"].duration_s == 6  # the table still shows the group's span
 
@@ -138,3 +152,143 @@ def test_a_long_report_shows_the_failed_and_the_slowest_and_counts_the_rest(task
     counted = sum(int(n.split()[0].replace(",", "")) for n in rest.split(": ", 1)[1].split(", "))
     assert counted == len(rows) - limit
     assert rest.startswith(f"... {len(rows) - limit:,} more tasks: ")
+
+
+@st.composite
+def simulated_runs(draw):
+    """A random graph, run by a list scheduler with a slot cap: each task's attempts (with
+    waits between them) and its wait for a worker process hold its slot."""
+    n = draw(st.integers(1, 12))
+    cap = draw(st.integers(1, 4))
+    deps = [
+        tuple(sorted(draw(st.sets(st.integers(0, i - 1), max_size=3)))) if i else ()
+        for i in range(n)
+    ]
+    times = st.floats(0.0, 5.0, allow_nan=False)
+    plan = [
+        (draw(st.lists(times, min_size=1, max_size=3)), draw(times), draw(times)) for _ in range(n)
+    ]  # (attempt durations, retry wait, worker wait)
+    slots = [0.0] * cap  # when each slot is next free
+    ends: list[float] = []
+    timings = []
+    for i in range(n):  # in index order (a valid topological order)
+        ready = max((ends[d] for d in deps[i]), default=0.0)
+        slot = min(range(cap), key=lambda s: slots[s])
+        at = max(ready, slots[slot]) + plan[i][2]  # then the body starts
+        attempts = []
+        for k, d in enumerate(plan[i][0]):
+            if k:
+                at += plan[i][1]
+            attempts.append(AttemptTiming(at, at + d))
+            at += d
+        slots[slot] = at
+        ends.append(at)
+        timing = t(f"t{i}", tuple(f"t{d}" for d in deps[i]))
+        timing.attempts = attempts
+        timing.worker_wait_s = plan[i][2]
+        timings.append(timing)
+    return timings, cap, max(ends) + draw(times)
+
+
+@settings(max_examples=200, deadline=None)
+@given(simulated_runs())
+def test_the_reports_invariants_hold_for_any_graph_and_timing(run):
+    timings, cap, end = run
+    r = compute_report(timings, max_concurrency=cap, started_at=0.0, finished_at=end)
+    assert 1.0 <= r.possible_speedup <= cap  # never a "best possible" below 1x
+    assert r.critical_path_s <= r.total_task_s + 1e-9  # a path's work is part of all work
+    assert r.total_task_s == pytest.approx(
+        sum(a.finished_at - a.started_at for x in timings for a in x.attempts)
+    )
+    if r.wall_s > 0:
+        # achieved never beats what the graph allows at this cap (a schedule can't)
+        assert r.speedup <= r.possible_speedup * (1 + 1e-9) + 1e-9
+        assert r.of_possible <= 1 + 1e-6
+        assert r.slot_utilisation <= 1 + 1e-9
+    parts = r.breakdown
+    assert all(v >= -1e-9 for _, v in parts.lines())
+    assert parts.total() == pytest.approx(r.wall_s, abs=1e-6)  # the breakdown sums to the wall
+    assert parts.worker_wait_s <= sum(x.worker_wait_s for x in timings) + 1e-9
+
+
+def test_a_wait_for_a_worker_process_is_its_own_line_and_the_tree_says_so():
+    from tui_flow.engine.events import WAITS_FOR_WORKER, RunFinished, RunStarted, TaskInfo
+    from tui_flow.engine.events import TaskStateChanged as S
+    from tui_flow.engine.state import RunView
+    from tui_flow.ui.widgets.dag_tree import task_label
+
+    infos = [TaskInfo(id="crunch", runner="process")]
+    events = [
+        RunStarted(run_id="r", at=0, workflow="w", max_concurrency=4, tasks=infos),
+        S(run_id="r", at=0.1, task_id="crunch", state="pending", reason=WAITS_FOR_WORKER),
+    ]
+    view = RunView.from_events(events)
+    label = task_label(view.tasks["crunch"], view, now=1.0).plain
+    assert "waits for a worker process" in label and "free slot" not in label
+    view = RunView.from_events(
+        [
+            *events,
+            S(run_id="r", at=2.1, task_id="crunch", state="running", attempt=1),
+            S(run_id="r", at=3.1, task_id="crunch", state="completed", attempt=1),
+            RunFinished(run_id="r", at=3.2, status="completed", report={}),
+        ]
+    )
+    assert view.tasks["crunch"].worker_wait_s == pytest.approx(2.0)
+    parts = view.compute_report().breakdown
+    assert parts.worker_wait_s == pytest.approx(2.0)  # start-up, not "waiting for a slot"
+    assert parts.slot_wait_s == pytest.approx(0.1)
+    assert parts.running_s == pytest.approx(1.0)
+    assert parts.other_s == pytest.approx(0.1)
+
+
+def test_user_frames_are_picked_out_of_a_traceback(tmp_path):
+    import runpy
+
+    from tui_flow.engine.runners import describe_error
+    from tui_flow.tracebacks import failure_lines, user_frames
+
+    mine = tmp_path / "flow.py"
+    mine.write_text("import json\n\ndef body():\n    json.loads('{')\n")
+    body = runpy.run_path(str(mine))["body"]
+    try:
+        body()
+    except ValueError as exc:
+        error, tb = describe_error(exc)
+    frames = user_frames(tb)
+    # this test's frame and the flow's are the user's; json's (the stdlib) are not
+    assert [f.file for f in frames] == [__file__, str(mine)]
+    assert frames[-1].line == 4 and frames[-1].func == "body"
+    assert frames[-1].code == "json.loads('{')"
+    lines = failure_lines(error, tb)
+    assert lines[0] == error and lines[1] == "your code (most recent call last):"
+    assert lines.index("full traceback:") == 2 + 2 * len(frames)
+    assert failure_lines("x", None) == ["x"]
+
+
+def test_a_long_error_reads_whole_below_the_table_at_80_columns():
+    import io
+
+    from tui_flow.console import print_report
+
+    error = "ValueError: row 12 of prices.csv has no price, and the currency column is empty"
+    r = compute_report(
+        [
+            t("a_task_with_a_rather_long_name", (), (0, 1)),
+            TaskTiming(
+                "check",
+                "failed",
+                ("a_task_with_a_rather_long_name",),
+                [AttemptTiming(1, 2)],
+                error=error,
+            ),
+        ],
+        max_concurrency=2,
+        started_at=0,
+        finished_at=2,
+    )
+    out = io.StringIO()
+    print_report(r, "w", "failed", "r1", out=out, plain=True)
+    text = out.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= 120
+    errors = text[text.index("\nerrors\n") :]
+    assert f"✖ check: {error}" in errors  # one piece, not 5 characters a line

@@ -122,10 +122,12 @@ async def test_escape_codes_a_task_prints_show_as_text_and_the_header_stays(
             await pilot.pause(0.01)
         assert app.last_result is not None and app.last_result.status == "failed"
         assert app.tree.select_task("breaks")
+        app.query_one("TabbedContent").active = "tab-logs"  # (the end opened the report)
         await pilot.pause()
 
         texts = [e[2] for e in app.log_view.entries]
-        assert texts == [SHOWN_LINE, "title ␛]0;pwned␇ set"]
+        assert texts[:2] == [SHOWN_LINE, "title ␛]0;pwned␇ set"]
+        assert texts[2].startswith("✖ attempt 1/1 failed: ValueError: bad ␛[2J")  # inline, safe
         raw, screen = terminal_output(app)
         foreign = APP_SEQUENCES.sub("", raw)
         assert "\x1b" not in foreign  # no escape sequence but the app's own
@@ -135,7 +137,7 @@ async def test_escape_codes_a_task_prints_show_as_text_and_the_header_stays(
         assert "wiped bell␇ red done" in screen  # the log line, readable
         assert SHOWN_ERROR in str(app.tree.label_of("breaks"))
         assert SHOWN_ERROR in _plain(app.query_one("#details-body", Static).content)
-        assert SHOWN_ERROR in _plain(app.query_one("#report-body", Static).content)
+        assert SHOWN_ERROR in app.query_one("#report").text()
         assert SHOWN_ERROR in "\n".join(t.plain for t in summary_lines(app.session.view, str(flow)))
 
 

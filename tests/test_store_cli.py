@@ -179,7 +179,7 @@ def test_history_lists_runs_newest_first(
     assert cli(capsys, "run", str(flow), "--db", str(db), "--no-logs")[0] == 0
 
     code, out, _ = cli(capsys, "history", "--db", str(db), "--json")
-    assert json.loads(out)["schema"] == 1
+    assert json.loads(out)["schema"] == 2
     runs = json.loads(out)["runs"]
     assert [r["status"] for r in runs] == ["completed", "failed"]
     assert [r["failed"] for r in runs] == [0, 1]
@@ -211,7 +211,7 @@ def test_history_lists_runs_newest_first(
     code, out, _ = cli(capsys, "history", "--db", str(db), "--limit", "1", "--json")
     assert [r["run_id"] for r in json.loads(out)["runs"]] == [runs[0]["run_id"]]
     code, out, _ = cli(capsys, "history", "--db", str(db), "-w", "other", "--json")
-    assert json.loads(out) == {"schema": 1, "runs": []}
+    assert json.loads(out) == {"schema": 2, "runs": []}
 
 
 def test_show_prints_the_report_of_the_live_run(
@@ -319,3 +319,24 @@ def test_show_logs_of_a_run_that_is_still_going(
     assert "hi" in out
     code, _, err = cli(capsys, "show", "live0000", "--db", str(db), "--logs", "zz")
     assert code == 2 and "tasks: a, b" in err
+
+
+def test_show_logs_prints_each_attempts_error_and_the_traceback(
+    flow: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "runs.db"
+    assert cli(capsys, "run", str(flow), "--db", str(db), "--no-logs")[0] == 1
+    code, out, _ = cli(capsys, "show", "last", "--db", str(db), "--logs", "b", "--plain")
+    assert code == 0
+    lines = out.splitlines()
+    # the attempt's lines, then its error, the user's frame first, then the full traceback
+    at = lines.index("✖ attempt 1 failed: RuntimeError: b is broken")
+    assert "b tries" in lines[at - 1]
+    assert lines[at + 1] == "your code (most recent call last):"
+    assert lines[at + 2] == f"  {flow}:31 in b"
+    assert lines[at + 3] == '    raise RuntimeError("b is broken")'
+    full = lines.index("full traceback:")
+    assert full > at and lines[-1] == "  RuntimeError: b is broken"
+    # a task that failed without a line of its own says so, and still shows its error
+    code, out, _ = cli(capsys, "show", "last", "--db", str(db), "--logs", "a", "--plain")
+    assert "wrote no log lines" in out and "failed" not in out

@@ -112,7 +112,7 @@ async def test_show_logs_writes_what_it_wrote_before(tmp_path: Path) -> None:
             out = io.StringIO()
             await write_logs(store, RID, tid, out, None, as_json=True)
             doc = {
-                "schema": 1,
+                "schema": 2,
                 "run_id": RID,
                 "task_id": tid,
                 "lines": [ln.__dict__ for ln in lines],
@@ -124,7 +124,7 @@ async def test_show_logs_writes_what_it_wrote_before(tmp_path: Path) -> None:
         out = io.StringIO()
         await write_logs(store, RID, "nope", out, None, as_json=True)
         assert json.loads(out.getvalue()) == {
-            "schema": 1,
+            "schema": 2,
             "run_id": RID,
             "task_id": "nope",
             "lines": [],

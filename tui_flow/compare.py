@@ -7,10 +7,11 @@ without the store. The table shows, per concurrency:
 
 - wall time (median of the repeats),
 - speedup: wall time at concurrency 1 / wall time here,
-- bound: the best speedup this concurrency allows, min(concurrency, total task time / critical
-  path), from the task times measured at concurrency 1 (a map_over task counts as its longest
-  instance on the critical path, since its instances may all run at once),
-- efficiency: speedup / concurrency.
+- possible: the best speedup this concurrency allows, min(concurrency, total task time /
+  critical path), from the report of the median run at concurrency 1: the same definitions as
+  every run's report (engine/report.py: `possible_speedup`),
+- of possible: speedup / possible,
+- slot utilisation: speedup / concurrency.
 
 Concurrency 1 is always measured: it is the baseline.
 """
@@ -22,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .engine.report import possible_speedup
 from .engine.result import SCHEMA_VERSION
 from .workflow import Workflow
 
@@ -46,7 +48,11 @@ class Setting:
         return bad[0] if bad else "completed"
 
     @property
-    def efficiency(self) -> float:
+    def of_possible(self) -> float:
+        return self.speedup / self.bound if self.bound > 0 else 0.0
+
+    @property
+    def slot_utilisation(self) -> float:
         return self.speedup / self.concurrency
 
     def to_json(self) -> dict[str, Any]:
@@ -56,7 +62,8 @@ class Setting:
             "walls_s": self.walls_s,
             "speedup": self.speedup,
             "bound": self.bound,
-            "efficiency": self.efficiency,
+            "of_possible": self.of_possible,
+            "slot_utilisation": self.slot_utilisation,
             "status": self.status,
         }
 
@@ -70,7 +77,7 @@ class Comparison:
     total_task_s: float = 0.0  # at concurrency 1 (median run)
     critical_path: list[str] = field(default_factory=list)
     critical_path_s: float = 0.0
-    best_speedup: float = 0.0  # total task time / critical path
+    best_speedup: float = 0.0  # total task time / critical path (no slot cap)
 
     @property
     def ok(self) -> bool:
@@ -90,29 +97,6 @@ class Comparison:
             "best_speedup": self.best_speedup,
             "settings": [s.to_json() for s in self.settings],
         }
-
-
-def critical_path(workflow: Workflow, result: Any) -> tuple[float, list[str], float]:
-    """Total task time, critical path and its length from one run's task times.
-
-    A map_over task stands on the path with its longest instance: with enough workers all its
-    instances run at once. Retry waits are left out (they are not work).
-    """
-    rows = {r.id: r for r in result.report.tasks}
-    views = result.view.tasks
-    total = 0.0
-    durations: dict[str, float] = {}
-    longest_instance: dict[str, float] = {}
-    for tid, row in rows.items():
-        info = views[tid].info if tid in views else None
-        if info is not None and info.parent is not None:
-            longest_instance[info.parent] = max(longest_instance.get(info.parent, 0.0), row.run_s)
-        total += row.run_s
-        durations[tid] = row.run_s
-    for parent, longest in longest_instance.items():
-        durations[parent] = longest
-    path, length = workflow.longest_path(durations)
-    return total, path, length
 
 
 async def measure(
@@ -144,11 +128,12 @@ async def measure(
                 on_run(c, i + 1, result)
     base_wall = statistics.median(w for w, _ in baseline)
     median_run = min(baseline, key=lambda b: abs(b[0] - base_wall))[1]
-    total, path, length = critical_path(workflow, median_run)
-    best = total / length if length > 0 else 1.0
+    report = median_run.report
+    total, path, length = report.total_task_s, report.critical_path, report.critical_path_s
+    best = report.graph_speedup
     for s in settings.values():
         s.speedup = base_wall / s.wall_s if s.wall_s > 0 else 0.0
-        s.bound = min(float(s.concurrency), best)
+        s.bound = possible_speedup(total, length, s.concurrency)
     return Comparison(
         workflow=workflow.name,
         context=dict(context),

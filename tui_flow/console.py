@@ -349,6 +349,56 @@ def rows_to_show(rows: list[TaskRow], limit: int | None) -> tuple[list[TaskRow],
     return shown, f"... {len(rows) - len(shown):,} more tasks: {parts}"
 
 
+def report_head(report: Report, workflow: str, status: str, run_id: str = "") -> Table:
+    """The report's headline figures (docs/engine.md defines each)."""
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold", no_wrap=True)
+    head.add_column()
+    head.add_row("run", f"{run_id}  {workflow}  {label(status)}")
+    head.add_row("wall time", fmt_seconds(report.wall_s))
+    head.add_row(
+        "total task time", f"{fmt_seconds(report.total_task_s)}  (every attempt's running)"
+    )
+    cap = report.max_concurrency
+    head.add_row(
+        "speedup",
+        f"{report.speedup_line()}  (the graph allows {report.graph_speedup:.2f}x, {cap} slots)",
+    )
+    head.add_row("slot utilisation", f"{report.slot_utilisation:.0%} of {cap} slots busy")
+    head.add_row(
+        "critical path",
+        f"{' -> '.join(report.critical_path) or '-'}  ({fmt_seconds(report.critical_path_s)})",
+    )
+    head.add_row("time waiting on retries", fmt_seconds(report.retry_wait_s))
+    # where the wall time went, along the chain that ended the run (docs/engine.md)
+    went = [
+        f"{name} {fmt_seconds(seconds)}"
+        for name, seconds in report.breakdown.lines()
+        if seconds >= 0.0005 or name == "running"
+    ]
+    head.add_row("wall time went to", ", ".join(went))
+    return head
+
+
+def row_note(row: TaskRow) -> Text:
+    """A task row's error (one line, as text: no markup read into it, no control codes)."""
+    if row.error:
+        return Text(visible(row.error))
+    return Text("via fallback" if row.via_fallback else "")
+
+
+def failure_lines(rows: list[TaskRow]) -> list[Text]:
+    """Each failed task's error at the whole width, below the table (a narrow column would
+    read it 5 characters a line)."""
+    out: list[Text] = []
+    for row in rows:
+        if row.error and row.status == "failed":
+            line = Text(f"{glyph(row.status)} {row.id}: ", style=style(row.status))
+            line.append(visible(row.error, keep_newlines=True))
+            out.append(line)
+    return [Text(""), Text("errors", style="bold"), *out] if out else []
+
+
 def report_table(
     report: Report,
     workflow: str,
@@ -360,50 +410,28 @@ def report_table(
 ) -> list[Any]:
     """The report as rich renderables: headline figures, then the per-task table (`rows`:
     how many tasks at most, the failed and the slowest first chosen; `more`: what to add
-    to the line that counts the others, such as where the whole table is)."""
-    head = Table.grid(padding=(0, 2))
-    head.add_column(style="bold")
-    head.add_column()
-    head.add_row("run", f"{run_id}  {workflow}  {label(status)}")
-    head.add_row("wall time", fmt_seconds(report.wall_s))
-    head.add_row("total task time", fmt_seconds(report.total_task_s))
-    head.add_row("speedup", f"{report.speedup:.2f}x  (total task time / wall time)")
-    head.add_row(
-        "efficiency",
-        f"{report.efficiency:.0%}  (speedup / max concurrency {report.max_concurrency})",
-    )
-    head.add_row(
-        "critical path",
-        f"{' -> '.join(report.critical_path) or '-'}  ({fmt_seconds(report.critical_path_s)})",
-    )
-    head.add_row("best possible speedup", f"{report.max_speedup:.2f}x  (total / critical path)")
-    head.add_row("time waiting on retries", fmt_seconds(report.retry_wait_s))
-
+    to the line that counts the others, such as where the whole table is), then the errors."""
     table = Table(title=None, show_edge=False, pad_edge=False, header_style="bold")
-    # names, statuses and figures never wrap; only the error column gives way
+    # names, statuses and figures never wrap; the error is cut to one line here
     table.add_column("task", no_wrap=True)
     table.add_column("status", no_wrap=True)
     table.add_column("tries", justify="right", no_wrap=True)
     table.add_column("duration", justify="right", no_wrap=True)
-    table.add_column("error / note", overflow="fold", ratio=1)
+    table.add_column("error / note", no_wrap=True, overflow="ellipsis", ratio=1, min_width=12)
     on_path = set(report.critical_path)
     shown, rest = rows_to_show(report.tasks, rows)
     for row in shown:
-        # an error is shown as text: no markup read into it, no control codes let through
-        note = Text(visible(row.error, keep_newlines=True) if row.error else "")
-        if not row.error and row.via_fallback:
-            note = Text("via fallback")
-        name = Text(row.id + (" *" if row.id in on_path else ""))
         table.add_row(
-            name,
+            Text(row.id + (" *" if row.id in on_path else "")),
             Text(label(row.status), style=style(row.status)),
             str(row.attempts),
             fmt_seconds(row.duration_s) if row.started_at is not None else "-",
-            note,
+            row_note(row),
         )
-    out: list[Any] = [head, Text(""), table]
+    out: list[Any] = [report_head(report, workflow, status, run_id), Text(""), table]
     if rest:
         out.append(Text(f"{rest}{more}", style="dim"))
+    out += failure_lines(shown)
     out.append(Text("* on the critical path", style="dim"))
     return out
 

@@ -3,8 +3,8 @@ Schema generated from them (`tui-flow schema NAME`; published in docs/json-schem
 
     run      tui-flow run --json (and resume, rerun)      one object at the end of the run
     show     tui-flow show RUN --json                     a stored run: run's fields and more
-    history  tui-flow history --json                      {"schema": 1, "runs": [...]}
-    logs     tui-flow show RUN --logs TASK --json         {"schema": 1, ..., "lines": [...]}
+    history  tui-flow history --json                      {"schema": 2, "runs": [...]}
+    logs     tui-flow show RUN --logs TASK --json         {"schema": 2, ..., "lines": [...]}
     compare  tui-flow compare FILE --json                 the comparison table
 
 Every document carries `"schema": SCHEMA_VERSION`. Within a version, fields are only ever
@@ -26,7 +26,7 @@ from .store.rows import LogRow, RunRow
 
 __all__ = ["DOCUMENTS", "SCHEMA_VERSION", "json_schema"]
 
-Schema = Literal[1]  # SCHEMA_VERSION, as a type
+Schema = Literal[2]  # SCHEMA_VERSION, as a type
 TaskStatus = TaskState | Literal["interrupted"]  # interrupted: a stored run whose process died
 
 
@@ -54,18 +54,39 @@ class TaskOutcome(_Document):
     via_fallback: bool = Field(description="The task completed through its fallback.")
 
 
+class Breakdown(_Document):
+    """Where the wall time went along the chain of tasks that ended the run; sums to wall_s."""
+
+    running_s: float = Field(description="The chain's task bodies running.")
+    retry_wait_s: float = Field(description="The chain's tasks waiting between attempts.")
+    worker_wait_s: float = Field(
+        description="The chain's tasks holding a slot while a worker process started (or the "
+        "pool was busy)."
+    )
+    slot_wait_s: float = Field(description="Ready, waiting for a free slot (or the scheduler).")
+    other_s: float = Field(description="The rest: engine start-up, ending the run.")
+
+
 class ReportSummary(_Document):
     """The efficiency report's headline figures (docs/engine.md explains each)."""
 
-    wall_s: float = Field(description="First task start (or run start) to run end.")
-    total_task_s: float = Field(description="Sum of every attempt's running time.")
-    speedup: float = Field(description="total_task_s / wall_s.")
-    efficiency: float = Field(description="speedup / max_concurrency (1.0: every slot busy).")
+    wall_s: float = Field(description="Run start to run end.")
+    total_task_s: float = Field(description="Sum of every attempt's running time (retries too).")
+    speedup: float = Field(description="total_task_s / wall_s: the speedup achieved.")
+    possible_speedup: float = Field(
+        description="min(max_concurrency, total_task_s / critical_path_s): what this graph "
+        "allows at the run's concurrency cap; at least 1."
+    )
+    of_possible: float = Field(description="speedup / possible_speedup (1.0: all of it).")
+    slot_utilisation: float = Field(
+        description="total_task_s / (wall_s * max_concurrency): the share of slot time busy."
+    )
     max_concurrency: int
-    critical_path: list[str] = Field(description="The chain of tasks with the longest duration.")
-    critical_path_s: float
-    max_speedup: float = Field(description="total_task_s / critical_path_s: the best possible.")
-    retry_wait_s: float = Field(description="Time spent waiting between attempts.")
+    critical_path: list[str] = Field(description="The dependency chain with the most work.")
+    critical_path_s: float = Field(description="Its work (attempts' running time).")
+    graph_speedup: float = Field(description="total_task_s / critical_path_s (no slot cap).")
+    retry_wait_s: float = Field(description="Time spent waiting between attempts, all tasks.")
+    breakdown: Breakdown
 
 
 class RunDocument(_Versioned):
@@ -121,8 +142,11 @@ class Setting(_Document):
     wall_s: float = Field(description="Median wall time of the runs.")
     walls_s: list[float] = Field(description="Each run's wall time.")
     speedup: float = Field(description="Wall time at concurrency 1 / wall_s.")
-    bound: float = Field(description="min(concurrency, best_speedup): what the graph allows.")
-    efficiency: float = Field(description="speedup / concurrency.")
+    bound: float = Field(
+        description="min(concurrency, best_speedup): the speedup possible at this concurrency."
+    )
+    of_possible: float = Field(description="speedup / bound.")
+    slot_utilisation: float = Field(description="speedup / concurrency.")
     status: RunStatus = Field(description="completed, or the first other status of the runs.")
 
 
@@ -136,7 +160,7 @@ class CompareDocument(_Versioned):
     total_task_s: float = Field(description="Total task time at concurrency 1.")
     critical_path: list[str]
     critical_path_s: float
-    best_speedup: float = Field(description="total_task_s / critical_path_s.")
+    best_speedup: float = Field(description="total_task_s / critical_path_s (no slot cap).")
     settings: list[Setting]
 
 

@@ -16,8 +16,17 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, get_args, overload
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+)
 
+from .conditions import Condition
+from .conditions import parse as parse_condition
 from .errors import TaskDefinitionError
 
 RetryBackoff = Literal["fixed", "linear", "exponential"]
@@ -30,7 +39,7 @@ RetryOn = type[BaseException] | tuple[type[BaseException], ...] | Callable[[Base
 class TaskSpec(BaseModel):
     """What a task is, minus its body. Immutable once built."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     id: str = Field(min_length=1)
     dependencies: tuple[str, ...] = ()
@@ -49,6 +58,7 @@ class TaskSpec(BaseModel):
     # which errors are retried, as text: exception types ("ConnectionError, MyError") or a
     # predicate ("is_transient"); the types or the callable live on Task (`retry_on`)
     retry_on: str | None = None
+    run_if: Condition | None = None  # see conditions.py: false => the task is skipped
 
     @field_validator("id")
     @classmethod
@@ -66,6 +76,10 @@ class TaskSpec(BaseModel):
             raise ValueError(f"must be a number, not {v!r}")
         return v
 
+    @field_serializer("run_if")
+    def _run_if_as_text(self, v: Condition | None) -> str | None:
+        return None if v is None else str(v)  # the text form reads back (conditions.parse)
+
     @property
     def max_attempts(self) -> int:
         return self.retry_attempts + 1
@@ -79,6 +93,7 @@ _ALLOWED: dict[str, str] = {
     "retry_backoff": " | ".join(repr(a) for a in get_args(RetryBackoff)),
     "trigger_rule": " | ".join(repr(a) for a in get_args(TriggerRule)),
     "runner": "None | " + " | ".join(repr(a) for a in get_args(RunnerName)),
+    "run_if": "a condition, e.g. ctx('key') == value, succeeded('task'), all_of(...)",
 }
 
 
@@ -291,6 +306,11 @@ def make_task(fn: Callable[..., Any], **options: Any) -> Task:
             f"task {task_id!r}: option 'retry_on' takes the exception types themselves "
             f"(e.g. retry_on=(ConnectionError,)), not their names ({retry_on!r})"
         )
+    if isinstance(opts.get("run_if"), str):
+        try:
+            opts["run_if"] = parse_condition(opts["run_if"])
+        except ValueError as exc:
+            raise TaskDefinitionError(f"task {task_id!r}: option 'run_if': {exc}") from None
     if not opts.get("description") and getattr(fn, "__doc__", None):
         opts["description"] = inspect.cleandoc(fn.__doc__).split("\n", 1)[0]
     # options left at their default need no checking (the decorator passes every one): a
@@ -326,6 +346,7 @@ def task(
     map_over: str | None = None,
     fallback: Callable[..., Any] | None = None,
     retry_on: RetryOn | None = None,
+    run_if: Condition | str | None = None,
 ) -> Callable[[Callable[..., Any]], Task]: ...
 
 
@@ -347,6 +368,7 @@ def task(
     map_over: str | None = None,
     fallback: Callable[..., Any] | None = None,
     retry_on: RetryOn | None = None,
+    run_if: Condition | str | None = None,
     **unknown: Any,
 ) -> Task | Callable[[Callable[..., Any]], Task]:
     """Mark a function as a workflow task.
@@ -357,6 +379,8 @@ def task(
     `retry_on`: retry only these errors: exception types (`(ConnectionError, TimeoutError)`;
     a timeout counts as `TimeoutError`) or a function `error -> bool`; any other error fails
     the task at once, its reason saying why.
+    `run_if` (see `tui_flow.conditions`): when it does not hold, the task is skipped.
+    A body's non-None return value is kept in the context under the task's id.
     """
     options: dict[str, Any] = {
         "id": id,
@@ -373,6 +397,7 @@ def task(
         "map_over": map_over,
         "fallback": fallback,
         "retry_on": retry_on,
+        "run_if": run_if,
         **unknown,
     }
 

@@ -19,19 +19,21 @@ def render(cmp: Comparison) -> list[Any]:
     from rich.text import Text
 
     table = Table(header_style="bold", show_edge=False, pad_edge=False)
-    table.add_column("concurrency", justify="right")
+    table.add_column("slots", justify="right")
     table.add_column("wall time", justify="right")
     table.add_column("speedup", justify="right")
-    table.add_column("bound", justify="right")
-    table.add_column("efficiency", justify="right")
-    table.add_column("status")
+    table.add_column("possible", justify="right")
+    table.add_column("of possible", justify="right")
+    table.add_column("busy", justify="right")
+    table.add_column("status", no_wrap=True)
     for s in cmp.settings:
         table.add_row(
             str(s.concurrency),
             fmt_seconds(s.wall_s),
             f"{s.speedup:.2f}x",
             f"{s.bound:.2f}x",
-            f"{s.efficiency:.0%}",
+            f"{s.of_possible:.0%}",
+            f"{s.slot_utilisation:.0%}",
             Text(label(s.status), style=style(s.status)),
         )
     ctx = ", ".join(f"{k}={json.dumps(v)}" for k, v in cmp.context.items()) or "none"
@@ -40,9 +42,9 @@ def render(cmp: Comparison) -> list[Any]:
     notes = Text(
         f"total task time {fmt_seconds(cmp.total_task_s)}; critical path "
         f"{' -> '.join(cmp.critical_path) or '-'} ({fmt_seconds(cmp.critical_path_s)}); "
-        f"best possible speedup {cmp.best_speedup:.2f}x\n"
-        "speedup = wall time at concurrency 1 / wall time; "
-        "bound = min(concurrency, best possible speedup); efficiency = speedup / concurrency",
+        f"total / critical path {cmp.best_speedup:.2f}x\n"
+        "slots = concurrency; speedup = wall time at 1 slot / wall time; possible = "
+        "min(slots, total / critical path); busy = speedup / slots",
         style="dim",
     )
     return [head, table, notes]

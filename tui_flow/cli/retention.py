@@ -5,7 +5,7 @@
 
 Both delete the runs with everything recorded of them, then vacuum the database so the file
 shrinks (`store/retention.py`). A run still going on is never pruned, and `forget` refuses
-it (exit 2). `--json` prints `{"schema": 1, "deleted": [...], "bytes_before": ...,
+it (exit 2). `--json` prints `{"schema": 2, "deleted": [...], "bytes_before": ...,
 "bytes_after": ...}`.
 """
 

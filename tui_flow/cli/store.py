@@ -133,7 +133,7 @@ class LogPrinter:
     (`HH:MM:SS.mmm  level    text`), built as strings for `TextOut` (styles as ANSI codes on
     a terminal, task text through `visible()` there). Feed it rows chunk by chunk."""
 
-    def __init__(self, task_id: str, text: TextOut) -> None:
+    def __init__(self, task_id: str, text: TextOut, view: Any = None) -> None:
         from ..console import Clock
 
         self.task_id = task_id
@@ -141,6 +141,41 @@ class LogPrinter:
         self._clock = Clock()
         self._marker: tuple[str, int, int] | None = None
         self._red = text.codes("red")
+        # each failed attempt's error (and traceback), printed after its lines: (task, n) ->
+        # (error, traceback, whether it is the task's last failed attempt)
+        self._errors: dict[tuple[str, int], tuple[str, str | None, bool]] = {}
+        for t in view.tasks.values() if view is not None else ():
+            if t.id != task_id and t.info.parent != task_id:
+                continue
+            failed = [a for a in t.attempts if a.error and a.status not in ("completed",)]
+            for a in failed:
+                self._errors[(t.id, a.number)] = (a.error, a.traceback, a is failed[-1])
+
+    def _error_of(self, key: tuple[str, int]) -> str:
+        found = self._errors.pop(key, None)
+        if found is None:
+            return ""
+        from ..tracebacks import failure_lines
+
+        error, tb, last = found
+        who = f"{self.text.user(key[0])} " if key[0] != self.task_id else ""
+        lines = failure_lines(error, tb, full=last)
+        lines[0] = f"✖ {who}attempt {key[1]} failed: {lines[0]}"
+        if self.text.safe:
+            lines = [self.text.user(ln) for ln in lines]
+        red_head, red_tail = self._red
+        lines[0] = f"{red_head}{lines[0]}{red_tail}"
+        return "".join(ln + "\n" for ln in lines)
+
+    def finish(self) -> str:
+        """What is left once every row is written: the last attempt's error, and those of
+        attempts that wrote no line."""
+        out = []
+        if self._marker is not None:
+            out.append(self._error_of((self._marker[0], self._marker[2])))
+        for key in list(self._errors):
+            out.append(self._error_of(key))
+        return "".join(out)
 
     def lines(self, rows: Iterable[Sequence[Any]]) -> str:
         """The text of `rows` (tuples in `LogRow`'s field order, or `LogRow`s)."""
@@ -151,6 +186,8 @@ class LogPrinter:
         for tid, attempt, at, level, text, segment, logger, extra in rows:
             key = (tid, segment, attempt)
             if key != self._marker:
+                if self._marker is not None:
+                    out.append(self._error_of((self._marker[0], self._marker[2])))
                 self._marker = key
                 who = f"{user(tid)} " if tid != self.task_id else ""
                 seg = f" (resume {segment})" if segment else ""
@@ -221,6 +258,7 @@ async def write_logs(
     plain: bool | None,
     *,
     as_json: bool = False,
+    view: Any = None,
 ) -> int:
     """Write a task's log (`show --logs`), read from the store and written a chunk at a time:
     a log of any size starts at once and never sits in memory whole. As text (see
@@ -243,7 +281,7 @@ async def write_logs(
                     break
         text.write("]}\n")
         return n
-    printer = LogPrinter(task_id, text)
+    printer = LogPrinter(task_id, text, view)
     async with contextlib.aclosing(store.log_chunks(run_id, task_id)) as chunks:
         async for rows in chunks:
             text.write(printer.lines(rows))
@@ -252,6 +290,8 @@ async def write_logs(
                 break
     if not n:
         text.write(f"task {task_id!r} of run {run_id} wrote no log lines\n")
+    if not text.closed:
+        text.write(printer.finish())  # the errors, tracebacks with the user's frames first
     return n
 
 
@@ -300,13 +340,14 @@ def cmd_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
         run = await store.resolve(args.run)
         if args.logs:
             # from its events: a run still going has no per-task rows yet
-            known = set((await store.load_run(run.run_id, log_lines=False)).tasks)
+            view = await store.load_run(run.run_id, log_lines=False)
+            known = set(view.tasks)
             if args.logs not in known:
                 raise ActionRefused(
                     f"run {run.run_id} has no task {args.logs!r} (tasks: "
                     f"{', '.join(sorted(known))})"
                 )
-            await write_logs(store, run.run_id, args.logs, out, plain, as_json=args.json)
+            await write_logs(store, run.run_id, args.logs, out, plain, as_json=args.json, view=view)
             return EXIT_OK
         # the summary does not count log lines: it costs the same for a run of a million
         view = await store.load_run(run.run_id, log_lines=False)

@@ -20,7 +20,9 @@ from collections.abc import Awaitable, Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..context import _MISSING, Context, to_json_value
+from ..context import _MISSING, Context, returned_value
+from ..tasks import source_of
+from .events import WAITS_FOR_WORKER, TaskStateChanged
 from .logs import AttemptSink, capture, enter_attempt, exit_attempt
 from .retry import retry_refusal
 from .runners import ProcessJob, _Worker, describe_error, get_process_pool, retryable_error
@@ -201,9 +203,7 @@ def _job(unit: Unit, fn: Callable[..., Any], kind: str, visible: Any) -> Process
     return ProcessJob(
         # the file that defines the function being run: a fallback may live in another
         # module than the task's body
-        source_file=getattr(getattr(fn, "__code__", None), "co_filename", None)
-        or task.source_file
-        or "",
+        source_file=source_of(fn)[0] or task.source_file or "",
         fn_name=getattr(fn, "__name__", task.id),
         task_id=task.id,
         kind=kind,
@@ -291,8 +291,22 @@ async def run_attempt(
         runner = "remote"
     if runner == "process":
         # wait for a free worker first: queueing is not running, and not under the timeout
+        pool = get_process_pool()
+        if not pool.has_idle():  # say so: it holds a slot, but no body runs yet
+            # (an event only: to the scheduler it is what it was, pending or retrying)
+            ex._emit(
+                TaskStateChanged.trusted(
+                    ex.run_id,
+                    ex.clock(),
+                    unit.id,
+                    "pending",
+                    attempt,
+                    unit.task.spec.max_attempts,
+                    reason=WAITS_FOR_WORKER,
+                )
+            )
         try:
-            out.worker = await get_process_pool().acquire()
+            out.worker = await pool.acquire()
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
@@ -312,9 +326,7 @@ async def run_attempt(
             # the body returned past its deadline without awaiting in between (it blocked
             # the loop, so the timeout could not fire): it timed out all the same
             raise BodyOverran
-        if unit.item is not _MISSING and value is not None:
-            value = to_json_value(f"result of {unit.id}", value)
-        out.value = value
+        out.value = returned_value(unit.id, value)
         out.ok = True
     except _Answered:
         pass  # the worker's answer is the attempt's error

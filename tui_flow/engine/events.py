@@ -14,6 +14,13 @@ from ..tasks import Task
 
 TaskState = Literal["pending", "running", "retrying", "completed", "failed", "skipped", "cancelled"]
 FINAL_STATES: frozenset[str] = frozenset({"completed", "failed", "skipped", "cancelled"})
+#: the reason of a `pending` task_state event: the task holds a slot but waits for a worker
+#: process (one starting up, or the pool is busy); its `running` event ends the wait
+WAITS_FOR_WORKER = "waits for a worker process"
+#: the reason of a `running` task_state event after `x` on a task whose body runs in a thread:
+#: a thread cannot be stopped, so the task stays running until its body returns, and is then
+#: cancelled (what the body did is dropped)
+CANCEL_WAITS_FOR_THREAD = "cancel asked: a thread cannot be stopped, it runs until its body returns"
 RunStatus = Literal["running", "completed", "failed", "cancelled", "interrupted"]
 
 
@@ -41,6 +48,7 @@ class TaskInfo(BaseModel):
     timeout_s: float | None = None
     map_over: str | None = None
     has_fallback: bool = False
+    run_if: str | None = None  # the task's condition, as text (conditions.py)
     parent: str | None = None  # for `task[3]` instances of a map_over task: the task's id
 
 
@@ -238,6 +246,7 @@ def _build_task_info(t: Task) -> TaskInfo:
         timeout_s=s.timeout_s,
         map_over=s.map_over,
         has_fallback=t.fallback_fn is not None,
+        run_if=None if s.run_if is None else str(s.run_if),
     )
 
 

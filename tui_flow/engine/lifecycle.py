@@ -31,6 +31,7 @@ class Lifecycle:
     rng: random.Random
     state: dict[str, str]
     cancelled: bool
+    cancel_asked: set[str]
     ledger: Ledger
     buffer: LogBuffer | None
 
@@ -54,6 +55,9 @@ class Lifecycle:
             while True:
                 attempt += 1
                 result = await run_attempt(self, unit, attempt, unit.task.fn, "body")
+                if unit.id in self.cancel_asked:
+                    self._cancelled_after_body(unit, attempt)
+                    return
                 if result.ok:
                     self._succeed(unit, attempt, result, via_fallback=False)
                     return
@@ -108,6 +112,9 @@ class Lifecycle:
                     fb = await run_attempt(
                         self, unit, attempt + 1, unit.task.fallback_fn, "fallback"
                     )
+                    if unit.id in self.cancel_asked:
+                        self._cancelled_after_body(unit, attempt + 1)
+                        return
                     if fb.ok:
                         self._succeed(unit, attempt + 1, fb, via_fallback=True)
                         return
@@ -150,8 +157,31 @@ class Lifecycle:
         finally:
             self.release_slot(unit)
 
+    def _cancelled_after_body(self, unit: Unit, attempt: int) -> None:
+        """`x` on a thread body: now that it returned, the task is cancelled (what it did is
+        dropped, as for any cancelled task)."""
+        self.cancel_asked.discard(unit.id)
+        self._flush_logs()
+        self.set_state(
+            unit.id, "cancelled", attempt, reason="cancelled by user (its body ran to its end)"
+        )
+        self._release_final(unit)
+        self._settle([unit.id])
+
     def _succeed(self, unit: Unit, attempt: int, result: Attempt, via_fallback: bool) -> None:
         self._flush_logs()
+        if unit.parent is None and result.value is not None:
+            # a task's return value is kept under its id, as an instance's is (in a list)
+            if unit.id in result.writes:
+                self._fail(
+                    unit,
+                    attempt,
+                    error=f"ConflictError: task {unit.id!r} returned a value and also wrote the "
+                    f"context key {unit.id!r}; the return value is kept under the task's id, so "
+                    "write another key or return None",
+                )
+                return
+            result.writes = {**result.writes, unit.id: result.value}
         if unit.parent is not None:
             conflict = self.ledger.claim_instance_keys(unit.parent, unit.id, result.writes)
         else:

@@ -11,7 +11,7 @@ from .state import RunView
 
 #: the version of the shape of every JSON document tui-flow prints (its `schema` field); the
 #: documents and their JSON Schema: tui_flow/documents.py
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass

@@ -249,6 +249,7 @@ def find_in_module(module: Any, job: ProcessJob) -> Callable[..., Any]:
     found = vars(module).get(job.fn_name)
     if isinstance(found, Task):
         found = found.fn if job.kind == "body" else found.fallback_fn
+    found = getattr(found, "__tui_flow_body__", found)  # a compat body (taskinity's @task)
     if callable(found):
         return found
     candidates: list[Task] = [v for v in vars(module).values() if isinstance(v, Task)]
@@ -271,7 +272,7 @@ def run_job_in_worker(job: ProcessJob, sink: Any, module: Any = None) -> tuple[d
     `module` is the task's module when the caller has already imported it (the Dask runner
     executes the file's source on the worker); otherwise the file is imported by path.
     """
-    from ..context import _MISSING, Context, to_json_value
+    from ..context import _MISSING, Context, returned_value
 
     fn = _find_function(job) if module is None else find_in_module(module, job)
     visible: Mapping[str, Any] = job.visible
@@ -291,11 +292,7 @@ def run_job_in_worker(job: ProcessJob, sink: Any, module: Any = None) -> tuple[d
     except BaseException as exc:
         _note_refusal(exc, job, module)
         raise
-    # only a map_over instance's return value is kept (and so must be JSON)
-    value = None
-    if result is not None and job.has_item:
-        value = to_json_value(f"result of {job.display_id}", result)
-    return ctx.writes, value
+    return ctx.writes, returned_value(job.display_id, result)
 
 
 def _note_refusal(exc: BaseException, job: ProcessJob, module: Any) -> None:
@@ -577,6 +574,10 @@ class ProcessPool:
     ) -> tuple[Any, ...]:
         """Run a job on a free worker; cancelling this kills the worker (then replaced)."""
         return await self.run_on(await self.acquire(), job, on_message)
+
+    def has_idle(self) -> bool:
+        """Whether `acquire` would hand out a started worker at once."""
+        return any(w.proc.is_alive() for w in self._idle)
 
     async def acquire(self) -> _Worker:
         """Wait for a free worker (starting one if the pool is not full)."""

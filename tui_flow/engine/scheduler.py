@@ -38,6 +38,7 @@ from ..workflow import Workflow
 from .attempts import RemoteRunner, body_holding_loop
 from .ending import Ending
 from .events import (
+    CANCEL_WAITS_FOR_THREAD,
     FINAL_STATES,
     ContextWritten,
     Event,
@@ -120,6 +121,7 @@ class Execution(Lifecycle, Ending):
         self.running = 0
         self.peak_running = 0
         self.cancelled = False
+        self.cancel_asked: set[str] = set()  # thread bodies to cancel when they return
         self._ready: list[tuple[int, int, int, str, asyncio.Future[None] | None]] = []
         self._seq = itertools.count()
         self._slice = (slice_s, slice_clock)
@@ -305,6 +307,14 @@ class Execution(Lifecycle, Ending):
                 self.cancel_task(uid)
             return True
         if unit.lane is not None:
+            if self.state.get(task_id) == "running" and self._runs_in_thread(unit):
+                # a thread cannot be stopped: it stays running (and says so) until its body
+                # returns, and is cancelled then (lifecycle.py)
+                if task_id not in self.cancel_asked:
+                    self.cancel_asked.add(task_id)
+                    attempt = self.view.tasks[task_id].attempt if task_id in self.view.tasks else 0
+                    self.set_state(task_id, "running", attempt, reason=CANCEL_WAITS_FOR_THREAD)
+                return True
             unit.lane.cancel()
             return True
         self._ready = [e for e in self._ready if e[3] != task_id]
@@ -312,6 +322,9 @@ class Execution(Lifecycle, Ending):
         self.set_state(task_id, "cancelled", reason="cancelled by user")
         self._settle([task_id])
         return True
+
+    def _runs_in_thread(self, unit: Unit) -> bool:
+        return unit.task.runner == "thread" and self.remote is None
 
     # -- events --------------------------------------------------------------------------------
 
@@ -381,6 +394,9 @@ class Execution(Lifecycle, Ending):
     def _resolve(self, tid: str, defer: bool = False) -> bool:
         """All dependencies of `tid` are final: run it or skip it. True if it ended at once."""
         why = self.progress.verdict(tid)
+        cond = self.units[tid].task.spec.run_if
+        if why is None and cond is not None:
+            why = cond.why_not(self.ledger.visible_for(tid), self.state)
         if why is not None:
             self.set_state(tid, "skipped", reason=why)
             if not defer:

@@ -12,6 +12,7 @@ from typing import Any
 
 from .events import (
     FINAL_STATES,
+    WAITS_FOR_WORKER,
     ContextWritten,
     Event,
     RetryScheduled,
@@ -53,6 +54,8 @@ class TaskView:
     finished_at: float | None = None  # when it reached its final state
     instances: list[str] = field(default_factory=list)
     log_lines: int = 0
+    worker_wait_s: float = 0.0  # held a slot waiting for a worker process (report breakdown)
+    worker_wait_since: float | None = None
 
     @property
     def id(self) -> str:
@@ -66,8 +69,19 @@ class TaskView:
     def dependencies(self) -> tuple[str, ...]:
         return self.info.dependencies
 
+    @property
+    def parent(self) -> str | None:
+        return self.info.parent
+
     # set by RunView for a map_over task: its longest instance (see report.compute_report)
     path_weight: float | None = None
+
+    @property
+    def note(self) -> str | None:
+        """One line: why the task failed, was skipped ("do_audit is false") or cancelled."""
+        if self.error:
+            return self.error
+        return self.reason if self.state in ("skipped", "cancelled") else None
 
     @property
     def final(self) -> bool:
@@ -80,6 +94,14 @@ class TaskView:
     @property
     def max_attempts(self) -> int:
         return self.info.retry_attempts + 1
+
+    def work(self) -> float:
+        """The attempts' summed running time (retry waits left out)."""
+        return sum(
+            a.finished_at - a.started_at
+            for a in self.attempts
+            if a.finished_at is not None and a.finished_at > a.started_at
+        )
 
     def duration(self, now: float | None = None) -> float | None:
         """Span from first start to final state (to `now` while it runs)."""
@@ -168,6 +190,11 @@ class RunView:
             return []
         prev = t.state
         state = e.state
+        if t.worker_wait_since is not None and state != "pending":
+            t.worker_wait_s += max(0.0, e.at - t.worker_wait_since)
+            t.worker_wait_since = None
+        if state == "pending" and e.reason == WAITS_FOR_WORKER:
+            t.worker_wait_since = e.at
         if state == "running":
             if e.attempt > 0 and (not t.attempts or t.attempts[-1].number != e.attempt):
                 t.attempts.append(AttemptView(e.attempt, e.at))
@@ -253,8 +280,8 @@ class RunView:
     def compute_report(self, finished_at: float | None = None) -> Report:
         for t in self.tasks.values():
             if t.instances:
-                spans = [self.tasks[i].duration() or 0.0 for i in t.instances if i in self.tasks]
-                t.path_weight = max(spans, default=0.0)
+                works = [self.tasks[i].work() for i in t.instances if i in self.tasks]
+                t.path_weight = max(works, default=0.0)
         # a TaskView has every attribute compute_report reads (id, status, dependencies,
         # attempts, started_at, finished_at, error, via_fallback): no copies needed
         return compute_report(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import os
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,13 +26,13 @@ from textual import work
 from textual.widgets import Static
 
 from ..errors import LoadError, TuiFlowError, ValidationError
-from ..loader import LoadedFile, load
+from ..loader import WORKFLOW_SUFFIXES, LoadedFile, load
 from ..safe_text import visible
 from ..tasks import Task
 from ..workflow import Workflow
 from .session import RunSession, idle_view
 
-WATCHED_SUFFIXES = (".py", ".flow")
+WATCHED_SUFFIXES = WORKFLOW_SUFFIXES
 
 
 @dataclass
@@ -89,7 +90,8 @@ def fingerprint(task: Task) -> str:
     h.update(task.spec.model_dump_json().encode())
     h.update(task.runner.encode())
     for fn in (task.fn, task.fallback_fn):
-        code = getattr(fn, "__code__", None)
+        # a compat body (cloaca's, taskinity's) wraps the user's function: fingerprint that
+        code = getattr(inspect.unwrap(fn) if fn is not None else None, "__code__", None)
         h.update(repr(_code_key(code)).encode() if code is not None else b"-")
     return h.hexdigest()
 
@@ -183,6 +185,7 @@ class ReloadActions:
     reloads: asyncio.Queue[tuple[str, Any]]
     watch_ready: asyncio.Event
     max_concurrency: int | None
+    stale: bool
 
     @work(exclusive=True, group="watch", exit_on_error=False)
     async def watch_workflow(self) -> None:
@@ -242,7 +245,13 @@ class ReloadActions:
         self.loaded = loaded
         self.workflow = new
         self.pending_reload = None
-        if self.session is not self.last_live or not self.running:
+        shown = self.session.view.status
+        if shown not in ("idle", "running", "pending"):
+            # a finished run (live or past) stays on screen, marked stale: `r` runs the new
+            # version
+            self.stale = True
+            self._update_header(self.clock())
+        elif self.session is not self.last_live or not self.running:
             idle = RunSession(idle_view(new, self.max_concurrency), live=False)
             old = self.session
             idle.lines, idle.task_lines, idle.total_lines = (

@@ -10,13 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import work
+from textual.widgets import TabbedContent
 
 from ..engine import Execution, RunResult
+from ..engine.events import CANCEL_WAITS_FOR_THREAD
 from ..runs import ActionRefused, downstream, plan_rerun_failed, plan_rerun_from, plan_reuse
 from ..status import EXIT_INTERRUPTED, exit_code, fmt_seconds, glyph
 from ..workflow import Workflow
 from .guard import guarded
-from .session import RunSession, idle_view, log_entry
+from .session import RunSession, idle_view, with_attempt_errors
 from .summary import summary_lines
 from .widgets.dialogs import ConcurrencyPrompt
 from .widgets.history import HistoryScreen
@@ -38,6 +40,8 @@ class RunActions:
     interrupted: bool
     interrupted_by: int | None
     pending_reload: LoadedFile | None
+    tab_at_start: str | None = None  # the panel shown when the live run started
+    report_opened: bool = False  # the run's end opened the Report panel
     initial_context: dict[str, Any]
     max_concurrency: int | None
     max_log_lines: int
@@ -56,6 +60,8 @@ class RunActions:
             return True if self.use_store else False
         if action in ("rerun_failed", "rerun_from"):
             return None if self.running or self._rerun_source() is None else True
+        if action == "back_to_live":
+            return self.past_run is not None
         if action == "switch_workflow":
             return len(self.loaded.workflows) > 1
         return True
@@ -104,9 +110,11 @@ class RunActions:
             execution.subscribe(self.store.recorder(execution.view))
             session.recorded = True
         self.execution = execution
+        self.tab_at_start = self.query_one(TabbedContent).active  # type: ignore[attr-defined]
         self.past_run = None
         self.interrupted = False
         self.last_live = session
+        self.tree.follow = True  # the cursor follows the running task until the user moves it
         # the run is on disk before its first body starts
         execution.start(gate=self.store.flush() if self.store is not None else None)
         self.show_session(session)
@@ -115,14 +123,31 @@ class RunActions:
         )
         return True
 
+    def _run_ended(self) -> None:
+        """The live run ended: the cursor goes to the task that failed first (its error and
+        traceback in Details); the Report panel opens unless the user chose another panel
+        while the run went."""
+        view = self.session.view
+        failed = [t for t in view.tasks.values() if t.state == "failed"]
+        if failed:
+            first = min(failed, key=lambda t: (t.finished_at or 0.0, view.order.index(t.id)))
+            tree = self.tree
+            if not tree.select_task(first.id) and first.info.parent is not None:
+                tree.select_task(first.info.parent)
+        tabs = self.query_one(TabbedContent)  # type: ignore[attr-defined]
+        self.report_opened = tabs.active == self.tab_at_start
+        if self.report_opened:
+            tabs.active = "tab-report"
+
     async def _await_run(self, execution: Execution, remote: Any) -> None:
         result = await execution.wait()
         self.last_result = result
         if self.session is self.last_live:
             self._tick()
+        where = "" if self.report_opened else "; the report is in panel 4"
         self.notify(
             f"{result.workflow} {glyph(result.status)} {result.status} in "
-            f"{fmt_seconds(result.finished_at - result.started_at)}; the report is in panel 4",
+            f"{fmt_seconds(result.finished_at - result.started_at)}{where}",
             title=f"Run {result.run_id}",
             severity="information" if result.ok else "warning",
         )
@@ -144,7 +169,16 @@ class RunActions:
         if self.execution is None or not self.running or tid is None:
             return
         if self.past_run is None and self.execution.cancel_task(tid):
-            self.notify(f"Cancelling {tid}…")
+            t = self.session.view.tasks.get(tid)
+            if t is not None and t.reason == CANCEL_WAITS_FOR_THREAD:
+                self.notify(
+                    f"{tid} runs in a thread, which cannot be stopped: it keeps running until "
+                    "its body returns, then it is cancelled (what it did is dropped).",
+                    title="Cancel",
+                    timeout=6,
+                )
+            else:
+                self.notify(f"Cancelling {tid}…")
 
     @guarded
     def action_run_with_concurrency(self) -> None:
@@ -229,9 +263,40 @@ class RunActions:
 
         self.push_screen(HistoryScreen(self.workflow.name, rows), chosen)
 
+    @guarded
+    def action_back_to_live(self) -> None:
+        """From a past run back to the latest run started here (or the idle workflow)."""
+        if self.past_run is None:
+            return
+        self.past_run = None
+        if self.last_live is not None:
+            self.show_session(self.last_live)
+        else:
+            self.show_session(
+                RunSession(idle_view(self.workflow, self.max_concurrency), live=False)
+            )
+        self.notify("Back to the live run." if self.running else "Back to the latest run.")
+
+    @guarded
+    def action_interrupt(self) -> None:
+        """ctrl+c: cancel the run; with no run going (or at the second press), quit."""
+        if self.execution is not None and self.running and not self.interrupted:
+            self.interrupted = True
+            self.execution.cancel()
+            self.notify("Cancelling the run… ctrl+c again (or q) quits.", timeout=4)
+            return
+        self.run_worker(self.action_quit(), name="quit", exit_on_error=False)
+
     @work(exclusive=True, group="history", exit_on_error=False)
     async def open_past_run(self, run_id: str) -> None:
         """Show a recorded run in the same panels as a live one."""
+        live = self.last_live
+        if live is not None and live.view.run_id == run_id:
+            # the run going on (or the latest one here): the live view, not a frozen copy
+            if self.session is not live:
+                self.past_run = None
+                self.show_session(live)
+            return
         view = await self.store.load_run(run_id)
         if view is None:
             self.notify(f"No run {run_id} in the store.", severity="warning")
@@ -240,7 +305,7 @@ class RunActions:
         session.recorded = True
         limit = session.max_lines
         rows = await self.store.task_logs(run_id, None, limit=limit)
-        session.add_lines([log_entry(r.task_id, r.level, r.text, r.logger, r.extra) for r in rows])
+        session.add_lines(with_attempt_errors(rows, view))
         self.past_run = run_id
         self.show_session(session)
         self.notify(f"Showing past run {run_id}; r starts a new run.", timeout=4)

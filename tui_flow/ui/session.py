@@ -26,9 +26,11 @@ from ..engine.events import (
     TaskInfo,
     TaskLogs,
     TasksAdded,
+    TaskStateChanged,
     task_info,
 )
 from ..engine.state import RunView, TaskView
+from ..tracebacks import user_frames
 from ..workflow import Workflow
 
 MAX_MERGED_LINES = 10_000
@@ -53,6 +55,47 @@ def log_entry(
     if logger is None and not extra:
         return (task_id, level, text)
     return (task_id, level, text, log_source(logger, extra))
+
+
+def error_entries(
+    task_id: str, attempt: int, max_attempts: int, error: str | None, tb: str | None
+) -> list[Entry]:
+    """An attempt's error as log lines: the error, then where in the user's code."""
+    which = f"attempt {attempt}/{max_attempts} " if attempt else ""
+    out: list[Entry] = [(task_id, "error", f"✖ {which}failed: {error or 'failed'}")]
+    for f in user_frames(tb):
+        out.append((task_id, "error", f"    at {f.where()}" + (f": {f.code}" if f.code else "")))
+    return out
+
+
+def with_attempt_errors(rows: Iterable[Any], view: RunView) -> list[Entry]:
+    """Stored log rows (`LogRow`s) with each failed attempt's error after its lines, as a live
+    run's log has them (for a past run opened in the app)."""
+    out: list[Entry] = []
+    shown: set[tuple[str, int]] = set()
+
+    def errors_of(key: tuple[str, int] | None) -> None:
+        if key is None or key in shown:
+            return
+        shown.add(key)
+        t = view.tasks.get(key[0])
+        for a in t.attempts if t is not None else ():
+            if a.number == key[1] and a.error and a.status not in ("completed", "running"):
+                out.extend(error_entries(t.id, a.number, t.max_attempts, a.error, a.traceback))
+
+    last: tuple[str, int] | None = None
+    for r in rows:
+        key = (r.task_id, r.attempt)
+        if key != last:
+            errors_of(last)
+            last = key
+        out.append(log_entry(r.task_id, r.level, r.text, r.logger, r.extra))
+    errors_of(last)
+    for t in view.tasks.values():  # attempts that failed without writing a line
+        for a in t.attempts:
+            if a.error and (t.id, a.number) not in shown:
+                errors_of((t.id, a.number))
+    return out
 
 
 @dataclass
@@ -129,6 +172,17 @@ class RunSession:
         if changed:
             changes.tasks.update(changed)
         match event:
+            case TaskStateChanged(error=str()) if event.state in ("retrying", "failed"):
+                # each attempt's error inline in the task's log, where its lines end
+                self.add_lines(
+                    error_entries(
+                        event.task_id,
+                        event.attempt,
+                        event.max_attempts,
+                        event.error,
+                        event.traceback,
+                    )
+                )
             case RetryScheduled():
                 changes.retries = True
             case ContextWritten():

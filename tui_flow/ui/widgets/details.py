@@ -9,9 +9,11 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from ...engine.events import CANCEL_WAITS_FOR_THREAD as CANCEL_ASKED
 from ...engine.state import RunView, TaskView
 from ...safe_text import visible
 from ...status import fmt_seconds, glyph, label, style
+from ...tracebacks import failure_lines
 
 
 def retry_policy(t: TaskView) -> str:
@@ -28,7 +30,9 @@ def retry_policy(t: TaskView) -> str:
     return out
 
 
-def details_renderable(t: TaskView | None, view: RunView, now: float) -> RenderableType:
+def details_renderable(
+    t: TaskView | None, view: RunView, now: float, needed_by: list[str] | None = None
+) -> RenderableType:
     if t is None:
         return Text("Select a task to see its details.", style="dim")
     info = t.info
@@ -36,7 +40,7 @@ def details_renderable(t: TaskView | None, view: RunView, now: float) -> Rendera
     head.append(info.id, style="bold")
     head.append("  ")
     head.append(label(t.state), style=style(t.state))
-    if t.reason and t.state not in ("running", "completed"):
+    if t.reason and (t.state not in ("running", "completed") or t.reason == CANCEL_ASKED):
         head.append(f"  ({visible(t.reason)})", style="dim")
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
@@ -46,7 +50,9 @@ def details_renderable(t: TaskView | None, view: RunView, now: float) -> Rendera
     if info.parent:
         grid.add_row("instance of", info.parent)
     grid.add_row("depends on", ", ".join(info.dependencies) or "nothing (starts at once)")
-    dependents = [tid for tid in view.order if info.id in view.tasks[tid].info.dependencies]
+    dependents = needed_by
+    if dependents is None:  # the app passes them (a scan of every task is slow at 10,000)
+        dependents = [tid for tid in view.order if info.id in view.tasks[tid].info.dependencies]
     if dependents:
         grid.add_row("needed by", ", ".join(dependents))
     grid.add_row("retries", retry_policy(t))
@@ -56,6 +62,8 @@ def details_renderable(t: TaskView | None, view: RunView, now: float) -> Rendera
     if info.map_over:
         extra += f" · map over {info.map_over!r}"
     grid.add_row("rules", extra)
+    if info.run_if:
+        grid.add_row("runs if", visible(info.run_if))
     if t.started_at is not None and t.final:
         grid.add_row("duration", fmt_seconds(t.duration(now)))
     if t.instances:
@@ -76,7 +84,36 @@ def details_renderable(t: TaskView | None, view: RunView, now: float) -> Rendera
         grid.add_row("wrote", ", ".join(t.written_keys))
     if t.log_lines and t.final:
         grid.add_row("log", f"{t.log_lines:,} line{'s' if t.log_lines != 1 else ''}")
-    return Group(head, grid)
+    failure = failure_text(t)
+    return Group(head, grid) if failure is None else Group(head, grid, Text(""), failure)
+
+
+def failure_text(t: TaskView) -> Text | None:
+    """The error that ended the task (or its last failed attempt) with its traceback, the
+    user's own frames first (`tracebacks.failure_lines`)."""
+    error, tb = t.error, t.traceback
+    if tb is None:
+        failed = [a for a in t.attempts if a.traceback]
+        if not failed:
+            return None
+        error, tb = failed[-1].error, failed[-1].traceback
+    lines = failure_lines(error, tb)
+    out = Text()
+    section = "error"
+    for i, line in enumerate(lines):
+        if line in ("your code (most recent call last):", "full traceback:"):
+            section = line
+            out.append(line + "\n", style="bold")
+            continue
+        text = visible(line)
+        if i == 0:
+            out.append(text + "\n", style="bold red")
+        elif section == "full traceback:":
+            out.append(text + "\n", style="dim")
+        else:
+            out.append(text + "\n")
+    out.rstrip()
+    return out
 
 
 class TaskDetails(VerticalScroll):
@@ -91,7 +128,9 @@ class TaskDetails(VerticalScroll):
         super().__init__(id=id)
         self._key: tuple[object, ...] | None = None
 
-    def show(self, t: TaskView | None, view: RunView, now: float) -> None:
+    def show(
+        self, t: TaskView | None, view: RunView, now: float, needed_by: list[str] | None = None
+    ) -> None:
         """Show a task; redraw only when something shown changed (not on every tick)."""
         key: tuple[object, ...] = (id(view),)
         if t is not None:
@@ -109,4 +148,4 @@ class TaskDetails(VerticalScroll):
         if key == self._key:
             return
         self._key = key
-        self.query_one("#details-body", Static).update(details_renderable(t, view, now))
+        self.query_one("#details-body", Static).update(details_renderable(t, view, now, needed_by))
