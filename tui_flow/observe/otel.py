@@ -203,19 +203,23 @@ def cli_subscriber(mode: str) -> OtelSubscriber:
 
         exporter: Any = ConsoleSpanExporter(out=sys.stderr)
     else:
-        try:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        except ImportError:
+        import importlib
+
+        module = None
+        for name in ("http", "grpc"):  # opentelemetry-exporter-otlp brings both
             try:
-                from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-                    OTLPSpanExporter,
+                module = importlib.import_module(
+                    f"opentelemetry.exporter.otlp.proto.{name}.trace_exporter"
                 )
+                break
             except ImportError:
-                raise BadInput(
-                    "--otel otlp needs an OTLP exporter: pip install opentelemetry-exporter-otlp "
-                    "(or --otel console to print the spans)"
-                ) from None
-        exporter = OTLPSpanExporter()
+                continue
+        if module is None:
+            raise BadInput(
+                "--otel otlp needs an OTLP exporter: pip install opentelemetry-exporter-otlp "
+                "(or --otel console to print the spans)"
+            )
+        exporter = module.OTLPSpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": "tui-flow"}))
     provider.add_span_processor(BatchSpanProcessor(exporter))
     subscriber = OtelSubscriber(provider)
