@@ -151,3 +151,24 @@ async def test_a_span_per_run_and_per_attempt() -> None:
     assert failed.status.description == "KeyError: 'k'"
     assert root.start_time <= first.start_time < first.end_time <= second.start_time
     assert failed.end_time <= root.end_time
+
+
+def test_the_config_file_turns_spans_and_the_log_level_on(
+    flow: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    from tui_flow.engine.logs import capture
+
+    (tmp_path / "tui-flow.toml").write_text('otel = "console"\nlog-level = "warning"\n')
+    monkeypatch.chdir(tmp_path)
+    try:
+        code, out, err = cli(capsys, "run", str(flow), "--no-store", "--plain")
+        assert capture.level == 30  # logging records below WARNING are not kept
+    finally:
+        capture.set_level("info")
+    assert code == 1 and "hello from a" in out  # (print is not logging: always kept)
+    assert '"name": "tui-flow run obs"' in err and '"name": "task b"' in err
+
+    (tmp_path / "tui-flow.toml").write_text('otel = "jaeger"\n')
+    code, _, err = cli(capsys, "run", str(flow), "--no-store")
+    assert code == 2 and "otel" in err and "otlp or console" in err

@@ -140,7 +140,7 @@ def run_options(args: argparse.Namespace, *, stored: bool = False) -> RunOptions
 
     settings = config(args).settings
     record = not getattr(args, "no_store", False)
-    log_level = getattr(args, "log_level", None)
+    log_level = getattr(args, "log_level", None) or settings.log_level
     if log_level is not None:  # process-wide, as logging is: the app's runs too
         from ..engine.logs import capture
 
@@ -167,7 +167,7 @@ def run_options(args: argparse.Namespace, *, stored: bool = False) -> RunOptions
         plain=True if getattr(args, "plain", False) else None,
         logs=not getattr(args, "no_logs", False),
         events_jsonl=events_jsonl,
-        otel=getattr(args, "otel", None),
+        otel=getattr(args, "otel", None) or settings.otel,
     )
 
 
