@@ -128,3 +128,12 @@ async def test_an_open_store_cannot_cross_to_the_worker_thread(tmp_path: Path) -
     async with await RunStore.open(tmp_path / "runs.db") as store:
         with pytest.raises(TypeError, match=r"await tui_flow\.run"):
             tui_flow.run_sync(workflow([]), store=store)
+
+
+async def test_the_engine_run_sync_refuses_inside_a_loop_without_a_stray_coroutine() -> None:
+    from tui_flow.engine.scheduler import run_sync
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(RuntimeError, match=r"await tui_flow\.run"):
+            run_sync(workflow([]))
