@@ -50,15 +50,13 @@ FLOW = textwrap.dedent(
 
     @task(dependencies=[root], runner="process")
     def short(ctx: Context) -> int:
-        ctx.insert("short", ctx.get("base") + 2)
-        return 2
+        return ctx.get("base") + 2  # kept in the context as "short"
 
 
     @task(dependencies=[short])
     def long(ctx: Context) -> int:
         time.sleep(0.4)  # workload, allowed
-        ctx.insert("long", ctx.get("base") + 1)
-        return 1
+        return ctx.get("base") + 1
 
 
     @task(dependencies=[root])
@@ -246,9 +244,11 @@ async def test_logs_and_progress_arrive_from_workers_while_running(
     texts = [line.text for line in result.lines]
     pid = int(next(t for t in texts if t.startswith("pid="))[4:])
     assert pid in await worker_pids(runner) and pid != os.getpid()
-    assert "to stderr" in texts and "flow: a warning" in texts and "through the context" in texts
+    assert "to stderr" in texts and "a warning" in texts and "through the context" in texts
     levels = {line.text: line.level for line in result.lines}
-    assert levels["to stderr"] == "error" and levels["flow: a warning"] == "warning"
+    assert levels["to stderr"] == "error" and levels["a warning"] == "warning"
+    loggers = {line.text: line.logger for line in result.lines}
+    assert loggers["a warning"] == "flow" and loggers["to stderr"] is None
     assert [(p.done, p.total, p.message) for p in progress] == [(1, 4, "a quarter")]
 
 

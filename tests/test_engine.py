@@ -616,7 +616,9 @@ async def test_process_timeout_kills_the_worker_and_the_pool_recovers(tmp_path):
     assert result.context["after_pid"] != pid
     lines = [(line.task_id, line.text) for e in rec.of(TaskLogs) for line in e.lines]
     assert ("after", f"printed in {result.context['after_pid']}") in lines
-    assert ("after", "flow: logged in a worker") in lines
+    assert ("after", "logged in a worker") in lines
+    named = {line.text: line.logger for e in rec.of(TaskLogs) for line in e.lines}
+    assert named["logged in a worker"] == "flow" and named["context log in a worker"] is None
     assert ("after", "context log in a worker") in lines
 
 
@@ -838,7 +840,7 @@ async def test_logs_are_attributed_to_task_and_attempt_for_async_and_thread_bodi
     lines = {(ln.task_id, ln.attempt, ln.text) for e in rec.of(TaskLogs) for ln in e.lines}
     for n in (1, 2):
         assert ("chatty", n, f"print attempt {n}") in lines
-        assert ("chatty", n, f"mine: logging attempt {n}") in lines
+        assert ("chatty", n, f"logging attempt {n}") in lines
         assert ("chatty", n, f"context attempt {n}") in lines
     assert ("threaded", 1, "from a thread") in lines
     progress = [e for e in rec.events if e.kind == "task_progress"]

@@ -78,7 +78,7 @@ async def test_gc_hold_is_released_by_a_finished_or_dropped_execution() -> None:
 @settings(max_examples=100, deadline=None)
 @given(
     st.fixed_dictionaries(
-        {"id": st.from_regex(r"[A-Za-z0-9_. -]*[A-Za-z0-9_]", fullmatch=True)},
+        {"id": st.from_regex(r"[A-Za-z0-9_]([A-Za-z0-9_. -]*[A-Za-z0-9_])?", fullmatch=True)},
         optional={
             "dependencies": st.lists(st.sampled_from(["a", "b", "c"]), unique=True),
             "retry_attempts": st.integers(0, 5),

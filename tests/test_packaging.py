@@ -166,3 +166,13 @@ def test_task_is_typed_for_users_type_checkers() -> None:
     assert bare["return"] is Task
     assert configured["return"] == Callable[[Callable[..., Any]], Task]
     assert "retry_attempts" in configured and "unknown" not in configured
+
+
+def test_the_wheel_provides_cloaca_to_scripts_through_a_pth_at_its_root(
+    wheel: zipfile.ZipFile,
+) -> None:
+    # at the root of site-packages a .pth runs at start-up: `python file.py` of a cloaca file
+    # then finds tui-flow's compat module when no real cloaca is installed (provided.py)
+    assert wheel.read("tui_flow_compat.pth").decode().strip() == (
+        "import tui_flow.provided; tui_flow.provided.install()"
+    )

@@ -676,7 +676,7 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_runs(tmp_path: Pat
     assert objects(db) == objects(fresh)
     assert ("view", "task_status") in objects(db)
     con = sqlite3.connect(db)
-    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
     assert con.execute(
         "SELECT task_id, status FROM task_status WHERE run_id = ? AND task_id = 'a'", (RID,)
     ).fetchone() == ("a", view.tasks["a"].state)

@@ -141,10 +141,18 @@ async def test_show_logs_writes_what_it_wrote_before(tmp_path: Path) -> None:
         st.text(st.characters(blacklist_categories=("Cs",))),
         st.text(st.characters(blacklist_categories=("Cs",))),
         st.one_of(st.integers(), st.booleans(), st.none()),
+        st.one_of(st.none(), st.text(st.characters(blacklist_categories=("Cs",)))),
+        st.one_of(
+            st.none(),
+            st.dictionaries(st.text(), st.one_of(st.integers(), st.text(), st.none())),
+        ),
     )
 )
 def test_a_row_as_json_is_what_json_dumps_writes(row: tuple[Any, ...]) -> None:
-    assert _row_json(row) == json.dumps(dict(zip(LOG_ROW_FIELDS, row, strict=True)))
+    """(`extra` as stored: its JSON text, parsed on the way out)"""
+    extra = row[-1]
+    stored = (*row[:-1], None if extra is None else json.dumps(extra))
+    assert _row_json(stored) == json.dumps(dict(zip(LOG_ROW_FIELDS, row, strict=True)))
 
 
 def test_show_logs_into_a_pipe_closed_early_stops_quietly(tmp_path: Path) -> None:

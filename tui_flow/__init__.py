@@ -16,6 +16,15 @@ __version__ = "0.1.0"
 # public name -> the module that defines it
 _EXPORTS: dict[str, str] = {
     "Context": "tui_flow.context",
+    "ctx": "tui_flow.conditions",
+    "succeeded": "tui_flow.conditions",
+    "failed": "tui_flow.conditions",
+    "skipped": "tui_flow.conditions",
+    "all_of": "tui_flow.conditions",
+    "any_of": "tui_flow.conditions",
+    "none_of": "tui_flow.conditions",
+    "always": "tui_flow.conditions",
+    "Condition": "tui_flow.conditions",
     "Execution": "tui_flow.engine.scheduler",
     "RunResult": "tui_flow.engine.result",
     "run": "tui_flow.engine.scheduler",
@@ -37,6 +46,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [  # the names of _EXPORTS, and the version
+    "Condition",
     "ConflictError",
     "Context",
     "ContextError",
@@ -52,10 +62,18 @@ __all__ = [  # the names of _EXPORTS, and the version
     "ValidationError",
     "Workflow",
     "__version__",
+    "all_of",
+    "always",
+    "any_of",
+    "ctx",
+    "failed",
     "load",
+    "none_of",
     "run",
     "run_sync",
+    "skipped",
     "start",
+    "succeeded",
     "task",
 ]
 
@@ -74,6 +92,17 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and editors see
+    from .conditions import (
+        Condition,
+        all_of,
+        always,
+        any_of,
+        ctx,
+        failed,
+        none_of,
+        skipped,
+        succeeded,
+    )
     from .context import Context
     from .engine.result import RunResult
     from .engine.scheduler import Execution, run, run_sync, start

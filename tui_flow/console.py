@@ -273,6 +273,8 @@ class ConsoleReporter:
             text = ln.text if user is None else user(ln.text)
             if text and ln.level in ("error", "critical"):
                 text = f"{red_head}{text}{red_tail}"
+            if ln.logger is not None:  # a `logging` record: its logger, as a prefix
+                text = self.text.styled(self.text.user(ln.logger) + ":", "dim") + " " + text
             out.append(f"{clock(ln.at)}  {prefix}{text}\n")
         self._emit("".join(out))
 

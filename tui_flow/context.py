@@ -97,6 +97,14 @@ def to_json_value(key: str, value: Any) -> Any:
     return json.loads(text)
 
 
+def returned_value(task_id: str, value: Any) -> Any:
+    """What a body returned, as the context keeps it under the task's id: None (nothing kept)
+    for None or a Context (bodies written `return context`), else its JSON value."""
+    if value is None or isinstance(value, Context):
+        return None
+    return to_json_value(f"result of {task_id}", value)
+
+
 @functools.lru_cache(maxsize=256)
 def _cached_adapter(kind: Any) -> TypeAdapter[Any]:
     return TypeAdapter(kind)

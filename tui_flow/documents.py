@@ -129,7 +129,9 @@ class LogDocument(_Versioned):
     task_id: str
     lines: list[LogRow] = Field(
         description="One line each: attempt (1-based), at (seconds since the epoch), level, "
-        "text, and segment (0: the run's first execution, n: its n-th resume)."
+        "text, and segment (0: the run's first execution, n: its n-th resume); logger and "
+        "extra: the name of the `logging` logger that wrote it and its record's extra= "
+        "fields (null for print, context.log and the root logger)."
     )
 
 

@@ -31,6 +31,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .errors import LoadError, TuiFlowError, ValidationError
+from .provided import COMPAT_MODULES, FINDER
 
 if TYPE_CHECKING:
     from .workflow import Workflow
@@ -62,6 +63,23 @@ class _FolderFinder(importlib.abc.MetaPathFinder):
             return None
         spec.loader = _SourceOnlyLoader(spec.loader.name, spec.loader.path)
         return spec
+
+
+@contextlib.contextmanager
+def compat_modules() -> Iterator[None]:
+    """Provide the compat modules to what is imported meanwhile (see CompatFinder)."""
+    if FINDER in sys.meta_path:  # nested (the DSL imports a body module), or installed
+        yield
+        return
+    sys.meta_path.append(FINDER)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(FINDER)
+        for name, target in COMPAT_MODULES.items():
+            if name in sys.modules and sys.modules[name] is sys.modules.get(target):
+                del sys.modules[name]
 
 
 @dataclass
@@ -115,7 +133,8 @@ def importing_from(folder: Path) -> Iterator[None]:
         sys.meta_path.insert(0, finder)
         before = set(sys.modules)
         try:
-            yield
+            with compat_modules():
+                yield
         finally:
             sys.meta_path.remove(finder)
             _evict_modules_under(folder, only=set(sys.modules) - before)

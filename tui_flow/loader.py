@@ -7,12 +7,15 @@ import os
 from pathlib import Path
 from types import ModuleType
 
-from .errors import LoadError
+from .errors import LoadError, TuiFlowError, ValidationError
 from .fresh_import import LoadedFile, import_fresh, source_hash
 from .tasks import Task
 from .workflow import Workflow
 
-__all__ = ["LoadedFile", "load", "workflows_of"]
+__all__ = ["FLOW_SUFFIXES", "WORKFLOW_SUFFIXES", "LoadedFile", "load", "workflows_of"]
+
+FLOW_SUFFIXES = (".flow", ".dsl", ".taskinity")  # the text DSL (Taskinity's names too)
+WORKFLOW_SUFFIXES = (".py", *FLOW_SUFFIXES)
 
 
 def load(path: str | os.PathLike[str]) -> LoadedFile:
@@ -26,12 +29,15 @@ def load(path: str | os.PathLike[str]) -> LoadedFile:
         raise LoadError(str(path), "no such file")
     if p.is_dir():
         raise LoadError(str(path), "is a folder; give a workflow file (.py or .flow)")
-    if p.suffix == ".flow":
+    if p.suffix in FLOW_SUFFIXES:
         from .dsl import load_flow
 
         return load_flow(p)
     if p.suffix != ".py":
-        raise LoadError(str(path), f"unsupported file type {p.suffix!r}; expected .py or .flow")
+        raise LoadError(
+            str(path),
+            f"unsupported file type {p.suffix!r}; expected {', '.join(WORKFLOW_SUFFIXES)}",
+        )
     module = import_fresh(p)
     workflows = workflows_of(module, p)
     return LoadedFile(p, workflows, source_hash(p), [p])
@@ -40,6 +46,14 @@ def load(path: str | os.PathLike[str]) -> LoadedFile:
 def workflows_of(module: ModuleType, p: Path) -> dict[str, Workflow]:
     """The module's Workflow objects, or one workflow of all its tasks named after the file."""
     found: dict[str, Workflow] = {}
+    collect = vars(module).get("__tui_flow_collect__")  # a compat module's (cloaca's) registry
+    if callable(collect):
+        try:
+            found = dict(collect(vars(module), p.stem))
+        except ValidationError:
+            raise
+        except TuiFlowError as exc:
+            raise LoadError(str(p), str(exc)) from None
     for value in vars(module).values():
         if isinstance(value, Workflow) and not any(value is w for w in found.values()):
             if value.name in found:

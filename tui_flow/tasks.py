@@ -18,17 +18,21 @@ from typing import Any, Literal, get_args, overload
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .conditions import Condition
+from .conditions import parse as parse_condition
 from .errors import TaskDefinitionError
 
 RetryBackoff = Literal["fixed", "linear", "exponential"]
 TriggerRule = Literal["all_success", "all_done", "one_failed", "none_failed"]
 RunnerName = Literal["async", "thread", "process"]
+#: `@task(retry_on=...)`: exception types (one or a tuple), or a predicate taking the error
+RetryOn = type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]
 
 
 class TaskSpec(BaseModel):
     """What a task is, minus its body. Immutable once built."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     id: str = Field(min_length=1)
     dependencies: tuple[str, ...] = ()
@@ -44,6 +48,10 @@ class TaskSpec(BaseModel):
     description: str | None = None
     map_over: str | None = None
     fallback: str | None = None  # the fallback function's name (the callable lives on Task)
+    # which errors are retried, as text: exception types ("ConnectionError, MyError") or a
+    # predicate ("is_transient"); the types or the callable live on Task (`retry_on`)
+    retry_on: str | None = None
+    run_if: Condition | None = None  # see conditions.py: false => the task is skipped
 
     @field_validator("id")
     @classmethod
@@ -74,6 +82,7 @@ _ALLOWED: dict[str, str] = {
     "retry_backoff": " | ".join(repr(a) for a in get_args(RetryBackoff)),
     "trigger_rule": " | ".join(repr(a) for a in get_args(TriggerRule)),
     "runner": "None | " + " | ".join(repr(a) for a in get_args(RunnerName)),
+    "run_if": "a condition, e.g. ctx('key') == value, succeeded('task'), all_of(...)",
 }
 
 
@@ -83,6 +92,9 @@ class Task:
     spec: TaskSpec
     fn: Callable[..., Any]
     fallback_fn: Callable[..., Any] | None
+    #: which errors are retried: exception types, or a predicate (None: every error but a
+    #: context error, which would fail the same way again)
+    retry_on: tuple[type[BaseException], ...] | Callable[[BaseException], bool] | None
     source_file: str | None
     source_line: int | None
     signature_problem: str | None
@@ -92,10 +104,12 @@ class Task:
         fn: Callable[..., Any],
         spec: TaskSpec,
         fallback_fn: Callable[..., Any] | None = None,
+        retry_on: tuple[type[BaseException], ...] | Callable[[BaseException], bool] | None = None,
     ) -> None:
         self.fn = fn
         self.spec = spec
         self.fallback_fn = fallback_fn
+        self.retry_on = retry_on
         self.source_file, self.source_line = source_of(fn)
         self.signature_problem = _signature_problem(fn)
         self._is_async = inspect.iscoroutinefunction(fn)
@@ -127,7 +141,7 @@ class Task:
 
     def with_spec(self, **changes: Any) -> Task:
         """A copy with some options changed (used by the DSL and by tests)."""
-        new = Task(self.fn, self.spec.model_copy(update=changes), self.fallback_fn)
+        new = Task(self.fn, self.spec.model_copy(update=changes), self.fallback_fn, self.retry_on)
         new.source_file, new.source_line = self.source_file, self.source_line
         return new
 
@@ -183,6 +197,38 @@ def _plainly_fine(fn: Any) -> bool:
     required = positional - len(fn.__defaults__ or ())
     required += code.co_kwonlyargcount - len(fn.__kwdefaults__ or {})
     return required <= 1
+
+
+def _name_of(obj: Any) -> str:
+    """An exception type or a function as `retry_on`'s text names it: by its name (a workflow
+    file's module name is an import detail, not something to read)."""
+    return getattr(obj, "__name__", None) or repr(obj)
+
+
+def _retry_on(
+    task_id: str, value: Any
+) -> tuple[tuple[type[BaseException], ...] | Callable[[BaseException], bool], str]:
+    """`retry_on` checked: exception types (one, or a tuple/list of them) or a predicate;
+    with its text for the spec."""
+    if isinstance(value, type) and issubclass(value, BaseException):
+        value = (value,)
+    if isinstance(value, tuple | list | frozenset | set):
+        types_ = tuple(value)
+        bad = [v for v in types_ if not (isinstance(v, type) and issubclass(v, BaseException))]
+        if bad or not types_:
+            what = f"{bad[0]!r} is not an exception type" if bad else "it is empty"
+            raise TaskDefinitionError(
+                f"task {task_id!r}: option 'retry_on': {what}; give exception types, e.g. "
+                f"retry_on=(ConnectionError, TimeoutError), or a function error -> bool"
+            )
+        return types_, ", ".join(_name_of(t) for t in types_)
+    if callable(value) and not isinstance(value, type):
+        return value, _name_of(value)
+    raise TaskDefinitionError(
+        f"task {task_id!r}: option 'retry_on' must be exception types (e.g. "
+        f"(ConnectionError, TimeoutError)) or a function taking the error and returning "
+        f"True to retry, not {value!r}"
+    )
 
 
 def _dependency_id(dep: Any) -> str:
@@ -241,6 +287,19 @@ def make_task(fn: Callable[..., Any], **options: Any) -> Task:
             )
         fallback = fallback.fn if isinstance(fallback, Task) else fallback
         opts["fallback"] = getattr(fallback, "__name__", "fallback")
+    retry_on = opts.pop("retry_on", None)
+    if retry_on is not None and not isinstance(retry_on, str):
+        retry_on, opts["retry_on"] = _retry_on(task_id, retry_on)
+    elif isinstance(retry_on, str):
+        raise TaskDefinitionError(
+            f"task {task_id!r}: option 'retry_on' takes the exception types themselves "
+            f"(e.g. retry_on=(ConnectionError,)), not their names ({retry_on!r})"
+        )
+    if isinstance(opts.get("run_if"), str):
+        try:
+            opts["run_if"] = parse_condition(opts["run_if"])
+        except ValueError as exc:
+            raise TaskDefinitionError(f"task {task_id!r}: option 'run_if': {exc}") from None
     if not opts.get("description") and getattr(fn, "__doc__", None):
         opts["description"] = inspect.cleandoc(fn.__doc__).split("\n", 1)[0]
     # options left at their default need no checking (the decorator passes every one): a
@@ -250,7 +309,7 @@ def make_task(fn: Callable[..., Any], **options: Any) -> Task:
         spec = TaskSpec(**given)
     except ValidationError as err:
         raise TaskDefinitionError(_describe_validation_error(task_id, err)) from None
-    return Task(fn, spec, fallback)
+    return Task(fn, spec, fallback, retry_on)
 
 
 @overload
@@ -275,6 +334,8 @@ def task(
     description: str | None = None,
     map_over: str | None = None,
     fallback: Callable[..., Any] | None = None,
+    retry_on: RetryOn | None = None,
+    run_if: Condition | str | None = None,
 ) -> Callable[[Callable[..., Any]], Task]: ...
 
 
@@ -295,6 +356,8 @@ def task(
     description: str | None = None,
     map_over: str | None = None,
     fallback: Callable[..., Any] | None = None,
+    retry_on: RetryOn | None = None,
+    run_if: Condition | str | None = None,
     **unknown: Any,
 ) -> Task | Callable[[Callable[..., Any]], Task]:
     """Mark a function as a workflow task.
@@ -302,6 +365,11 @@ def task(
     Use as `@task` or `@task(...)`. `retry_attempts` counts retries after the first attempt.
     `runner=None` runs async bodies on the event loop and sync bodies in a thread;
     `"process"` runs the body in a worker process (for CPU-bound Python).
+    `retry_on`: retry only these errors: exception types (`(ConnectionError, TimeoutError)`;
+    a timeout counts as `TimeoutError`) or a function `error -> bool`; any other error fails
+    the task at once, its reason saying why.
+    `run_if` (see `tui_flow.conditions`): when it does not hold, the task is skipped.
+    A body's non-None return value is kept in the context under the task's id.
     """
     options: dict[str, Any] = {
         "id": id,
@@ -317,6 +385,8 @@ def task(
         "description": description,
         "map_over": map_over,
         "fallback": fallback,
+        "retry_on": retry_on,
+        "run_if": run_if,
         **unknown,
     }
 

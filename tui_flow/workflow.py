@@ -13,7 +13,7 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .errors import Problem, ValidationError
 from .tasks import Task, source_of
@@ -25,6 +25,10 @@ class Workflow:
     """A named DAG of tasks.
 
     `Workflow("catalog", tasks=[generate_data, partition_data], max_concurrency=4)`
+
+    `fan_in`: what happens when tasks that may run in parallel write one key: "error" (a
+    ConflictError naming both, the default) or "merge" (cloaca's fan-in: lists concatenated
+    without duplicates, dicts merged key by key, other values: the last in task-name order).
     """
 
     def __init__(
@@ -34,6 +38,7 @@ class Workflow:
         *,
         max_concurrency: int = 4,
         description: str | None = None,
+        fan_in: Literal["error", "merge"] = "error",
     ) -> None:
         frame = inspect.currentframe()
         caller = frame.f_back if frame else None
@@ -45,11 +50,18 @@ class Workflow:
         self.name = name
         self.description = description
         self.max_concurrency = max_concurrency
+        self.fan_in = fan_in
+        self.tags: dict[str, str] = {}
+        # declarations the file made that tui-flow loads but does not act on (cloaca's cron
+        # schedules, poll triggers...): `validate` lists them as "not scheduled by tui-flow"
+        self.not_scheduled: list[str] = []
         self.file: str | None = None  # set by the loader: the file the workflow came from
         self.source_hash: str | None = None  # set by the loader: hash of the file's source
 
         task_list = list(tasks)
         problems: list[Problem] = []
+        if fan_in not in ("error", "merge"):
+            problems.append(self._here(f"fan_in must be 'error' or 'merge', not {fan_in!r}"))
         if not isinstance(max_concurrency, int) or isinstance(max_concurrency, bool):
             problems.append(
                 self._here(f"max_concurrency must be an integer, not {max_concurrency!r}")
@@ -84,8 +96,37 @@ class Workflow:
             self.tasks[t.id] = t
 
         problems += _graph_problems(self.tasks)
+        if not problems:
+            problems += self._condition_problems()
         if problems:
             raise ValidationError(problems, workflow=name)
+
+    def _condition_problems(self) -> list[Problem]:
+        """A `run_if` may read the state of the task's ancestors only (the others may not have
+        ended when it is decided)."""
+        problems = []
+        for t in self.tasks.values():
+            cond = t.spec.run_if
+            if cond is None or not cond.tasks():
+                continue
+            ancestors = self.ancestors(t.id)
+            for name in sorted(cond.tasks() - ancestors):
+                if name in self.tasks:
+                    why = "which is not upstream of it: add it to its dependencies"
+                else:
+                    close = difflib.get_close_matches(name, list(self.tasks), n=1)
+                    why = "which is not a task" + (
+                        f" (did you mean {close[0]!r}?)" if close else ""
+                    )
+                problems.append(
+                    Problem(
+                        f"task {t.id!r}: run_if reads the state of {name!r}, {why}",
+                        t.source_file,
+                        t.source_line,
+                        t.id,
+                    )
+                )
+        return problems
 
     def _here(self, message: str) -> Problem:
         """A problem located at the `Workflow(...)` call (unless tui-flow itself made the call)."""

@@ -24,13 +24,14 @@ from collections.abc import Sequence
 
 from ..errors import BadInput, LoadError, TuiFlowError, ValidationError, err
 from ..status import EXIT_BAD_INPUT, EXIT_INTERRUPTED
-from .common import ArgParser, set_pair, whole_number, whole_numbers
+from .common import ArgParser, duration, set_pair, whole_number, whole_numbers
 
 # command -> (module that carries it out, its function, one line of help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("run", "cmd_run", "run a workflow without the app"),
     "validate": ("run", "cmd_validate", "check a workflow file and print its stages"),
-    "history": ("store", "cmd_history", "list recent runs"),
+    "history": ("store", "cmd_history", "list recent runs (--prune: delete old ones)"),
+    "forget": ("retention", "cmd_forget", "delete stored runs and all recorded of them"),
     "show": ("store", "cmd_show", "the report of a past run (or a task's log)"),
     "resume": ("store", "cmd_resume", "continue an interrupted or failed run in place"),
     "rerun": ("store", "cmd_rerun", "a new run re-running what failed, or from a task on"),
@@ -61,6 +62,17 @@ def _db(p: argparse.ArgumentParser) -> None:
         "--db",
         metavar="PATH",
         help="run database (default: $TUI_FLOW_DB, the config's db, else .tui-flow/runs.db)",
+    )
+
+
+def _log_level(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=("debug", "info", "warning", "error", "critical"),
+        metavar="LEVEL",
+        help="the lowest level of `logging` records kept in tasks' logs: debug, info "
+        "(default), warning, error, critical",
     )
 
 
@@ -102,6 +114,7 @@ def add_workflow_args(p: argparse.ArgumentParser) -> None:
     _db(p)
     p.add_argument("--no-store", action="store_true", help="do not record the run")
     _where(p)
+    _log_level(p)
 
 
 def _stored_run(p: argparse.ArgumentParser) -> None:
@@ -118,6 +131,7 @@ def _stored_run(p: argparse.ArgumentParser) -> None:
     )
     _output(p)
     _where(p)
+    _log_level(p)
 
 
 def _arguments(name: str, p: argparse.ArgumentParser) -> None:
@@ -134,6 +148,29 @@ def _arguments(name: str, p: argparse.ArgumentParser) -> None:
         )
         p.add_argument("--json", action="store_true", help="print a JSON list")
         p.add_argument("--plain", action="store_true", help="plain text, no colours")
+        prune = p.add_argument_group(
+            "pruning",
+            "--prune deletes the stored runs that are neither among the --keep newest nor "
+            "younger than --older-than (of --workflow, when given; runs going on are kept), "
+            "then vacuums the database",
+        )
+        prune.add_argument("--prune", action="store_true", help="delete old runs")
+        prune.add_argument(
+            "--keep", type=whole_number(0), metavar="N", help="keep the N newest runs"
+        )
+        prune.add_argument(
+            "--older-than",
+            type=duration,
+            metavar="DURATION",
+            help="delete runs started longer ago than this (90m, 12h, 30d, 2w)",
+        )
+        prune.add_argument(
+            "--dry-run", action="store_true", help="list what --prune would delete, delete nothing"
+        )
+    elif name == "forget":
+        p.add_argument("runs", nargs="+", metavar="RUN", help="run id, unique prefix, or 'last'")
+        _db(p)
+        p.add_argument("--json", action="store_true", help="print what was deleted as JSON")
     elif name == "show":
         p.add_argument("run", metavar="RUN", help="run id, unique prefix, or 'last'")
         _db(p)

@@ -59,6 +59,23 @@ def whole_numbers(low: int = 1) -> Callable[[str], list[int]]:
     return parse
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def duration(text: str) -> float:
+    """An argparse `type=`: a duration as a number and a unit, `90s`, `45m`, `12h`, `30d`,
+    `2w` (combinations such as `1d12h` too), in seconds."""
+    import re
+
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([smhdw])", text.strip().lower())
+    rebuilt = "".join(f"{n}{u}" for n, u in parts)
+    if not parts or rebuilt != re.sub(r"\s+", "", text.strip().lower()):
+        raise argparse.ArgumentTypeError(
+            f"expected a duration such as 90m, 12h, 30d or 2w, got {text!r}"
+        )
+    return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
 def set_pair(text: str) -> tuple[str, Any]:
     """An argparse `type=` for `--set KEY=JSON`: the key and its value (JSON, else the text)."""
     key, sep, raw = text.partition("=")
@@ -123,6 +140,11 @@ def run_options(args: argparse.Namespace, *, stored: bool = False) -> RunOptions
 
     settings = config(args).settings
     record = not getattr(args, "no_store", False)
+    log_level = getattr(args, "log_level", None)
+    if log_level is not None:  # process-wide, as logging is: the app's runs too
+        from ..engine.logs import capture
+
+        capture.set_level(log_level)
     max_concurrency = getattr(args, "max_concurrency", None)
     context = parse_sets(getattr(args, "set", None))
     if not stored:

@@ -17,7 +17,8 @@ from typing import Any, TextIO
 from ..status import EXIT_OK
 from . import COMMANDS, app_parser, build_parser
 
-WORKFLOW_SUFFIXES = (".py", ".flow")
+# loader.WORKFLOW_SUFFIXES, not imported: completion runs on every key press and stays light
+WORKFLOW_SUFFIXES = (".py", ".flow", ".dsl", ".taskinity")
 
 
 def cmd_completion(args: argparse.Namespace) -> int:

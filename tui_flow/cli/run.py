@@ -38,7 +38,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
             if s.timeout_s:
                 extra.append(f"timeout {s.timeout_s:g} s")
             extra.append(wf.tasks[tid].runner)
+            if s.run_if is not None:
+                extra.append(f"runs if {s.run_if}")
             print(f"    {tid}{deps}  [{', '.join(extra)}]")
+        for what in getattr(wf, "not_scheduled", ()):
+            print(f"  not scheduled by tui-flow: {what}")
+        print("  results: a task's return value, when not None, is kept in the context under")
+        print("  the task's id (a key the task also writes itself is an error)")
     print("ok")
     return EXIT_OK
 

@@ -99,6 +99,15 @@ def history_table(runs: list[RunRow]) -> Table:
 def cmd_history(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
 
+    if getattr(args, "prune", False) or getattr(args, "keep", None) is not None:
+        from .retention import cmd_prune
+
+        return cmd_prune(args, out)
+    if getattr(args, "older_than", None) is not None or getattr(args, "dry_run", False):
+        from ..errors import BadInput
+
+        raise BadInput("--older-than and --dry-run go with --prune")
+
     async def go(store: RunStore) -> int:
         runs = await store.list_runs(workflow=args.workflow, limit=args.limit)
         if args.json:  # documents.HistoryDocument
@@ -174,7 +183,7 @@ class LogPrinter:
         clock, user = self._clock, self.text.user
         safe = self.text.safe
         red_head, red_tail = self._red
-        for tid, attempt, at, level, text, segment in rows:
+        for tid, attempt, at, level, text, segment, logger, extra in rows:
             key = (tid, segment, attempt)
             if key != self._marker:
                 if self._marker is not None:
@@ -187,8 +196,21 @@ class LogPrinter:
                 text = user(text)
             if text and level in ("error", "critical"):
                 text = f"{red_head}{text}{red_tail}"
+            if logger is not None or extra is not None:
+                text = self._with_source(text, logger, extra)
             out.append(f"{clock(at)}  {level:<8} {text}\n")
         return "".join(out)
+
+    def _with_source(self, text: str, logger: str | None, extra: Any) -> str:
+        """`logger: text  key=value ...`: a `logging` record's logger and extra fields."""
+        user = self.text.user if self.text.safe else str
+        if logger is not None:
+            text = self.text.styled(user(logger) + ":", "dim") + " " + text
+        if extra:
+            fields = json.loads(extra) if isinstance(extra, str) else extra
+            shown = " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in fields.items())
+            text += "  " + self.text.styled(user(shown), "dim")
+        return text
 
 
 def print_logs(lines: list[LogRow], task_id: str, out: TextIO, plain: bool | None) -> None:
@@ -204,8 +226,13 @@ _json_float = float.__repr__  # and with a finite float
 
 
 def _row_json(row: Sequence[Any]) -> str:
-    """A log row as `json.dumps(dict(zip(LOG_ROW_FIELDS, row)))` writes it, ~3x as fast."""
-    tid, attempt, at, level, text, segment = row
+    """A log row as `json.dumps(dict(zip(LOG_ROW_FIELDS, row)))` writes it (its extra
+    parsed), ~3x as fast."""
+    tid, attempt, at, level, text, segment, logger, extra = row
+    if logger is not None or extra is not None:
+        fields = dict(zip(LOG_ROW_FIELDS, row, strict=True))
+        fields["extra"] = json.loads(extra) if isinstance(extra, str) else extra
+        return json.dumps(fields)
     if (
         type(tid) is str
         and type(attempt) is int
@@ -217,7 +244,8 @@ def _row_json(row: Sequence[Any]) -> str:
     ):
         return (
             f'{{"task_id": {_json_str(tid)}, "attempt": {attempt}, "at": {_json_float(at)}, '
-            f'"level": {_json_str(level)}, "text": {_json_str(text)}, "segment": {segment}}}'
+            f'"level": {_json_str(level)}, "text": {_json_str(text)}, "segment": {segment}, '
+            '"logger": null, "extra": null}'
         )
     return json.dumps(dict(zip(LOG_ROW_FIELDS, row, strict=True)))
 

@@ -22,6 +22,7 @@ from typing import Any, get_args
 
 from pydantic import ValidationError as PydanticValidationError
 
+from ..conditions import parse as parse_condition
 from ..errors import LoadError, TaskDefinitionError, ValidationError
 from ..fresh_import import LoadedFile, import_fresh, importing_from, source_hash
 from ..tasks import RetryBackoff, RunnerName, Task, TaskSpec, TriggerRule, make_task
@@ -111,6 +112,7 @@ def _is_user_file(file: str) -> bool:
 def _callable(found: Any, where: str) -> tuple[Any, str | None]:
     if isinstance(found, Task):
         return found.fn, None
+    found = getattr(found, "__tui_flow_body__", found)  # a compat body (taskinity's @task)
     if isinstance(found, Workflow) or not callable(found):
         return None, f"{where} is a {type(found).__name__}, not a function"
     return found, None
@@ -119,7 +121,13 @@ def _callable(found: Any, where: str) -> tuple[Any, str | None]:
 def _check_value(prop: Prop) -> str | None:
     """Check one option's value like `@task` would; the message, or None when it is fine."""
     name, value = prop.name, prop.value.value
-    if name in ("python", "fallback", "noop"):
+    if name in ("python", "fallback", "noop", "retry_on"):
+        return None
+    if name == "run_if":
+        try:
+            parse_condition(value)
+        except ValueError as exc:
+            return f"run_if: {exc}"
         return None
     if name in _CHOICES and value not in _CHOICES[name]:
         close = difflib.get_close_matches(str(value), _CHOICES[name], n=1)
@@ -204,12 +212,19 @@ class _FlowBuilder:
             self.add(self.decl.line, self.decl.col, f"flow {self.decl.name!r} has no tasks")
 
     def collect_edges(self) -> None:
+        declared = list(self.declared)
+        refused: set[str] = set()
         for e in self.decl.edges:
             bad = False
             for name, (line, col) in ((e.src, e.src_at), (e.dst, e.dst_at)):
-                if name not in self.declared:
-                    bad = True
-                    close = difflib.get_close_matches(name, list(self.declared), n=1)
+                if name in self.declared:
+                    continue
+                if name not in refused and self.declare_by_edge(name, line, col, declared):
+                    continue
+                bad = True
+                if name not in refused:
+                    refused.add(name)
+                    close = difflib.get_close_matches(name, declared, n=1)
                     hint = f" (did you mean {close[0]!r}?)" if close else ""
                     msg = f"edge uses task {name!r}, which is not declared{hint}"
                     self.add(line, col, f"{msg}; declare it with 'task {spell(name)}'")
@@ -221,6 +236,18 @@ class _FlowBuilder:
             if e.src not in self.deps[e.dst]:
                 self.deps[e.dst].append(e.src)
                 self.edge_at[(e.src, e.dst)] = e
+
+    def declare_by_edge(self, name: str, line: int, col: int, declared: list[str]) -> bool:
+        """A task named only by edges (Taskinity's way) is a task when the `.py` beside the
+        flow has its body and its name is no near-miss of a declared task (a typo)."""
+        if difflib.get_close_matches(name, declared, n=1):
+            return False
+        fn, _ = self.bodies.from_sibling(name)
+        if fn is None:
+            return False
+        self.declared[name] = TaskDecl(name=name, line=line, col=col)
+        self.deps[name] = []
+        return True
 
     def options(self, t: TaskDecl) -> tuple[dict[str, Any], dict[str, Prop], bool]:
         opts: dict[str, Any] = {}
@@ -285,6 +312,15 @@ class _FlowBuilder:
                 ok = False
             else:
                 opts["fallback"] = fb
+        retry_ref = opts.pop("retry_on", None)
+        if retry_ref is not None:
+            retry_on, why = self.retry_on(str(retry_ref))
+            if why is not None:
+                v = seen["retry_on"].value
+                self.add(v.line, v.col, f"task {name!r}: retry_on: {why}")
+                ok = False
+            else:
+                opts["retry_on"] = retry_on
         if not ok:
             return None
         try:
@@ -295,6 +331,26 @@ class _FlowBuilder:
         if noop:
             task.source_file, task.source_line = self.file, t.line
         return task
+
+    def retry_on(self, text: str) -> tuple[Any, str | None]:
+        """`retry_on: ConnectionError` or `"ConnectionError, mod:MyError"` (exception types:
+        builtins by name, others as functions are found), or `is_transient` (a function
+        error -> bool): what `@task(retry_on=...)` takes, or why not."""
+        import builtins
+
+        found = []
+        for ref in (p.strip() for p in text.split(",")):
+            obj = getattr(builtins, ref, None)
+            if not (isinstance(obj, type) and issubclass(obj, BaseException)):
+                obj, why = self.bodies.resolve(ref)
+                if obj is None:
+                    return None, why
+            found.append(obj)
+        if all(isinstance(o, type) and issubclass(o, BaseException) for o in found):
+            return tuple(found), None
+        if len(found) == 1:
+            return found[0], None
+        return None, f"expected exception types or one function, got {text!r}"
 
     def locate(self, p: Any) -> tuple[int, int, str]:
         """Where in the `.flow` file a Workflow validation problem belongs."""

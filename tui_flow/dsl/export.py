@@ -70,8 +70,8 @@ def dump_flow(workflow: Workflow | Iterable[Workflow]) -> str:
         for name in TASK_PROPERTIES:
             if name in ("python", "noop", "fallback"):
                 continue
-            v = getattr(t.spec, name)
-            if v != getattr(defaults, name) and v is not None:
+            v, default = getattr(t.spec, name), getattr(defaults, name)
+            if v is not None and (default is None or v != default):
                 props.append((name, _value(name, v)))
         if t.fn is noop_body:
             props.append(("noop", "true"))

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .tokens import FlowError, FlowProblem, Token, spell, tokenize
@@ -35,8 +37,10 @@ TASK_PROPERTIES: dict[str, str] = {
     "trigger_rule": "word",
     "map_over": "word",
     "fallback": "ref",
+    "retry_on": "word",
     "python": "ref",
     "noop": "bool",
+    "run_if": "string",
 }
 FLOW_PROPERTIES: dict[str, str] = {"description": "string", "max_concurrency": "int"}
 _KIND_TEXT = {
@@ -370,11 +374,55 @@ class _Parser:
                 raise self.fail("',' or ']'")
 
 
+_CODE = re.compile(r"^([ \t]*)code[ \t]*:(.*)$")
+_TASK = re.compile(r"^([ \t]*)task[ \t]+(\S.*?)[ \t]*:?[ \t]*(#.*)?$")
+
+
+def code_blocks(text: str, file: str) -> tuple[str, list[FlowProblem]]:
+    """Taskinity's inline `code: |` blocks: one problem each (tui-flow does not run code kept
+    in a flow file), and the text with those lines blanked (line numbers kept)."""
+    lines = text.split("\n")
+    problems: list[FlowProblem] = []
+    py = Path(file).with_suffix(".py").name
+    task_name = None
+    i = 0
+    while i < len(lines):
+        m_task = _TASK.match(lines[i])
+        if m_task:
+            task_name = m_task.group(2).strip().strip("\"'")
+        m = _CODE.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        indent = len(m.group(1).expandtabs())
+        start = i
+        lines[i] = ""
+        i += 1
+        while i < len(lines) and (
+            not lines[i].strip()
+            or len(lines[i].expandtabs()) - len(lines[i].expandtabs().lstrip()) > indent
+        ):
+            lines[i] = ""
+            i += 1
+        name = task_name or "NAME"
+        problems.append(
+            FlowProblem(
+                start + 1,
+                indent + 1,
+                f"task {name!r}: inline code is not run by tui-flow; put the body in "
+                f"'def {name}(context)' in {py} beside this file (or point at a function with "
+                "'python: module.path:function') and remove the 'code:' block",
+            )
+        )
+    return "\n".join(lines), problems
+
+
 def parse(text: str, file: str = "<flow>") -> list[FlowDecl]:
     """Parse DSL text into its flows; a `FlowError` lists every syntax problem."""
+    text, blocks = code_blocks(text, file)
     tokens, problems = tokenize(text)
-    if problems:
-        raise FlowError(file, problems)
+    if problems or blocks:
+        raise FlowError(file, blocks + problems)
     parser = _Parser(tokens)
     flows = parser.parse_file()
     if parser.problems:

@@ -20,9 +20,11 @@ from collections.abc import Awaitable, Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..context import _MISSING, Context, to_json_value
+from ..context import _MISSING, Context, returned_value
+from ..tasks import source_of
 from .events import WAITS_FOR_WORKER, TaskStateChanged
-from .logs import AttemptSink, enter_attempt, exit_attempt
+from .logs import AttemptSink, capture, enter_attempt, exit_attempt
+from .retry import retry_refusal
 from .runners import ProcessJob, _Worker, describe_error, get_process_pool, retryable_error
 from .watchdog import BodyOverran, RunInterrupted
 
@@ -59,6 +61,7 @@ class Attempt:
         "future",
         "ok",
         "reason",
+        "refusal",
         "retryable",
         "traceback",
         "value",
@@ -75,6 +78,7 @@ class Attempt:
         self.traceback: str | None = None
         self.reason: str | None = None
         self.retryable = True
+        self.refusal: str | None = None  # why the task's retry_on does not retry the error
         # a thread body's future; after a timeout, the body that still runs (it keeps its slot)
         self.future: concurrent.futures.Future[Any] | None = None
         self.zombie: concurrent.futures.Future[Any] | None = None
@@ -199,9 +203,7 @@ def _job(unit: Unit, fn: Callable[..., Any], kind: str, visible: Any) -> Process
     return ProcessJob(
         # the file that defines the function being run: a fallback may live in another
         # module than the task's body
-        source_file=getattr(getattr(fn, "__code__", None), "co_filename", None)
-        or task.source_file
-        or "",
+        source_file=source_of(fn)[0] or task.source_file or "",
         fn_name=getattr(fn, "__name__", task.id),
         task_id=task.id,
         kind=kind,
@@ -210,14 +212,15 @@ def _job(unit: Unit, fn: Callable[..., Any], kind: str, visible: Any) -> Process
         item=None if unit.item is _MISSING else unit.item,
         index=unit.index,
         has_item=unit.item is not _MISSING,
+        log_level=capture.level,
     )
 
 
 def _worker_message(sink: AttemptSink, msg: tuple[Any, ...]) -> None:
     """Log lines and progress a worker process (or a Dask worker) sent while a body runs."""
     if msg[0] == "logs":
-        for _at, level, text in msg[1]:
-            sink.buffer.add(sink.task_id, sink.attempt, level, text)
+        for _at, level, text, *source in msg[1]:  # source: logger, extra (a logging record)
+            sink.buffer.add(sink.task_id, sink.attempt, level, text, *source)
     elif msg[0] == "progress":
         sink.progress(msg[1], msg[2], msg[3])
 
@@ -226,7 +229,10 @@ def _answer(msg: tuple[Any, ...], out: Attempt) -> Any:
     """A worker's answer: ("done", writes, value) or ("error", summary, traceback[, retry])."""
     if msg[0] == "error":
         out.error, out.traceback = msg[1], msg[2]
-        out.retryable = msg[3] if len(msg) > 3 else True
+        verdict = msg[3] if len(msg) > 3 else True
+        out.retryable = verdict is True
+        if isinstance(verdict, str):
+            out.refusal = verdict
         raise _Answered
     out.writes = msg[1]
     return msg[2]
@@ -320,9 +326,7 @@ async def run_attempt(
             # the body returned past its deadline without awaiting in between (it blocked
             # the loop, so the timeout could not fire): it timed out all the same
             raise BodyOverran
-        if unit.item is not _MISSING and value is not None:
-            value = to_json_value(f"result of {unit.id}", value)
-        out.value = value
+        out.value = returned_value(unit.id, value)
         out.ok = True
     except _Answered:
         pass  # the worker's answer is the attempt's error
@@ -345,11 +349,18 @@ async def run_attempt(
         if deadline is not None and (deadline.expired() or isinstance(exc, BodyOverran)):
             out.error = f"TimeoutError: timed out after {timeout:g} s"
             out.reason = "timed out"
+            out.refusal = retry_refusal(unit.task, TimeoutError(out.error))
+            out.retryable = out.refusal is None
             if out.future is not None and not out.future.done():
                 out.zombie = out.future
             return out
         out.error, out.traceback = describe_error(exc)
-        out.retryable = retryable_error(exc)
+        verdict = retryable_error(exc)
+        if verdict is True:
+            out.refusal = retry_refusal(unit.task, exc)
+        elif isinstance(verdict, str):
+            out.refusal = verdict
+        out.retryable = verdict is True and out.refusal is None
     return out
 
 

@@ -172,6 +172,9 @@ def _run_attempt(payload: bytes) -> tuple[str, Any, Any, int, bool]:
     try:
         try:
             _ensure_capture()
+            from .logs import capture
+
+            capture.set_level(job.log_level)
             sink = _DaskSink(conn)
             token = enter_attempt(sink)  # type: ignore[arg-type]
             try:

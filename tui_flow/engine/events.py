@@ -48,6 +48,7 @@ class TaskInfo(BaseModel):
     timeout_s: float | None = None
     map_over: str | None = None
     has_fallback: bool = False
+    run_if: str | None = None  # the task's condition, as text (conditions.py)
     parent: str | None = None  # for `task[3]` instances of a map_over task: the task's id
 
 
@@ -137,12 +138,18 @@ class RetryScheduled(_Event):
 
 
 class LogLine(BaseModel):
+    """One line a task wrote. `logger`: the name of the `logging` logger that wrote it (None
+    for print, context.log and the root logger); `extra`: the record's `extra=` fields (JSON
+    values; on the first line of a record written over several lines)."""
+
     model_config = ConfigDict(frozen=True)
     task_id: str
     attempt: int
     at: float
     level: str
     text: str
+    logger: str | None = None
+    extra: dict[str, Any] | None = None
 
 
 class TaskLogs(_Event):
@@ -239,6 +246,7 @@ def _build_task_info(t: Task) -> TaskInfo:
         timeout_s=s.timeout_s,
         map_over=s.map_over,
         has_fallback=t.fallback_fn is not None,
+        run_if=None if s.run_if is None else str(s.run_if),
     )
 
 

@@ -6,6 +6,8 @@
   a conflict naming both (`conflict`); so are two instances of one map_over task writing one
   key (`claim_instance_keys`).
 - The final context is the initial one plus the writes of the completed tasks, in order.
+- `Workflow(fan_in="merge")` (cloaca's semantics, which its compat module sets): parallel
+  writes of one key are no conflict; where they meet they are merged (`merge_values`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class Ledger:
         "initial",
         "instance_keys",
         "key_writers",
+        "merge",
         "views",
         "wf",
         "writes",
@@ -31,6 +34,7 @@ class Ledger:
 
     def __init__(self, workflow: Workflow, initial: dict[str, Any]) -> None:
         self.wf = workflow
+        self.merge = getattr(workflow, "fan_in", "error") == "merge"
         self.initial = initial
         self.writes: dict[str, dict[str, Any]] = {}  # task -> the keys it wrote
         self.key_writers: dict[str, list[str]] = {}  # key -> the tasks that wrote it
@@ -60,14 +64,35 @@ class Ledger:
         else:
             rank = self.wf.rank
             writers = sorted((rank[a], a) for a in self.ancestors(tid) if self.writes.get(a))
-            view = dict(self.initial)
-            for _, a in writers:
-                view.update(self.writes[a])
+            view = self._combine([a for _, a in writers])
         self.views[tid] = view
+        return view
+
+    def _combine(self, writers: list[str]) -> dict[str, Any]:
+        """The initial context plus the writes of `writers` (in the workflow's order): the
+        later writer wins, or, merging, parallel writes of one key are merged."""
+        view = dict(self.initial)
+        if not self.merge:
+            for a in writers:
+                view.update(self.writes[a])
+            return view
+        by: dict[str, str] = {}  # key -> the writer of its value in `view`
+        for a in writers:
+            for key, value in self.writes[a].items():
+                first = by.get(key)
+                if first is not None and first not in self.ancestors(a):
+                    value = merge_values(view[key], first, value, a)
+                    a_wins = a > first
+                    by[key] = a if a_wins else first
+                else:
+                    by[key] = a
+                view[key] = value
         return view
 
     def conflict(self, owner: str, writes: Mapping[str, Any]) -> ConflictError | None:
         """A key of `writes` that a task which may run in parallel with `owner` wrote too."""
+        if self.merge:
+            return None
         for key in writes:
             for other in self.key_writers.get(key, ()):
                 if other == owner:
@@ -102,8 +127,18 @@ class Ledger:
 
     def final(self, state: Mapping[str, str]) -> dict[str, Any]:
         """The context at the end: the initial one plus every completed task's writes."""
-        merged = dict(self.initial)
-        for tid in self.wf.order:
-            if state[tid] == "completed" and tid in self.writes:
-                merged.update(self.writes[tid])
-        return merged
+        return self._combine(
+            [t for t in self.wf.order if state[t] == "completed" and t in self.writes]
+        )
+
+
+def merge_values(old: Any, old_writer: str, new: Any, new_writer: str) -> Any:
+    """Cloaca's fan-in merge of one key written by two parallel tasks: lists are concatenated
+    without duplicates, dicts merged key by key, other values: the last in task-name order."""
+    if new_writer < old_writer:
+        old, new = new, old
+    if isinstance(old, list) and isinstance(new, list):
+        return old + [v for v in new if v not in old]
+    if isinstance(old, dict) and isinstance(new, dict):
+        return {**old, **new}
+    return new

@@ -128,12 +128,15 @@ class Lifecycle:
                         timed_out=fb.timed_out,
                     )
                     return
+                refused = result.refusal if attempt < spec.max_attempts else None
                 self._fail(
                     unit,
                     attempt,
-                    error=result.error,
+                    # a retry_on that refused a retry there was left says so, in the error
+                    # (the report, the JSON, the attempt's record) and the reason
+                    error=f"{result.error} ({refused})" if refused else result.error,
                     traceback=result.traceback,
-                    reason=result.reason,
+                    reason=refused if refused and not result.timed_out else result.reason,
                     zombie=result.zombie,
                     timed_out=result.timed_out,
                 )
@@ -167,6 +170,18 @@ class Lifecycle:
 
     def _succeed(self, unit: Unit, attempt: int, result: Attempt, via_fallback: bool) -> None:
         self._flush_logs()
+        if unit.parent is None and result.value is not None:
+            # a task's return value is kept under its id, as an instance's is (in a list)
+            if unit.id in result.writes:
+                self._fail(
+                    unit,
+                    attempt,
+                    error=f"ConflictError: task {unit.id!r} returned a value and also wrote the "
+                    f"context key {unit.id!r}; the return value is kept under the task's id, so "
+                    "write another key or return None",
+                )
+                return
+            result.writes = {**result.writes, unit.id: result.value}
         if unit.parent is not None:
             conflict = self.ledger.claim_instance_keys(unit.parent, unit.id, result.writes)
         else:

@@ -4,6 +4,11 @@ While a task body runs, a context variable names its attempt. `print()` (through
 sys.stdout / sys.stderr), `logging` (through a root handler) and `context.log` all look it up
 and append to the run's `LogBuffer`, from the loop or from a worker thread. The buffer hands
 lines to the loop in batches: one wake-up per batch, not per line.
+
+A `logging` record keeps its logger's name and its `extra=` fields beside its text
+(`record_fields`). Which records are kept: `capture.level` (INFO unless `--log-level` says
+otherwise, `set_level`); the root logger is lowered to it while a run goes on, and the
+user's own root handlers still see only what they saw before.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import io
+import json
 import logging
 import sys
 import threading
@@ -57,8 +63,29 @@ class LogBuffer:
     BACKPRESSURE_LINES = 2000
     BACKPRESSURE_WAIT_S = 0.05
 
-    def add(self, task_id: str, attempt: int, level: str, text: str) -> None:
-        line = LogLine(task_id=task_id, attempt=attempt, at=self._clock(), level=level, text=text)
+    def add(
+        self,
+        task_id: str,
+        attempt: int,
+        level: str,
+        text: str,
+        logger: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        if logger is None and extra is None:  # print and context.log: the short way
+            line = LogLine(
+                task_id=task_id, attempt=attempt, at=self._clock(), level=level, text=text
+            )
+        else:
+            line = LogLine(
+                task_id=task_id,
+                attempt=attempt,
+                at=self._clock(),
+                level=level,
+                text=text,
+                logger=logger,
+                extra=extra,
+            )
         with self._lock:
             self._lines.append(line)
             wake = not self._scheduled
@@ -141,20 +168,67 @@ class StreamLines:
 
 
 def record_text(record: logging.LogRecord, formatter: logging.Formatter) -> str:
-    """A logging record as one log entry: `name: message` (root: the message), with the
-    traceback of `logger.exception()`; a bad format string must not kill the task."""
+    """A logging record's text: its message, with the traceback of `logger.exception()`; a
+    bad format string must not kill the task."""
     try:
-        if record.name != "root":
-            return formatter.format(record)
         text = record.getMessage()
         if record.exc_info:
             text += "\n" + formatter.formatException(record.exc_info)
+        if record.stack_info:
+            text += "\n" + formatter.formatStack(record.stack_info)
         return text
     except Exception:
         return str(record.msg)
 
 
-TASK_LOG_FORMAT = "%(name)s: %(message)s"
+#: the attributes every LogRecord has: anything else on one came from `extra=`
+_RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+
+
+def _json_safe(value: Any) -> Any:
+    """A value as JSON can hold it (else its `str()`)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def record_fields(
+    record: logging.LogRecord, formatter: logging.Formatter
+) -> tuple[str, str | None, dict[str, Any] | None]:
+    """A logging record as the log keeps it: its text (`record_text`), its logger's name
+    (None for the root logger) and its `extra=` fields as JSON values (None when none)."""
+    extra = {
+        k: _json_safe(v)
+        for k, v in record.__dict__.items()
+        if k not in _RECORD_ATTRS and not k.startswith("_")
+    }
+    name = record.name if record.name != "root" else None
+    return record_text(record, formatter), name, extra or None
+
+
+TASK_LOG_FORMAT = "%(message)s"
+
+LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def level_number(name: str | int) -> int:
+    """`debug` ... `critical` (any case) or a number, as the logging level number."""
+    if isinstance(name, int):
+        return name
+    if name.strip().isdigit():
+        return int(name)
+    number = logging.getLevelName(name.strip().upper())
+    if not isinstance(number, int):
+        raise ValueError(f"a log level is one of {', '.join(LEVELS)}, not {name!r}")
+    return number
 
 
 class AttemptSink(StreamLines):
@@ -172,8 +246,20 @@ class AttemptSink(StreamLines):
         for line in lines:
             self.buffer.add(self.task_id, self.attempt, level, line)
 
-    def log(self, level: str, text: str) -> None:
-        self._lines(level, str(text).splitlines() or [""])
+    def log(
+        self,
+        level: str,
+        text: str,
+        logger: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        lines = str(text).splitlines() or [""]
+        if logger is None and extra is None:
+            self._lines(level, lines)
+            return
+        add = self.buffer.add
+        for i, line in enumerate(lines):  # the extras once, on the record's first line
+            add(self.task_id, self.attempt, level, line, logger, extra if i == 0 else None)
 
     def progress(self, done: float, total: float | None, message: str | None) -> None:
         self.buffer.progress(self.task_id, done, total, message)
@@ -241,7 +327,7 @@ class _TaskLogHandler(logging.Handler):
             if self.lone and record.levelno >= logging.lastResort.level:  # type: ignore[union-attr]
                 logging.lastResort.handle(record)  # type: ignore[union-attr]
             return
-        sink.log(record.levelname.lower(), record_text(record, self.formatter))  # type: ignore[arg-type]
+        sink.log(record.levelname.lower(), *record_fields(record, self.formatter))  # type: ignore[arg-type]
 
 
 class _NotInTask(logging.Filter):
@@ -262,6 +348,7 @@ class _Capture:
         self._lock = threading.Lock()
         self._users = 0
         self._saved: dict[str, Any] = {}
+        self.level = logging.INFO  # the lowest level of the records a task's log keeps
         # every proxy ever installed stays alive (and is used again): `print()` holds a
         # *borrowed* reference to sys.stdout while it writes, so a thread body printing while
         # a run ends (a body that outlived its run) would write through a freed object and
@@ -286,6 +373,7 @@ class _Capture:
             sys.stderr = self._proxy(sys.stderr, "stderr")  # type: ignore[assignment]
             root = logging.getLogger()
             handler = _TaskLogHandler()
+            handler.setLevel(self.level)
             handler.lone = not root.handlers
             level = root.level
             filt = _NotInTask(level)
@@ -293,8 +381,23 @@ class _Capture:
                 h.addFilter(filt)
             self._saved.update(handler=handler, level=level, filter=filt)
             root.addHandler(handler)
-            if root.level > logging.INFO:
-                root.setLevel(logging.INFO)
+            if root.level == logging.NOTSET or root.level > self.level:
+                root.setLevel(self.level)
+
+    def set_level(self, level: str | int) -> None:
+        """Keep the records of `level` and above in tasks' logs (INFO by default), from now
+        on; a run going on too. Process-wide, like logging itself."""
+        number = level_number(level)
+        with self._lock:
+            self.level = number
+            handler = self._saved.get("handler")
+            if handler is None:
+                return
+            handler.setLevel(number)
+            root = logging.getLogger()
+            saved = self._saved["level"]
+            low = min(number, saved) if saved != logging.NOTSET else number
+            root.setLevel(low)
 
     def uninstall(self) -> None:
         with self._lock:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TuiFlowError
-from .logs import TASK_LOG_FORMAT, StreamLines, record_text
+from .logs import TASK_LOG_FORMAT, StreamLines, record_fields
 
 
 class WorkerDied(TuiFlowError):
@@ -53,6 +53,7 @@ class ProcessJob:
     has_item: bool = False
     # set on the way to a pool worker: the context's keys travel, values are fetched when read
     lazy_keys: tuple[str, ...] | None = None
+    log_level: int = logging.INFO  # the lowest level of the records the task's log keeps
 
 
 def describe_error(exc: BaseException) -> tuple[str, str]:
@@ -73,12 +74,18 @@ def describe_error(exc: BaseException) -> tuple[str, str]:
     return first, tb
 
 
-def retryable_error(exc: BaseException) -> bool:
+def retryable_error(exc: BaseException) -> bool | str:
     """Whether another attempt may go otherwise: not for a context error (a missing key, a
-    value of the wrong type, a write conflict), which would be the same every time."""
+    value of the wrong type, a write conflict), which would be the same every time; nor for
+    an error the task's `retry_on` refuses (noted on it by `run_job_in_worker`): then why,
+    as text."""
     from ..errors import ContextError
+    from .retry import REFUSAL_ATTR
 
-    return not isinstance(exc, ContextError)
+    if isinstance(exc, ContextError):
+        return False
+    refusal = getattr(exc, REFUSAL_ATTR, None)
+    return refusal if isinstance(refusal, str) else True
 
 
 def _type_name(exc: BaseException) -> str:
@@ -106,7 +113,8 @@ class _WorkerSink(StreamLines):
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.lock = threading.Lock()
-        self.lines: list[tuple[float, str, str]] = []
+        # (at, level, text) or, for a logging record, (at, level, text, logger, extra)
+        self.lines: list[tuple[Any, ...]] = []
         self.last_send = time.monotonic()
         self._partial: dict[str, str] = {}
         self._held = threading.Condition(self.lock)
@@ -153,8 +161,22 @@ class _WorkerSink(StreamLines):
             self._send_locked()
             self.conn.send(msg)
 
-    def log(self, level: str, text: str) -> None:
-        self._lines(level, str(text).splitlines() or [""])
+    def log(
+        self,
+        level: str,
+        text: str,
+        logger: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        lines = str(text).splitlines() or [""]
+        if logger is None and extra is None:
+            self._lines(level, lines)
+            return
+        now = time.time()
+        with self.lock:
+            for i, line in enumerate(lines):
+                self.lines.append((now, level, line, logger, extra if i == 0 else None))
+            self._send_locked()
 
     def progress(self, done: float, total: float | None, message: str | None) -> None:
         with self.lock:
@@ -198,7 +220,7 @@ class _WorkerLogHandler(logging.Handler):
         self.setFormatter(logging.Formatter(TASK_LOG_FORMAT))
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.sink.log(record.levelname.lower(), record_text(record, self.formatter))  # type: ignore[arg-type]
+        self.sink.log(record.levelname.lower(), *record_fields(record, self.formatter))  # type: ignore[arg-type]
 
 
 _module_cache: dict[str, tuple[tuple[int, int], Any]] = {}
@@ -227,6 +249,7 @@ def find_in_module(module: Any, job: ProcessJob) -> Callable[..., Any]:
     found = vars(module).get(job.fn_name)
     if isinstance(found, Task):
         found = found.fn if job.kind == "body" else found.fallback_fn
+    found = getattr(found, "__tui_flow_body__", found)  # a compat body (taskinity's @task)
     if callable(found):
         return found
     candidates: list[Task] = [v for v in vars(module).values() if isinstance(v, Task)]
@@ -249,7 +272,7 @@ def run_job_in_worker(job: ProcessJob, sink: Any, module: Any = None) -> tuple[d
     `module` is the task's module when the caller has already imported it (the Dask runner
     executes the file's source on the worker); otherwise the file is imported by path.
     """
-    from ..context import _MISSING, Context, to_json_value
+    from ..context import _MISSING, Context, returned_value
 
     fn = _find_function(job) if module is None else find_in_module(module, job)
     visible: Mapping[str, Any] = job.visible
@@ -262,14 +285,41 @@ def run_job_in_worker(job: ProcessJob, sink: Any, module: Any = None) -> tuple[d
         item=job.item if job.has_item else _MISSING,
         index=job.index,
     )
-    result = fn(ctx)
-    if asyncio.iscoroutine(result):
-        result = asyncio.run(result)
-    # only a map_over instance's return value is kept (and so must be JSON)
-    value = None
-    if result is not None and job.has_item:
-        value = to_json_value(f"result of {job.display_id}", result)
-    return ctx.writes, value
+    try:
+        result = fn(ctx)
+        if asyncio.iscoroutine(result):
+            result = asyncio.run(result)
+    except BaseException as exc:
+        _note_refusal(exc, job, module)
+        raise
+    return ctx.writes, returned_value(job.display_id, result)
+
+
+def _note_refusal(exc: BaseException, job: ProcessJob, module: Any) -> None:
+    """Note on a body's error why its task's `retry_on` does not retry it, if it does not
+    (`retryable_error` sends that to the parent)."""
+    from ..tasks import Task
+    from ..workflow import Workflow
+    from .retry import REFUSAL_ATTR, retry_refusal
+
+    if job.kind != "body":
+        return
+    if module is None:
+        module = _module_cache.get(job.source_file, (None, None))[1]
+    found = vars(module).get(job.fn_name) if module is not None else None
+    task = found if isinstance(found, Task) and found.id == job.task_id else None
+    if task is None and module is not None:
+        for v in vars(module).values():
+            tasks = v.tasks.values() if isinstance(v, Workflow) else [v]
+            task = next((t for t in tasks if isinstance(t, Task) and t.id == job.task_id), None)
+            if task is not None:
+                break
+    if task is None or task.retry_on is None:
+        return
+    refusal = retry_refusal(task, exc)
+    if refusal is not None:
+        with contextlib.suppress(Exception):
+            setattr(exc, REFUSAL_ATTR, refusal)
 
 
 _ABSENT = "<tui-flow: no such key>"
@@ -331,6 +381,7 @@ def worker_main(conn: Connection) -> None:
             return
         if job is None:
             return
+        root.setLevel(job.log_level)
         try:
             writes, value = run_job_in_worker(job, sink)
             sink.close()

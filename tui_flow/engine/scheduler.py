@@ -85,7 +85,10 @@ class Execution(Lifecycle, Ending):
         resumed_from: str | None = None,
         remote: RemoteRunner | None = None,
         options: Mapping[str, Any] | None = None,
+        log_level: str | int | None = None,
     ) -> None:
+        if log_level is not None:  # `logging` records kept from this level up (process-wide)
+            capture.set_level(log_level)
         self.wf = workflow
         self.run_id = run_id or uuid.uuid4().hex[:12]
         cap = workflow.max_concurrency if max_concurrency is None else max_concurrency
@@ -391,6 +394,9 @@ class Execution(Lifecycle, Ending):
     def _resolve(self, tid: str, defer: bool = False) -> bool:
         """All dependencies of `tid` are final: run it or skip it. True if it ended at once."""
         why = self.progress.verdict(tid)
+        cond = self.units[tid].task.spec.run_if
+        if why is None and cond is not None:
+            why = cond.why_not(self.ledger.visible_for(tid), self.state)
         if why is not None:
             self.set_state(tid, "skipped", reason=why)
             if not defer:

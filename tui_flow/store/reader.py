@@ -26,7 +26,7 @@ import aiosqlite
 
 from ..engine.events import RunFinished
 from ..engine.state import RunView
-from .rows import EVENT_COLUMNS, LogRow, RunRow, TaskRow, event_from_row
+from .rows import EVENT_COLUMNS, LogRow, RunRow, Stored, TaskRow, event_from_row, final_context
 from .schema import Database, StoreError
 
 
@@ -265,12 +265,29 @@ class Reader:
         initial, final = rows[0]
         if final is not None:
             return dict(json.loads(final))
-        merged = dict(json.loads(initial))
         writes = await self.context_writes(run_id)
-        for t in await self.task_rows(run_id):
-            if t.parent is None and t.status == "completed" and t.task_id in writes:
-                merged.update(writes[t.task_id])
-        return merged
+        tasks = await self.task_rows(run_id)
+        done = {t.task_id for t in tasks if t.parent is None and t.status == "completed"}
+        return final_context(
+            json.loads(initial), [t.task_id for t in tasks], done.__contains__, writes
+        )
+
+    async def stored(self, run_id: str) -> Stored:
+        """What a run's `events` rows leave out (`rows.Stored`): its written values and its
+        stored final context. SQLite's errors are left to the caller (as `replay`)."""
+        conn = self._db.conn
+        writes: dict[str, dict[str, str]] = {}
+        for tid, key, value in await conn.execute_fetchall(
+            "SELECT task_id, key, value FROM context_writes WHERE run_id = ?", (run_id,)
+        ):
+            writes.setdefault(tid, {})[key] = value
+        rows = list(
+            await conn.execute_fetchall(
+                "SELECT final_context FROM runs WHERE run_id = ?", (run_id,)
+            )
+        )
+        final = rows[0][0] if rows else None
+        return Stored(writes, None if final is None else json.loads(final))
 
     async def initial_context(self, run_id: str) -> dict[str, Any]:
         rows = await self._db.fetch("SELECT initial_context FROM runs WHERE run_id = ?", (run_id,))
@@ -286,7 +303,20 @@ class Reader:
             f"SELECT {EVENT_COLUMNS} FROM events WHERE run_id = ? AND segment = ? ORDER BY id",
             (run_id, seg),
         )
-        return await asyncio.to_thread(lambda: [event_from_row(run_id, *r) for r in rows])
+        try:
+            stored = await self.stored(run_id)
+        except sqlite3.Error as exc:
+            raise self._db.explain(exc) from None
+
+        def convert() -> list[Any]:
+            view, out = RunView(), []
+            for r in rows:
+                e = event_from_row(run_id, *r, stored=stored, view=view)
+                view.apply(e)
+                out.append(e)
+            return out
+
+        return await asyncio.to_thread(convert)
 
     async def _latest_segment(self, run_id: str) -> int:
         rows = await self._db.fetch("SELECT segments FROM runs WHERE run_id = ?", (run_id,))
@@ -332,12 +362,13 @@ class Reader:
                 "GROUP BY task_id",
                 (run_id, seg),
             )
+        stored = await self.stored(run_id)
 
         def fold() -> tuple[RunView, frozenset[str]]:
             view = RunView()
             reused: frozenset[str] = frozenset()
             for row in rows:
-                e = event_from_row(run_id, *row)
+                e = event_from_row(run_id, *row, stored=stored, view=view)
                 if row[0] == "run_started":
                     reused = frozenset(e.reused)
                 view.apply(e)
@@ -359,7 +390,7 @@ class Reader:
             rows.reverse()
         else:
             rows = await self._db.fetch(sql + " ORDER BY id", params)
-        return [LogRow(*r) for r in rows]
+        return [LogRow.from_row(r) for r in rows]
 
     async def log_chunks(
         self, run_id: str, task_id: str | None = None, chunk_rows: int = CHUNK_ROWS

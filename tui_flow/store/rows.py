@@ -7,12 +7,17 @@
   their default (`state_extras`); any other event is its JSON without its defaults
   (`event_row`). The recorder's `record` builds the task_state row inline (its hot path);
   `event_from_row` reads either back into its model.
+- Each value is stored once (schema version 4): a `context_written` row keeps only the keys
+  (the values are in `context_writes`), a `run_finished` row no context (it is
+  `runs.final_context`, or, when that is NULL, `final_context()` of the initial context and
+  the writes). `Stored` hands those back to `event_from_row`.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..engine.events import EVENT_TYPES, TaskStateChanged
@@ -76,6 +81,14 @@ class LogRow:
     level: str
     text: str
     segment: int = 0
+    logger: str | None = None  # the `logging` logger that wrote it (None: print, root logger)
+    extra: dict[str, Any] | None = None  # its record's extra= fields
+
+    @classmethod
+    def from_row(cls, row: Any) -> LogRow:
+        """A row of `LOG_ROW_COLUMNS` (extra as its stored JSON text)."""
+        *head, extra = row
+        return cls(*head, json.loads(extra) if extra else None)
 
 
 def dumps(value: Any) -> str:
@@ -121,11 +134,61 @@ def state_extras(d: dict[str, Any]) -> str:
 
 def event_row(event: Any, segment: int | None) -> EventRow:
     """The `events` row of an event other than task_state (whose row the recorder builds
-    itself): the event's JSON without the fields at their default (`kind` among them)."""
+    itself): the event's JSON without the fields at their default (`kind` among them), and
+    without the values stored elsewhere: a context_written row keeps the keys written (their
+    values are `context_writes` rows), a run_finished row no context (`runs.final_context`)."""
     kind = event.kind
     task_id = event.task_id if kind in _TASK_KINDS else None
-    data = event.model_dump_json(exclude_defaults=True)
+    if kind == "context_written":
+        data = dumps({"task_id": event.task_id, "keys": list(event.values)})
+    elif kind == "run_finished":
+        data = event.model_dump_json(exclude_defaults=True, exclude={"context"})
+    else:
+        data = event.model_dump_json(exclude_defaults=True)
     return (event.run_id, segment, kind, event.at, task_id, None, None, data)
+
+
+def final_context(
+    initial: Mapping[str, Any],
+    order: Iterable[str],
+    completed: Callable[[str], bool],
+    writes: Mapping[str, Mapping[str, Any]],
+) -> dict[str, Any]:
+    """A run's final context as the engine makes it (`Ledger.final`): the initial context
+    plus the writes of each completed task, in run order. The writer stores
+    `runs.final_context` only when the run's own differs from this (never, unless a
+    subscriber changed it); the reader derives it otherwise."""
+    merged = dict(initial)
+    for tid in order:
+        w = writes.get(tid)
+        if w and completed(tid):
+            merged.update(w)
+    return merged
+
+
+@dataclass
+class Stored:
+    """What the `events` rows of a run leave out, to put back when they are read: each
+    task's written values (`context_writes`, as JSON text) and the run's final context
+    (None: derive it from the replayed view, see `final_context`)."""
+
+    writes: dict[str, dict[str, str]] = field(default_factory=dict)
+    final: dict[str, Any] | None = None
+
+    def values(self, task_id: str, keys: Iterable[str]) -> dict[str, Any]:
+        mine = self.writes.get(task_id, {})
+        return {k: json.loads(mine[k]) if k in mine else None for k in keys}
+
+    def context(self, view: RunView | None) -> dict[str, Any]:
+        if self.final is not None or view is None:
+            return dict(self.final or {})
+        tasks = view.tasks
+        return final_context(
+            view.context,
+            view.order,
+            lambda tid: tid in tasks and tasks[tid].state == "completed",
+            {tid: self.values(tid, w) for tid, w in self.writes.items()},
+        )
 
 
 def parse_event(kind: str, data: str) -> Any:
@@ -142,8 +205,12 @@ def event_from_row(
     state: str | None,
     attempt: int | None,
     data: str,
+    stored: Stored | None = None,
+    view: RunView | None = None,
 ) -> Any:
-    """An `events` row (the columns of `EVENT_COLUMNS`) back as its event model."""
+    """An `events` row (the columns of `EVENT_COLUMNS`) back as its event model; `stored`
+    puts back the values kept elsewhere (`event_row`), `view` (the run replayed so far) is
+    what a final context that was not stored is derived from."""
     if kind == "task_state":
         return TaskStateChanged.model_validate(
             {
@@ -155,4 +222,15 @@ def event_from_row(
                 **json.loads(data),
             }
         )
+    if kind == "context_written":
+        d = json.loads(data)
+        if "keys" in d:  # schema version 4 on: the values are in context_writes
+            keys = d.pop("keys")
+            d["values"] = (stored or Stored()).values(d["task_id"], keys)
+        return EVENT_TYPES[kind].model_validate({"run_id": run_id, "at": at, **d})
+    if kind == "run_finished":
+        d = json.loads(data)
+        if "context" not in d:
+            d["context"] = (stored or Stored()).context(view)
+        return EVENT_TYPES[kind].model_validate({"run_id": run_id, "at": at, **d})
     return parse_event(kind, data)

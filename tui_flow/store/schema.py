@@ -29,7 +29,7 @@ import aiosqlite
 
 from ..errors import TuiFlowError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 APPLICATION_ID = 0x74756966  # "tuif"
 SCHEMA_FILE = Path(__file__).with_name("schema.sql")
 # MIGRATIONS[n] takes a database from schema version n to n + 1 (SQL statements). The newest
@@ -71,6 +71,35 @@ MIGRATIONS: dict[int, str] = {
     SELECT run_id, task_id, segment, state AS status, attempt, at AS updated_at,
         max(id) AS event_id
     FROM events WHERE kind = 'task_state' GROUP BY run_id, task_id;
+    """,
+    # 3 -> 4: each value stored once. A context_written event keeps the keys written (the
+    # values are context_writes rows: copied there first where missing); a run_finished
+    # event no context (runs.final_context, filled from the event where it was NULL). A
+    # final context written by version 3 stays as it was; VACUUM (history --prune, forget)
+    # gives the space back.
+    3: """
+    INSERT OR IGNORE INTO context_writes (run_id, task_id, key, value, segment, at)
+    SELECT e.run_id, e.task_id, j.key, e.data -> ('$.values.' || json_quote(j.key)),
+        e.segment, e.at
+    FROM events e, json_each(e.data, '$.values') j
+    WHERE e.kind = 'context_written' ORDER BY e.id;
+    UPDATE events SET data = json_object(
+        'task_id', json_extract(data, '$.task_id'),
+        'keys', (SELECT json_group_array(j.key) FROM json_each(events.data, '$.values') j))
+    WHERE kind = 'context_written' AND json_type(data, '$.values') IS NOT NULL;
+    UPDATE runs SET final_context = (
+        SELECT e.data -> '$.context' FROM events e
+        WHERE e.run_id = runs.run_id AND e.kind = 'run_finished'
+            AND json_type(e.data, '$.context') IS NOT NULL
+        ORDER BY e.segment DESC, e.id DESC LIMIT 1)
+    WHERE final_context IS NULL;
+    UPDATE events SET data = json_remove(data, '$.context') WHERE kind = 'run_finished';
+    """,
+    # 4 -> 5: a log line written through `logging` keeps its logger's name and its extra
+    # fields (JSON) in columns of their own (version 4 folded the name into the text)
+    4: """
+    ALTER TABLE logs ADD COLUMN logger TEXT;
+    ALTER TABLE logs ADD COLUMN extra TEXT;
     """,
 }
 

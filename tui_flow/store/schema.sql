@@ -1,4 +1,4 @@
--- The tui-flow run store, schema version 3.
+-- The tui-flow run store, schema version 5.
 --
 -- A tui-flow database carries PRAGMA application_id = 0x74756966 ("tuif") and
 -- PRAGMA user_version = the schema version. Later versions add numbered migrations in
@@ -14,6 +14,11 @@
 -- from them on read (RunStore.task_rows / attempt_rows / load_run replay them through the
 -- engine's RunView), so nothing but the events is written while a run goes on. The
 -- task_status view below gives each task's latest recorded state to plain SQL.
+--
+-- Each value is stored once: a task's written values are `context_writes` rows only (its
+-- context_written event keeps the keys), and the final context is `runs.final_context`
+-- only when it is not the initial context plus the completed tasks' writes in run order
+-- (NULL otherwise: the reader derives it; the run_finished event keeps no context).
 
 CREATE TABLE runs (
     run_id          TEXT PRIMARY KEY,
@@ -29,7 +34,7 @@ CREATE TABLE runs (
     executor        TEXT NOT NULL DEFAULT 'local',
     options         TEXT NOT NULL DEFAULT '{}',   -- JSON
     initial_context TEXT NOT NULL DEFAULT '{}',   -- JSON
-    final_context   TEXT,                         -- JSON, when the run finished
+    final_context   TEXT,                         -- JSON; NULL: derived (see above)
     report          TEXT,                         -- JSON: Report.summary(), when it finished
     wall_s          REAL,
     speedup         REAL,
@@ -54,7 +59,9 @@ CREATE TABLE logs (
     attempt INTEGER NOT NULL,
     at      REAL NOT NULL,
     level   TEXT NOT NULL,
-    text    TEXT NOT NULL
+    text    TEXT NOT NULL,
+    logger  TEXT,                           -- the `logging` logger's name (NULL: print, root)
+    extra   TEXT                            -- JSON: the record's extra= fields (NULL: none)
 );
 CREATE INDEX logs_task ON logs (run_id, task_id, id);
 
@@ -73,7 +80,9 @@ CREATE TABLE context_writes (
 -- kept in columns: task_id, state, attempt, and in `data` only its other fields that are
 -- not at their default (max_attempts, error, traceback, reason, via_fallback; '{}' when
 -- none). Any other kind keeps its event model's JSON in `data` (without the fields at their
--- default; `kind` is its column) and its task_id, if it has one, in the column.
+-- default; `kind` is its column) and its task_id, if it has one, in the column; but
+-- context_written keeps {"task_id", "keys"} (values: context_writes) and run_finished no
+-- context (runs.final_context).
 -- `load_run` replays these through RunView, so a past run looks exactly like the live one.
 CREATE TABLE events (
     id      INTEGER PRIMARY KEY,

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.state import RunView
+from . import retention
 from .owner import Ownership
 from .reader import CHUNK_ROWS, Reader, RunNotFound
 from .rows import LogRow, RunRow, TaskRow
@@ -231,6 +232,26 @@ class RunStore:
         """`task_logs` a chunk at a time, as row tuples in `LogRow`'s field order (see
         `store/reader.py`); close it (`contextlib.aclosing`) when leaving it early."""
         return self._reader.log_chunks(run_id, task_id, chunk_rows)
+
+    # -- retention (retention.py) -------------------------------------------------------------
+
+    async def prunable(
+        self, *, keep: int | None = None, before: float | None = None, workflow: str | None = None
+    ) -> list[str]:
+        """The runs a prune would delete, newest first: all but the `keep` newest (of
+        `workflow`, when given) that started before `before` (epoch seconds); a run still
+        going on is always kept. At least one of `keep` and `before` is needed."""
+        return await retention.prunable(self._db, keep=keep, before=before, workflow=workflow)
+
+    async def forget(self, run_ids: list[str]) -> int:
+        """Delete the runs and everything recorded of them (one transaction); how many
+        were deleted. `vacuum()` gives the space back to the file system."""
+        return await retention.forget(self._db, run_ids)
+
+    async def vacuum(self) -> None:
+        """Rebuild the database file without its free pages, so it shrinks on disk."""
+        await self.flush()
+        await retention.vacuum(self._db)
 
     # -- which process owns a run (owner.py) -------------------------------------------------
 

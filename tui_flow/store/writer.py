@@ -37,7 +37,15 @@ from ..engine.state import RunView
 from ..engine.tuning import hold_short_switch_interval
 from .owner import Identity
 from .reader import Reader
-from .rows import EVENT_ROW_COLUMNS, EventRow, dumps, event_row, failed_count, state_extras
+from .rows import (
+    EVENT_ROW_COLUMNS,
+    EventRow,
+    dumps,
+    event_row,
+    failed_count,
+    final_context,
+    state_extras,
+)
 from .schema import INTERRUPT_RUN, Database, StoreError
 
 FLUSH_INTERVAL_S = 0.05
@@ -60,7 +68,7 @@ _INSERT_WRITES = (
     "INSERT OR REPLACE INTO context_writes (run_id, task_id, key, value, segment, at) "
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
-_LOG_COLUMNS = "run_id, task_id, segment, attempt, at, level, text"
+_LOG_COLUMNS = "run_id, task_id, segment, attempt, at, level, text, logger, extra"
 
 
 def _json_picks(n: int) -> str:
@@ -147,6 +155,8 @@ class Writer:
         self._seg: dict[str, int] = {}  # run id -> segment its events belong to, when known
         self._folds: dict[str, RunView] = {}  # run id -> the view the store folds itself
         self._views: dict[str, RunView] = {}  # run id -> the view of the run being recorded
+        # run id -> its initial context and writes (is its final context derivable from them?)
+        self._contexts: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]]]] = {}
         self._segments: dict[str, int] = {}  # run id -> its segment, as written by flushes
         self._wake: asyncio.Event | None = None
         self._now: asyncio.Event | None = None
@@ -236,6 +246,7 @@ class Writer:
             else:
                 self._folds.pop(rid, None)
             self._views[rid] = view
+            self._contexts[rid] = (event.initial_context, {})
             if event.resumed_from == rid:
                 self._seg.pop(rid, None)  # resumed in place: the flush finds its segment
             else:
@@ -246,12 +257,20 @@ class Writer:
         match event:
             case TaskLogs():
                 rows = [
-                    (rid, ln.task_id, seg, ln.attempt, ln.at, ln.level, ln.text)
+                    (rid, ln.task_id, seg, ln.attempt, ln.at, ln.level, ln.text, ln.logger, None)
+                    if ln.extra is None
+                    else (
+                        *(rid, ln.task_id, seg, ln.attempt, ln.at, ln.level, ln.text),
+                        *(ln.logger, dumps(ln.extra)),
+                    )
                     for ln in event.lines
                 ]
                 buf.ops.append((len(buf.events), "logs", rows))
                 return
             case ContextWritten():
+                known = self._contexts.get(rid)
+                if known is not None:
+                    known[1][event.task_id] = event.values
                 values = [(k, dumps(v)) for k, v in event.values.items()]
                 buf.ops.append((len(buf.events), "writes", (rid, event.task_id, at, values)))
             case RunFinished():
@@ -260,13 +279,31 @@ class Writer:
                 failed = failed_count(recorded) if recorded is not None else None
                 self._folds.pop(rid, None)
                 report = event.report
+                context = self._final_context(rid, event, recorded)
                 finish = (
-                    *(rid, at, event.status, dumps(event.context), dumps(report)),
+                    *(rid, at, event.status, context, dumps(report)),
                     *(report.get("wall_s"), report.get("speedup"), event.error, failed),
                 )
                 buf.ops.append((len(buf.events), "finish", finish))
                 self._flush_soon()
         buf.events.append(event_row(event, seg))
+
+    def _final_context(self, rid: str, event: RunFinished, view: RunView | None) -> str | None:
+        """`runs.final_context` of a finished run: None (NULL: the reader derives it from the
+        initial context and the writes, each stored once) when that gives the run's own, else
+        its JSON."""
+        known = self._contexts.pop(rid, None)
+        if known is not None and view is not None:
+            tasks = view.tasks
+            derived = final_context(
+                known[0],
+                view.order,
+                lambda tid: tid in tasks and tasks[tid].state == "completed",
+                known[1],
+            )
+            if derived == event.context:
+                return None
+        return dumps(event.context)
 
     def mark_interrupted_now(self, run_id: str, why: str) -> bool:
         """Mark a run being recorded as interrupted, synchronously, from any thread, on a

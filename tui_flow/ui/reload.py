@@ -25,13 +25,13 @@ from textual import work
 from textual.widgets import Static
 
 from ..errors import LoadError, TuiFlowError, ValidationError
-from ..loader import LoadedFile, load
+from ..loader import WORKFLOW_SUFFIXES, LoadedFile, load
 from ..safe_text import visible
 from ..tasks import Task
 from ..workflow import Workflow
 from .session import RunSession, idle_view
 
-WATCHED_SUFFIXES = (".py", ".flow")
+WATCHED_SUFFIXES = WORKFLOW_SUFFIXES
 
 
 @dataclass

@@ -11,8 +11,9 @@ bounded number of lines; the run store keeps them all.
 
 from __future__ import annotations
 
+import json
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,8 +36,25 @@ from ..workflow import Workflow
 MAX_MERGED_LINES = 10_000
 MAX_TASK_LINES = 5_000
 
-# one log line as the app keeps it: (task id, level, text)
-Entry = tuple[str, str, str]
+# one log line as the app keeps it: (task id, level, text), and for a `logging` record with
+# a logger or extra fields a fourth item, its source as shown (`log_source`)
+Entry = tuple[str, ...]
+
+
+def log_source(logger: str | None, extra: Mapping[str, Any] | None) -> str:
+    """A `logging` record's logger and extra fields as the log view shows them."""
+    parts = [logger] if logger else []
+    parts += [f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in (extra or {}).items()]
+    return " ".join(parts)
+
+
+def log_entry(
+    task_id: str, level: str, text: str, logger: str | None, extra: Mapping[str, Any] | None
+) -> Entry:
+    """A log line as the app keeps it (a LogLine or a stored LogRow)."""
+    if logger is None and not extra:
+        return (task_id, level, text)
+    return (task_id, level, text, log_source(logger, extra))
 
 
 def error_entries(
@@ -71,7 +89,7 @@ def with_attempt_errors(rows: Iterable[Any], view: RunView) -> list[Entry]:
         if key != last:
             errors_of(last)
             last = key
-        out.append((r.task_id, r.level, r.text))
+        out.append(log_entry(r.task_id, r.level, r.text, r.logger, r.extra))
     errors_of(last)
     for t in view.tasks.values():  # attempts that failed without writing a line
         for a in t.attempts:
@@ -140,7 +158,14 @@ class RunSession:
     def __call__(self, event: Event) -> None:
         changes = self._changes
         if isinstance(event, TaskLogs):  # the flood: the short way
-            self.add_lines([(ln.task_id, ln.level, ln.text) for ln in event.lines])
+            self.add_lines(
+                [
+                    (ln.task_id, ln.level, ln.text)
+                    if ln.logger is None and ln.extra is None
+                    else log_entry(ln.task_id, ln.level, ln.text, ln.logger, ln.extra)
+                    for ln in event.lines
+                ]
+            )
             self.view.apply(event)
             return
         changed = self.view.apply(event)

@@ -58,6 +58,8 @@ def details_renderable(t: TaskView | None, view: RunView, now: float) -> Rendera
     if info.map_over:
         extra += f" · map over {info.map_over!r}"
     grid.add_row("rules", extra)
+    if info.run_if:
+        grid.add_row("runs if", visible(info.run_if))
     if t.started_at is not None and t.final:
         grid.add_row("duration", fmt_seconds(t.duration(now)))
     if t.instances:

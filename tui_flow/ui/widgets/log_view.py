@@ -47,9 +47,17 @@ def prefix_colour(task_id: str) -> str:
 
 
 def _shown(entry: Entry) -> Entry:
-    """A log line as the view shows it (the same tuple when there is nothing to change)."""
+    """A log line as the view shows it (the same tuple when there is nothing to change). A
+    fourth item (a `logging` record's logger and extra fields) is shown before the text,
+    dim, in brackets."""
     text = visible(entry[2])
+    if len(entry) > 3:
+        return (entry[0], entry[1], text, f"[{visible(entry[3])}] ")
     return entry if text is entry[2] else (entry[0], entry[1], text)
+
+
+def _source(entry: Entry) -> str:
+    return entry[3] if len(entry) > 3 else ""
 
 
 class LogView(ScrollView, can_focus=True):
@@ -118,7 +126,7 @@ class LogView(ScrollView, can_focus=True):
         self.entries.extend(entries)
         self.dropped += overflow
         pad = self.prefix_width + 3 if self.show_prefix else 0
-        widest = max(len(e[2]) for e in entries) + pad
+        widest = max(len(e[2]) + len(_source(e)) for e in entries) + pad
         self._width = min(MAX_WIDTH, max(self._width, widest))
         if self.query_text:
             q = self.query_text
@@ -150,8 +158,8 @@ class LogView(ScrollView, can_focus=True):
         """The visible log as plain text (what `copy` puts on the clipboard)."""
         if self.show_prefix:
             w = self.prefix_width
-            return "\n".join(f"{e[0]:<{w}} │ {e[2]}" for e in self.entries)
-        return "\n".join(e[2] for e in self.entries)
+            return "\n".join(f"{e[0]:<{w}} │ {_source(e)}{e[2]}" for e in self.entries)
+        return "\n".join(_source(e) + e[2] for e in self.entries)
 
     # -- follow --------------------------------------------------------------------------------
 
@@ -255,7 +263,8 @@ class LogView(ScrollView, can_focus=True):
         return strip.crop_extend(scroll_x, scroll_x + width, base).apply_offsets(scroll_x, index)
 
     def _render_entry(self, index: int, base: Style) -> Strip:
-        task_id, level, text = self.entries[index]
+        entry = self.entries[index]
+        task_id, level, text = entry[:3]
         text = text.expandtabs()
         line = Text(no_wrap=True, end="")
         if self.show_prefix:
@@ -264,6 +273,8 @@ class LogView(ScrollView, can_focus=True):
             tid = tid if len(tid) <= w else tid[: w - 1] + "…"
             line.append(f"{tid:<{w}}", style=prefix_colour(task_id))
             line.append(" │ ", style="dim")
+        if len(entry) > 3:
+            line.append(entry[3], style="dim")
         start = len(line)
         line.append(text, style=LEVEL_STYLES.get(level, ""))
         q = self.query_text
