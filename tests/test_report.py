@@ -292,3 +292,27 @@ def test_a_long_error_reads_whole_below_the_table_at_80_columns():
     assert max(len(line) for line in text.splitlines()) <= 120
     errors = text[text.index("\nerrors\n") :]
     assert f"✖ check: {error}" in errors  # one piece, not 5 characters a line
+
+
+def test_a_wait_for_a_slot_held_by_a_task_starting_its_worker_is_worker_start_up():
+    # 2 slots; i0 and i1 take them at 0.01 but their worker processes start until 0.5; i2
+    # and i3 wait for those slots. The wall time went to worker start-up, not "slot waits".
+    def timing(id, deps, start, end, worker=0.0):
+        x = t(id, deps, (start, end))
+        x.worker_wait_s = worker
+        return x
+
+    timings = [
+        timing("split", (), 0.0, 0.01),
+        timing("i0", ("split",), 0.5, 0.6, worker=0.49),
+        timing("i1", ("split",), 0.5, 0.6, worker=0.49),
+        timing("i2", ("split",), 0.6, 0.7),
+        timing("i3", ("split",), 0.6, 0.7),
+        timing("join", ("i0", "i1", "i2", "i3"), 0.7, 0.71),
+    ]
+    r = compute_report(timings, max_concurrency=2, started_at=0.0, finished_at=0.71)
+    parts = r.breakdown
+    assert parts.worker_wait_s == pytest.approx(0.49)
+    assert parts.running_s == pytest.approx(0.01 + 0.1 + 0.1 + 0.01)
+    assert parts.slot_wait_s == pytest.approx(0.0, abs=1e-9)
+    assert parts.total() == pytest.approx(0.71)
