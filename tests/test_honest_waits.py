@@ -181,3 +181,27 @@ async def test_a_cluster_starting_is_worker_start_up_not_running() -> None:
     assert result.report.breakdown.worker_wait_s == pytest.approx(
         result.view.tasks["crunch"].worker_wait_s
     )
+
+
+def test_the_timeline_shades_a_wait_for_a_worker_not_as_a_slot_wait() -> None:
+    from tui_flow.engine.events import RunStarted, TaskInfo
+    from tui_flow.engine.state import RunView
+    from tui_flow.ui.widgets.timeline import WAIT, WORKER, bar_row
+
+    S = TaskStateChanged
+    events = [
+        RunStarted(run_id="r", at=0, workflow="w", max_concurrency=2, tasks=[TaskInfo(id="p")]),
+        S(run_id="r", at=0.0, task_id="p", state="pending", reason=WAITS_FOR_WORKER),
+    ]
+    view = RunView.from_events(events)
+    waiting = bar_row(view.tasks["p"], view, 0.0, 10.0, 10, now=5.0, critical=False).plain
+    assert waiting.count(WORKER) == 5 and WAIT not in waiting  # live: shaded up to now
+    view = RunView.from_events(
+        [
+            *events,
+            S(run_id="r", at=6.0, task_id="p", state="running", attempt=1),
+            S(run_id="r", at=10.0, task_id="p", state="completed", attempt=1),
+        ]
+    )
+    done = bar_row(view.tasks["p"], view, 0.0, 10.0, 10, now=10.0, critical=False).plain
+    assert done.startswith(WORKER * 6) and WAIT not in done

@@ -16,9 +16,9 @@ Figures, named as the views print them:
 - time waiting on retries: summed gaps between a task's attempts, over all tasks
 - the wall-time breakdown: the chain of tasks that ended the run, walked back from the last
   one to end through what each waited for (its last dependency, or the task whose end freed
-  the slot it took when every slot was held), split into running, waiting between attempts, waiting for a worker process
-  (start-up or a full pool), waiting for a slot (or the scheduler) and the rest; its lines
-  sum to the wall time
+  the slot it took when every slot was held), split into running, waiting between attempts,
+  waiting for a worker process (start-up or a full pool), waiting for a slot (or the
+  scheduler) and the rest; its lines sum to the wall time
 """
 
 from __future__ import annotations
