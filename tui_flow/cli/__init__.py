@@ -199,7 +199,7 @@ def _arguments(name: str, p: argparse.ArgumentParser) -> None:
     elif name == "compare":
         p.description = (
             "Run a workflow at each concurrency (1 is always the baseline) and print wall "
-            "time, speedup, the critical-path bound and efficiency."
+            "time, speedup, the speedup possible there and the share of it reached."
         )
         _workflow_file(p)
         p.add_argument(
