@@ -1,6 +1,7 @@
 """The app under load, headless (`run_test`), against the same runs without the app.
 
     PYTHONPATH=. python benchmarks/bench_app.py [--tasks 1000] [--lines 100000]
+    PYTHONPATH=. python benchmarks/bench_app.py --scale [--scale-run 10000] [--scale-idle 100000]
 
 1. A 1,000-task workflow (each task sleeps 5 ms and logs a line, max concurrency 16):
    wall time in the app vs the engine alone (no subscriber) and vs the engine with the
@@ -12,6 +13,11 @@
    press < 100 ms; printed as p50 / p90 / p99 / max over all presses of all runs. Also the
    resident memory growth, the lines kept on screen (bounded), and the flood's wall time in
    the app vs headless.
+
+3. `--scale` (only this): `j`/`k` in the task view timed the same way during a 10,000-task
+   fan-out run (one root, 10,000 tasks after it, 1 ms each, max concurrency 16); then the
+   app opened on a 100,000-step chain and on a 100,000-task fan-out (not run): the time to
+   open and the key latency there.
 
 Both baselines (the headless runs) are measured in the same run, interleaved with the app
 runs; each run starts after a `gc.collect()`, so garbage left by an earlier run (several apps
@@ -165,6 +171,112 @@ async def flood_in_app(
     }
 
 
+FAN_OUT = """
+import asyncio
+from tui_flow import Workflow, task
+
+@task(id="root")
+async def root(context):
+    pass
+
+tasks = [root]
+for i in range({n}):
+    async def body(context):
+        await asyncio.sleep(0.001)  # workload, allowed
+
+    tasks.append(task(id=f"f{{i:05d}}", dependencies=["root"])(body))
+
+workflow = Workflow("fan_out", tasks=tasks, max_concurrency=16)
+"""
+
+CHAIN = """
+from tui_flow import Workflow, task
+
+tasks = []
+for i in range({n}):
+    def body(context):
+        pass
+
+    deps = [tasks[-1].id] if tasks else []
+    tasks.append(task(id=f"c{{i:06d}}", dependencies=deps, runner="async")(body))
+
+workflow = Workflow("chain", tasks=tasks, max_concurrency=4)
+"""
+
+
+async def keys_in_app(
+    path: Path, rng: random.Random, presses: int, run: bool, gap: tuple[float, float]
+) -> dict[str, Any]:
+    """Open the app on `path` (a big workflow), optionally run it, and time `j`/`k` presses
+    (the task view's cursor) from the press to the handler; also the time to open."""
+    t0 = time.perf_counter()
+    app = make_app(path, no_store=True, watch_files=False)
+    latencies: list[float] = []
+    handled = asyncio.Event()
+    stamp = {"t": 0.0}
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.pause()
+        opened = time.perf_counter() - t0
+        tree = app.tree
+        for name in ("action_cursor_down", "action_cursor_up"):
+            original = getattr(tree, name)
+
+            def timed(original: Any = original) -> None:
+                stamp["t"] = time.perf_counter()
+                handled.set()
+                original()
+
+            setattr(tree, name, timed)
+        gc.collect()
+        ex = None
+        if run:
+            app.start_run()
+            ex = app.execution
+        for i in range(presses):
+            if ex is not None and ex.is_done:
+                break
+            handled.clear()
+            sent = time.perf_counter()
+            app.post_message(_key("j" if i % 3 else "k"))
+            await handled.wait()
+            latencies.append(stamp["t"] - sent)
+            await asyncio.sleep(rng.uniform(*gap))  # workload, allowed
+        if ex is not None:
+            await ex.wait()
+        await pilot.pause()
+    return {"open_s": opened, "latencies_ms": [x * 1000 for x in latencies]}
+
+
+def _lat_line(lat: list[float]) -> str:
+    slow = sum(1 for x in lat if x >= 100)
+    return (
+        f"p50 {percentile(lat, 50):.1f} ms, p90 {percentile(lat, 90):.1f} ms, "
+        f"p99 {percentile(lat, 99):.1f} ms, max {max(lat):.1f} ms over {len(lat)} presses; "
+        f"{slow} at or over 100 ms (target: none)"
+    )
+
+
+async def scale(args: argparse.Namespace, tmp: str) -> None:
+    """The task view at scale: keys during a 10,000-task fan-out run; the app open on a
+    100,000-step chain and a 100,000-task fan-out (idle), keys on them."""
+    rng = random.Random(args.seed)
+    fan = Path(tmp) / "fan.py"
+    fan.write_text(FAN_OUT.format(n=args.scale_run))
+    lat: list[float] = []
+    for _ in range(args.scale_repeat):
+        stats = await keys_in_app(fan, rng, 100_000, True, tuple(args.press_gap))
+        lat += stats["latencies_ms"]
+    print(f"{args.scale_run:,}-task fan-out, run in the app, j/k in the task view:")
+    print(f"  key press latency   {_lat_line(lat)}")
+    for name, text in (("chain", CHAIN), ("fan-out", FAN_OUT)):
+        big = Path(tmp) / f"big_{name}.py"
+        big.write_text(text.format(n=args.scale_idle))
+        stats = await keys_in_app(big, rng, 60, False, (0.0, 0.01))
+        print(f"{args.scale_idle:,}-task {name}, idle app:")
+        print(f"  open (load + first screen) {stats['open_s']:.2f} s")
+        print(f"  key press latency   {_lat_line(stats['latencies_ms'])}")
+
+
 def _key(key: str):  # type: ignore[no-untyped-def]
     from textual import events
 
@@ -186,7 +298,15 @@ async def main() -> None:
         help="seconds between key presses, drawn at random in [MIN, MAX]",
     )
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--scale", action="store_true", help="only the task view at scale")
+    ap.add_argument("--scale-run", type=int, default=10_000)
+    ap.add_argument("--scale-idle", type=int, default=100_000)
+    ap.add_argument("--scale-repeat", type=int, default=2)
     args = ap.parse_args()
+    if args.scale:
+        with tempfile.TemporaryDirectory() as tmp:
+            await scale(args, tmp)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         many = Path(tmp) / "many.py"
         many.write_text(MANY.format(n=args.tasks))

@@ -87,5 +87,5 @@ async def test_the_app_shows_a_cloaca_workflow_tree_retries_skip_and_report(
         await pilot.pause()
         details = plain(app, "#details-body")
         assert "runs if" in details and "do_audit == true" in details
-        report = app.query_one("#report").text()  # (the Report panel: a Line API view)
+        report = app.query_one("#report").text()
         assert "speedup" in report and "critical path" in report

@@ -1,32 +1,38 @@
-"""SVG snapshots of the idle, running and finished screens (a scripted run, a fixed clock).
+"""SVG snapshots of `flows/catalog.py` in the app at 80x24 and 160x45: idle, running, failed
+and finished (a scripted run on a fixed clock: tests/catalog_run.py).
 
 Update after an intended change of look: pytest tests/test_app_snapshots.py --snapshot-update
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-from demo_run import T0, scripted_events, write_demo_flow
+from catalog_run import CATALOG, ROOT, T0, scripted_events
 
 from tui_flow.ui.app import TuiFlowApp, make_app
 
-SIZE = (120, 34)
+SIZES = {"80x24": (80, 24), "160x45": (160, 45)}
+# state: (outcome, seconds into the run or None for idle, panel, selected task)
+STATES = {
+    "idle": ("completed", None, "tab-logs", "generate_data"),
+    "running": ("completed", 2.0, "tab-logs", "process_partition_2"),
+    "failed": ("failed", 99.0, "tab-logs", "process_partition_2"),
+    "finished": ("completed", 99.0, "tab-report", "combine_results"),
+}
 
 
-def demo_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at: float) -> TuiFlowApp:
-    monkeypatch.chdir(tmp_path)  # the header shows `demo_flow.py`
-    path = write_demo_flow(tmp_path)
-    return make_app(path, no_store=True, watch_files=False, clock=lambda: T0 + at)
+def catalog_app(monkeypatch: pytest.MonkeyPatch, at: float) -> TuiFlowApp:
+    monkeypatch.chdir(ROOT)  # the header shows `flows/catalog.py`
+    return make_app(CATALOG, no_store=True, watch_files=False, clock=lambda: T0 + at)
 
 
-def show(until: float | None, tab: str, task: str) -> Any:
+def show(outcome: str, until: float | None, tab: str, task: str) -> Any:
     async def run_before(pilot: Any) -> None:
         app = pilot.app
         if until is not None:
-            app.replay(scripted_events(app.workflow, until))
+            app.replay(scripted_events(app.workflow, outcome, until))
         app.tree.select_task(task)
         app.query_one("TabbedContent").active = tab
         await pilot.pause()
@@ -36,25 +42,11 @@ def show(until: float | None, tab: str, task: str) -> Any:
     return run_before
 
 
-def test_idle_screen(snap_compare: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    app = demo_app(tmp_path, monkeypatch, 0.0)
-    assert snap_compare(app, terminal_size=SIZE, run_before=show(None, "tab-logs", "fetch_prices"))
-
-
-def test_running_screen(snap_compare: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    app = demo_app(tmp_path, monkeypatch, 1.9)
-    assert snap_compare(app, terminal_size=SIZE, run_before=show(1.9, "tab-logs", "fetch_prices"))
-
-
-def test_finished_screen(
-    snap_compare: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("size", sorted(SIZES))
+@pytest.mark.parametrize("state", list(STATES))
+def test_catalog_screen(
+    snap_compare: Any, monkeypatch: pytest.MonkeyPatch, state: str, size: str
 ) -> None:
-    app = demo_app(tmp_path, monkeypatch, 99.0)
-    assert snap_compare(app, terminal_size=SIZE, run_before=show(99.0, "tab-report", "validate"))
-
-
-def test_timeline_while_running(
-    snap_compare: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    app = demo_app(tmp_path, monkeypatch, 2.5)
-    assert snap_compare(app, terminal_size=SIZE, run_before=show(2.5, "tab-timeline", "validate"))
+    outcome, until, tab, task = STATES[state]
+    app = catalog_app(monkeypatch, until or 0.0)
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=show(outcome, until, tab, task))

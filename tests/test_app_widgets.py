@@ -17,10 +17,10 @@ from tui_flow.ui.widgets.dag_tree import DagTree, progress_bar, task_label, tree
 from tui_flow.ui.widgets.log_view import LogView
 
 
-def test_tree_parent_is_the_latest_dependency() -> None:
+def test_tree_parent_is_the_only_dependency_and_a_fan_in_sits_at_the_top() -> None:
     order = ["a", "b", "c", "d"]
     deps = {"b": ["a"], "c": ["a"], "d": ["c", "b"]}
-    assert tree_parents(order, deps) == {"a": None, "b": "a", "c": "a", "d": "c"}
+    assert tree_parents(order, deps) == {"a": None, "b": "a", "c": "a", "d": None}
 
 
 def run_view() -> RunView:

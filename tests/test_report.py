@@ -316,3 +316,20 @@ def test_a_wait_for_a_slot_held_by_a_task_starting_its_worker_is_worker_start_up
     assert parts.running_s == pytest.approx(0.01 + 0.1 + 0.1 + 0.01)
     assert parts.slot_wait_s == pytest.approx(0.0, abs=1e-9)
     assert parts.total() == pytest.approx(0.71)
+
+
+def test_the_headline_figures_stack_in_a_narrow_pane():
+    import io
+
+    from rich.console import Console
+
+    from tui_flow.console import report_head
+
+    r = compute_report([t("x", (), (0, 2))], max_concurrency=2, started_at=0, finished_at=2)
+    out = io.StringIO()
+    console = Console(file=out, width=40, no_color=True)
+    console.print(report_head(r, "w", "completed", "r1", width=40))
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "run: r1  w  ✔ completed"
+    assert "speedup: 1.00x of 1.00x possible (100%)" in out.getvalue().replace("\n", " ")
+    assert max(len(line) for line in lines) <= 40

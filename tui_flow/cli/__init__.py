@@ -300,6 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
 def app_parser() -> argparse.ArgumentParser:
     p = ArgParser(prog="tui-flow", description="Open the app on a workflow file.")
     add_workflow_args(p)
+    p.add_argument(
+        "--present",
+        action="store_true",
+        help="presenter mode: high contrast, more room, the keys pressed shown (p toggles)",
+    )
     p.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     return p

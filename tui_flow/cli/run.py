@@ -56,4 +56,5 @@ def cmd_app(args: argparse.Namespace) -> int:
         from ..ui.app import run_app
     except ImportError:
         return cmd_run(args)
-    return run_app(args.file, run_options(args), workflow=args.workflow)
+    present = bool(getattr(args, "present", False))
+    return run_app(args.file, run_options(args), workflow=args.workflow, present=present)

@@ -23,11 +23,12 @@ from typing import Any
 
 from rich.console import Console
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Static, TabbedContent, TabPane, Tree
+from textual.widget import Widget
+from textual.widgets import Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from ..engine import Execution, RunResult
@@ -43,16 +44,19 @@ from .reload import ReloadActions
 from .run_actions import RunActions
 from .session import RunSession, idle_view
 from .summary import display_path
+from .theme import CONTRAST, DARK, DARK_ANSI, LIGHT_ANSI, THEMES
 from .widgets.dag_tree import DagTree
 from .widgets.details import TaskDetails
 from .widgets.dialogs import HelpScreen
 from .widgets.footer import RunFooter
-from .widgets.header import RunHeader, header_text
+from .widgets.header import RunHeader, header_text, tally
+from .widgets.keybar import KeyBar
 from .widgets.log_view import LogPanel, LogView
 from .widgets.report import ReportPanel
 from .widgets.retries import RetriesTable
 from .widgets.timeline import Timeline, TimelinePanel
 
+NARROW = 100  # columns: below, the panes stack
 TICK_S = 0.25  # how often the screen takes the run's changes (4 Hz)
 SPINNER_FPS = 8
 
@@ -64,6 +68,8 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
     TITLE = "tui-flow"
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = BINDINGS
+    # below NARROW columns the panes stack and Details waits behind `i` (see app.tcss)
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW, "-wide")]
 
     def __init__(
         self,
@@ -81,8 +87,17 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
         watch_files: bool = True,
         max_log_lines: int = 5_000,
         tick_s: float = TICK_S,
+        present: bool = False,
     ) -> None:
         super().__init__()
+        for theme in THEMES:
+            self.register_theme(theme)
+        self.theme = DARK.name
+        self.ansi_theme_dark = DARK_ANSI
+        self.ansi_theme_light = LIGHT_ANSI
+        self.presenting = present
+        self._theme_before_present = DARK.name
+        self._last_key: events.Key | None = None
         self.path = Path(path)
         self.file_label = display_path(path)
         self.loaded = loaded if loaded is not None else load(path)
@@ -107,6 +122,7 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
         self.interrupted = False
         self.interrupted_by: int | None = None  # the signal that ended the app, if one did
         self.pending_reload: LoadedFile | None = None
+        self.stale = False  # the run shown is of the file before its last change
         self.reload_error: str | None = None
         self.reloads: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self.watch_ready = asyncio.Event()
@@ -131,14 +147,15 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
                 yield DagTree(id="tree")
                 yield TaskDetails(id="details")
             with TabbedContent(id="tabs", initial="tab-logs"):
-                with TabPane("Logs", id="tab-logs"):
+                with TabPane("1 Logs", id="tab-logs"):
                     yield LogPanel(self.max_log_lines, id="logs")
-                with TabPane("Timeline", id="tab-timeline"):
+                with TabPane("2 Timeline", id="tab-timeline"):
                     yield TimelinePanel(id="timeline-panel")
-                with TabPane("Retries", id="tab-retries"):
+                with TabPane("3 Retries", id="tab-retries"):
                     yield RetriesTable(id="retries")
-                with TabPane("Report", id="tab-report"):
+                with TabPane("4 Report", id="tab-report"):
                     yield ReportPanel(id="report")
+        yield KeyBar(id="keybar")
         yield RunFooter()
 
     @property
@@ -170,7 +187,14 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
         self.query_one("#details").border_title = "Details"
         self.logs.store_note = self.use_store
         self.show_session(self.session)
+        if self.presenting:
+            self.presenting = False
+            self.action_toggle_present()
         self.tree.focus()
+        # Tab goes from the task view straight to the panel's content, not to the tab bar
+        # (1-4 and `t` switch panels)
+        for tabs in self.query("#tabs Tabs"):
+            tabs.can_focus = False
         self.set_interval(self.tick_s, self._tick, name="tick")
         if self.store is None and self.use_store:
             self.open_store()
@@ -256,6 +280,7 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
     def show_session(self, session: RunSession, *, keep_panels: bool = False) -> None:
         """Point every panel at `session` (a live run, a past run, or the idle workflow)."""
         self.session = session
+        self.stale = False
         view = session.view
         now = self.clock()
         tree = self.tree
@@ -293,7 +318,7 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
 
     def _retries_label(self, n: int) -> None:
         tab = self.query_one(TabbedContent).get_tab("tab-retries")
-        label = f"Retries ({n})" if n else "Retries"
+        label = f"3 Retries ({n})" if n else "3 Retries"
         if tab.label.plain != label:  # a new label means a layout: only when it changes
             tab.label = Text(label)
 
@@ -302,7 +327,8 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
         limit = None
         if view.status == "idle":
             limit = self.max_concurrency or self.workflow.max_concurrency
-        self.query_one(RunHeader).set_text(
+        header = self.query_one(RunHeader)
+        header.set_text(
             header_text(
                 view,
                 self.file_label,
@@ -311,14 +337,16 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
                 past=self.past_run is not None,
                 limit=limit,
                 executor=self.remote.describe() if self.remote is not None else None,
+                width=header.content_size.width or self.size.width,
+                stale=self.stale,
             )
         )
         tree_box = self.query_one("#tree")
-        top = [t for t in view.tasks.values() if t.info.parent is None]
-        if view.status == "idle":
-            subtitle = f"{len(top)} tasks"
-        else:
-            subtitle = f"{sum(1 for t in top if t.final)}/{len(top)} done"
+        title = "Tasks" if self.tree.mode == "tree" else "Tasks (list)"
+        if tree_box.border_title != title:
+            tree_box.border_title = title
+        _, done, total = tally(view)
+        subtitle = f"{total} tasks" if view.status == "idle" else f"{done}/{total} done"
         if tree_box.border_subtitle != subtitle:
             tree_box.border_subtitle = subtitle
 
@@ -328,7 +356,12 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
         if not force and tid != self._shown_task and tid is None:
             return
         self._shown_task = tid
-        self.query_one(TaskDetails).show(view.tasks.get(tid) if tid else None, view, self.clock())
+        self.query_one(TaskDetails).show(
+            view.tasks.get(tid) if tid else None,
+            view,
+            self.clock(),
+            needed_by=self.tree.dependents.get(tid, []) if tid else None,
+        )
 
     @guarded
     def _tick(self) -> None:
@@ -352,6 +385,8 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
             )
         else:
             tree.relabel(view, changes.tasks | self._active, now)
+        if view.status == "running" and self._active:
+            tree.follow_running(self._active)
         if changes.lines:
             self._write_lines(changes.lines)
         if changes.retries:
@@ -367,15 +402,19 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
             self.timeline.update_view(view, now)
         if changes.finished:
             self._active.clear()
+            failed = next((tid for tid in view.order if view.tasks[tid].state == "failed"), None)
+            if failed is not None:  # the failure in plain sight: the cursor on it
+                tree.select_task(failed, user=False)
+                tree.scroll_to_cursor(center=True)
             self._show_report()
             self._run_ended()  # (run_actions: cursor to the failure, the report opens)
             self.refresh_bindings()
 
     # -- tree events ---------------------------------------------------------------------------
 
-    @on(Tree.NodeHighlighted, "#tree")
+    @on(DagTree.TaskHighlighted, "#tree")
     @guarded
-    def _on_task_highlighted(self, event: Tree.NodeHighlighted[str]) -> None:
+    def _on_task_highlighted(self, event: DagTree.TaskHighlighted) -> None:
         self._show_details(force=True)
         if self.log_mode == "task":
             self._refresh_logs()
@@ -397,6 +436,94 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, App[int]):
         tabs = self.query_one(TabbedContent)
         i = TABS.index(tabs.active) if tabs.active in TABS else -1
         tabs.active = TABS[(i + 1) % len(TABS)]
+
+    def on_resize(self) -> None:
+        self.query_one(RunFooter).compact = self.size.width < NARROW
+        self.call_after_refresh(self._update_header, self.clock())
+
+    @guarded
+    def action_maximize_pane(self) -> None:
+        """The focused pane fills the screen (Esc, or `m` again, undoes it)."""
+        screen = self.screen
+        if screen.maximized is not None:
+            screen.minimize()
+            return
+        focused = screen.focused
+        pane: Widget = self.query_one("#tabs")
+        if focused is not None:
+            for node in (focused, *focused.ancestors_with_self):
+                if isinstance(node, Widget) and node.id in ("tree", "details", "tabs"):
+                    pane = node
+                    break
+        screen.maximized = pane
+
+    @guarded
+    def action_minimize(self) -> None:
+        if self.screen.maximized is not None:
+            self.screen.minimize()
+
+    @guarded
+    def action_toggle_tasks(self) -> None:
+        """Hide the task view (and Details): the panels take the width."""
+        hide = not self.screen.has_class("-hide-tasks")
+        self.screen.set_class(hide, "-hide-tasks")
+        if (
+            hide
+            and self.screen.focused is not None
+            and self.tree
+            in (
+                self.screen.focused,
+                *self.screen.focused.ancestors,
+            )
+        ):
+            self.log_view.focus()
+
+    @guarded
+    def action_toggle_details(self) -> None:
+        """Show or hide Details (hidden by default below 100 columns)."""
+        self.screen.toggle_class("-details-toggled")
+
+    @guarded
+    def action_scroll_panel(self, lines: int) -> None:
+        """Scroll the panel on the right, wherever the focus is."""
+        tab = self.query_one(TabbedContent).active
+        target: Widget | None = {
+            "tab-logs": self.log_view,
+            "tab-timeline": self.timeline,
+            "tab-retries": self.query_one(RetriesTable),
+            "tab-report": self.query_one(ReportPanel),
+        }.get(tab)
+        if target is not None:
+            target.scroll_relative(y=lines, animate=False)
+
+    @guarded
+    def action_toggle_present(self) -> None:
+        """Presenter mode: high contrast, more room, the keys pressed shown in a corner."""
+        self.presenting = not self.presenting
+        self.screen.set_class(self.presenting, "-present")
+        if self.presenting:
+            self._theme_before_present = self.theme
+            self.theme = CONTRAST.name
+        else:
+            self.theme = self._theme_before_present
+        self.call_after_refresh(self._update_header, self.clock())
+
+    async def on_event(self, event: events.Event) -> None:
+        if self.presenting and isinstance(event, events.Key) and event is not self._last_key:
+            self._last_key = event  # a key not handled below comes back up: once on the bar
+            self.query_one(KeyBar).pressed(event)
+        await super().on_event(event)
+
+    @guarded
+    def action_toggle_view(self) -> None:
+        """The task view as a tree or as a flat list."""
+        self.tree.set_mode("list" if self.tree.mode == "tree" else "tree")
+        self._update_header(self.clock())
+
+    @guarded
+    def action_toggle_deps(self) -> None:
+        """Name each task's dependencies in the list (and the tree's fan-ins)."""
+        self.tree.toggle_deps()
 
     @guarded
     def action_help(self) -> None:
@@ -420,6 +547,7 @@ def make_app(
     watch_files: bool = True,
     max_log_lines: int = 5_000,
     tick_s: float = TICK_S,
+    present: bool = False,
 ) -> TuiFlowApp:
     """Build the app on a workflow file. Raises LoadError / ValidationError for a bad file."""
     return TuiFlowApp(
@@ -435,10 +563,13 @@ def make_app(
         watch_files=watch_files,
         max_log_lines=max_log_lines,
         tick_s=tick_s,
+        present=present,
     )
 
 
-def run_app(path: str, options: RunOptions, *, workflow: str | None = None) -> int:
+def run_app(
+    path: str, options: RunOptions, *, workflow: str | None = None, present: bool = False
+) -> int:
     """The CLI's entry: open the app, then leave a summary of the last run; the exit code."""
     executor = executor_name(options.executor)
     app = make_app(
@@ -448,6 +579,7 @@ def run_app(path: str, options: RunOptions, *, workflow: str | None = None) -> i
         context=dict(options.context),
         db=options.db,
         no_store=not options.record,
+        present=present,
         remote_factory=(
             (lambda: remote_runner(executor, options.scheduler)) if executor != "local" else None
         ),

@@ -14,15 +14,21 @@ from textual.screen import Screen
 # the panels on the right, in tab order (keys 1-4)
 TABS = ("tab-logs", "tab-timeline", "tab-retries", "tab-report")
 
+# The footer shows the keys in this order and cuts what does not fit: what matters most
+# (run, cancel, help, quit) comes first, so that it shows at every width.
 BINDINGS = [
     Binding("r", "run", "Run", id="run"),
     Binding("c", "cancel", "Cancel", id="cancel"),
+    Binding("question_mark,f1", "help", "Help", id="help"),
+    Binding("q", "quit", "Quit", id="quit"),
     Binding("slash", "search", "Search", id="logs.search"),
     Binding("n", "search_next", "Next match", id="logs.search_next", show=False),
     Binding("N", "search_previous", "Previous match", id="logs.search_previous", show=False),
     Binding("l", "toggle_log_filter", "Logs: all/task", id="logs.filter"),
     Binding("f", "follow", "Follow logs", id="logs.follow", show=False),
     Binding("y", "copy_log", "Copy log", id="logs.copy"),
+    Binding("v", "toggle_view", "Tree/list", id="tasks.view", show=False),
+    Binding("d", "toggle_deps", "Show dependencies", id="tasks.deps", show=False),
     Binding("t", "next_tab", "Next panel", id="panels.next"),
     Binding("1", "show_tab('tab-logs')", "Logs", id="panels.logs", show=False),
     Binding("2", "show_tab('tab-timeline')", "Timeline", id="panels.timeline", show=False),
@@ -31,10 +37,17 @@ BINDINGS = [
     Binding("x", "cancel_task", "Cancel task", id="cancel.task", show=False),
     Binding("R", "rerun_failed", "Re-run failed", id="rerun.failed", show=False),
     Binding("e", "rerun_from", "Re-run from task", id="rerun.from", show=False),
-    Binding("h", "history", "History", id="history"),
-    Binding("w", "switch_workflow", "Next workflow", id="workflow.next", show=False),
-    Binding("question_mark,f1", "help", "Help", id="help"),
-    Binding("q", "quit", "Quit", id="quit"),
+    Binding("h", "toggle_tasks", "Hide tasks", id="tasks.hide"),
+    Binding("m", "maximize_pane", "Maximize", id="panes.maximize"),
+    Binding("escape", "minimize", "Restore", id="panes.restore", show=False),
+    Binding("i", "toggle_details", "Details", id="panes.details", show=False),
+    Binding("J", "scroll_panel(3)", "Scroll panel down", id="panels.down", show=False),
+    Binding("K", "scroll_panel(-3)", "Scroll panel up", id="panels.up", show=False),
+    Binding("p", "toggle_present", "Presenter mode", id="present", show=False),
+    Binding("H", "history", "History", id="history"),
+    Binding("b", "back_to_live", "Back to live run", id="history.back"),
+    Binding("ctrl+c", "interrupt", "Cancel, then quit", id="interrupt", show=False, priority=True),
+    Binding("W", "switch_workflow", "Next workflow", id="workflow.next", show=False),
 ]
 
 
@@ -73,7 +86,7 @@ def system_commands(app: Any, screen: Screen[Any]) -> Iterable[SystemCommand]:
             )
     if app.use_store:
         yield SystemCommand(
-            "Open a past run…", "Runs of this workflow from the store (h)", app.action_history
+            "Open a past run…", "Runs of this workflow from the store (H)", app.action_history
         )
     for name in app.loaded.workflows:
         if name != app.workflow.name:

@@ -183,6 +183,7 @@ class ReloadActions:
     reloads: asyncio.Queue[tuple[str, Any]]
     watch_ready: asyncio.Event
     max_concurrency: int | None
+    stale: bool
 
     @work(exclusive=True, group="watch", exit_on_error=False)
     async def watch_workflow(self) -> None:
@@ -242,7 +243,13 @@ class ReloadActions:
         self.loaded = loaded
         self.workflow = new
         self.pending_reload = None
-        if self.session is not self.last_live or not self.running:
+        shown = self.session.view.status
+        if shown not in ("idle", "running", "pending"):
+            # a finished run (live or past) stays on screen, marked stale: `r` runs the new
+            # version
+            self.stale = True
+            self._update_header(self.clock())
+        elif self.session is not self.last_live or not self.running:
             idle = RunSession(idle_view(new, self.max_concurrency), live=False)
             old = self.session
             idle.lines, idle.task_lines, idle.total_lines = (

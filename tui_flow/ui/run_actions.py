@@ -60,6 +60,8 @@ class RunActions:
             return True if self.use_store else False
         if action in ("rerun_failed", "rerun_from"):
             return None if self.running or self._rerun_source() is None else True
+        if action == "back_to_live":
+            return self.past_run is not None
         if action == "switch_workflow":
             return len(self.loaded.workflows) > 1
         return True
@@ -112,6 +114,7 @@ class RunActions:
         self.past_run = None
         self.interrupted = False
         self.last_live = session
+        self.tree.follow = True  # the cursor follows the running task until the user moves it
         # the run is on disk before its first body starts
         execution.start(gate=self.store.flush() if self.store is not None else None)
         self.show_session(session)
@@ -260,9 +263,40 @@ class RunActions:
 
         self.push_screen(HistoryScreen(self.workflow.name, rows), chosen)
 
+    @guarded
+    def action_back_to_live(self) -> None:
+        """From a past run back to the latest run started here (or the idle workflow)."""
+        if self.past_run is None:
+            return
+        self.past_run = None
+        if self.last_live is not None:
+            self.show_session(self.last_live)
+        else:
+            self.show_session(
+                RunSession(idle_view(self.workflow, self.max_concurrency), live=False)
+            )
+        self.notify("Back to the live run." if self.running else "Back to the latest run.")
+
+    @guarded
+    def action_interrupt(self) -> None:
+        """ctrl+c: cancel the run; with no run going (or at the second press), quit."""
+        if self.execution is not None and self.running and not self.interrupted:
+            self.interrupted = True
+            self.execution.cancel()
+            self.notify("Cancelling the run… ctrl+c again (or q) quits.", timeout=4)
+            return
+        self.run_worker(self.action_quit(), name="quit", exit_on_error=False)
+
     @work(exclusive=True, group="history", exit_on_error=False)
     async def open_past_run(self, run_id: str) -> None:
         """Show a recorded run in the same panels as a live one."""
+        live = self.last_live
+        if live is not None and live.view.run_id == run_id:
+            # the run going on (or the latest one here): the live view, not a frozen copy
+            if self.session is not live:
+                self.past_run = None
+                self.show_session(live)
+            return
         view = await self.store.load_run(run_id)
         if view is None:
             self.notify(f"No run {run_id} in the store.", severity="warning")

@@ -1,239 +1,214 @@
-"""The task tree: every task once, in a stable order, with a glyph AND a word for its status.
+"""The task view: every task once, one row each, a glyph AND a word for its status.
 
-Layout: a task hangs under its latest dependency (the one that comes last in the workflow's
-topological order) and names the others ("after: a, b"); tasks without dependencies are at
-the top level; the instances of a map_over task hang under it. The tree is rebuilt only when
-the graph changes; otherwise nodes are relabelled, and only those whose task changed (plus
-running ones, whose spinner and duration move). A node off screen is not relabelled at
-once: it is marked stale and gets its label when it scrolls into view (`render_lines`), so a
-tick of a 1,000-task run costs the visible lines, not every task that moved.
+Two layouts (`v` switches): the tree and the flat list (see `task_rows`). The widget is
+virtualised (Textual's Line API): it keeps the rows as a flat list and draws only the rows on
+screen, so a 100,000-step chain or a 100,000-task fan-out costs the rows in view, and no
+recursion anywhere. Indentation is capped at `MAX_INDENT` levels: a long chain reads as a
+list past that depth instead of a staircase running off the right edge.
+
+Labels are made lazily: `relabel` marks the rows whose task changed as stale and repaints
+those on screen; a stale row off screen gets its label when it scrolls into view. The
+cursor is the selected task (`selected_id`); moving it posts `TaskHighlighted`. While
+`follow` is on (until the user moves the cursor), the app keeps the cursor on the running
+task (`follow_running`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import ClassVar
 
+from rich.segment import Segment
 from rich.text import Text
-from textual.widgets import Tree
-from textual.widgets.tree import TreeNode
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
-from ...engine.events import CANCEL_WAITS_FOR_THREAD, WAITS_FOR_WORKER
-from ...engine.state import RunView, TaskView
-from ...safe_text import visible
-from ...status import SPINNER, fmt_seconds, glyph, style
+from ...engine.state import RunView
+from .task_rows import (
+    list_label,
+    list_layout,
+    progress_bar,
+    task_details,
+    task_label,
+    tree_layout,
+    tree_parents,
+)
 
-BAR_WIDTH = 10
+__all__ = [
+    "DagTree",
+    "TaskRow",
+    "list_label",
+    "progress_bar",
+    "task_details",
+    "task_label",
+    "tree_parents",
+]
 
-
-def tree_parents(order: Sequence[str], deps: Mapping[str, Sequence[str]]) -> dict[str, str | None]:
-    """Each task's parent in the tree: its latest dependency in `order` (None at top level)."""
-    rank = {tid: i for i, tid in enumerate(order)}
-    parents: dict[str, str | None] = {}
-    for tid in order:
-        ds = [d for d in deps.get(tid, ()) if d in rank]
-        parents[tid] = max(ds, key=rank.__getitem__) if ds else None
-    return parents
-
-
-def progress_bar(done: float, total: float | None, width: int = BAR_WIDTH) -> Text:
-    """`━━━━━╸──── 55%` (or a count when the total is unknown)."""
-    if not total or total <= 0:
-        return Text(f"{done:g} done", style="dim")
-    frac = max(0.0, min(1.0, done / total))
-    halves = round(frac * width * 2)
-    full, half = divmod(halves, 2)
-    out = Text()
-    out.append("━" * full, style="cyan")
-    if half:
-        out.append("╸", style="cyan")
-    out.append("─" * (width - full - half), style="dim")
-    out.append(f" {frac:4.0%}")
-    return out
+MAX_INDENT = 4  # levels of indentation drawn, at most (2 columns each)
+MODES = ("tree", "list")
 
 
-def _short(text: str | None, n: int = 60) -> str:
-    """The first line of an error, shortened, as it may be shown (`visible`)."""
-    if not text:
-        return ""
-    line = visible(text.strip().splitlines()[0]) if text.strip() else ""
-    return line if len(line) <= n else line[: n - 1] + "…"
+@dataclass(eq=False)
+class TaskRow:
+    """One task's row: its place (parent, depth, children) and its cached label."""
+
+    data: str
+    parent: TaskRow | None
+    depth: int
+    children: list[TaskRow] = field(default_factory=list)
+    expanded: bool = True
+    tree: DagTree | None = None
+    cached: Text | None = None  # None: stale, made again when drawn
+
+    @property
+    def label(self) -> Text:
+        """The up-to-date label (made now if stale)."""
+        assert self.tree is not None
+        return self.tree.label_of(self.data) or Text(self.data)
 
 
-def task_label(
-    t: TaskView,
-    view: RunView,
-    now: float,
-    *,
-    tree_parent: str | None = None,
-    frame: int = 0,
-) -> Text:
-    """One tree line: glyph, id, status word and what matters about the task right now."""
-    state = t.state
-    mark = SPINNER[frame % len(SPINNER)] if state == "running" else glyph(state)
-    label = Text()
-    label.append(mark, style=style(state))
-    label.append(" ")
-    name = t.id
-    if t.info.parent is not None and name.startswith(t.info.parent):
-        name = name[len(t.info.parent) :]  # `[3]` under its task
-    label.append(name, style="bold" if state in ("running", "retrying") else "")
-    label.append("  ")
-    label.append(state, style=style(state))
-    details: list[Text | str] = []
-    tasks = view.tasks
-    if state == "pending":
-        if view.status == "running":
-            waits = [d for d in t.info.dependencies if d in tasks and not tasks[d].final]
-            if waits:
-                details.append("waits on " + ", ".join(waits))
-            elif t.reason == WAITS_FOR_WORKER:  # it holds a slot: the wait is the worker's
-                details.append("holds a slot, waits for a worker process to start or free up")
-            elif t.info.parent is None:
-                details.append("waits for a free slot")
-            else:
-                details.append("queued")
-    elif state == "running":
-        if t.reason == CANCEL_WAITS_FOR_THREAD:
-            details.append("cancel asked: a thread, it runs until its body returns")
-        if t.instances:
-            done = sum(1 for i in t.instances if i in tasks and tasks[i].final)
-            details.append(f"{done}/{len(t.instances)} instances")
-        if t.attempt > 1:
-            details.append(f"attempt {t.attempt}/{t.max_attempts}")
-        details.append(fmt_seconds(t.duration(now)))
-        if t.progress is not None:
-            done_v, total, msg = t.progress
-            bar = progress_bar(done_v, total)
-            if msg:
-                bar.append(f" {_short(msg, 30)}", style="dim")
-            details.append(bar)
-    elif state == "retrying":
-        if t.reason == "falling back":
-            details.append("running the fallback")
-        else:
-            nxt = f"attempt {t.attempt + 1}/{t.max_attempts}"
-            if t.next_retry_at is not None:
-                left = t.next_retry_at - now
-                nxt += f", next in {fmt_seconds(left)}" if left > 0 else ", waiting for a slot"
-            details.append(nxt)
-    elif state == "completed":
-        if t.reason == "reused from earlier run":
-            details.append("reused from the earlier run")
-        elif t.started_at is not None:
-            details.append(fmt_seconds(t.duration(now)))
-        if t.attempt > 1:
-            details.append(f"{t.attempt} attempts")
-        if t.via_fallback:
-            details.append("via fallback")
-        if t.instances:
-            details.append(f"{len(t.instances)} instances")
-    elif state == "failed":
-        if t.started_at is not None:
-            details.append(fmt_seconds(t.duration(now)))
-        if t.error:
-            details.append(Text(_short(t.error), style="red"))
-    elif state in ("skipped", "cancelled"):
-        if t.reason:
-            details.append(t.reason)
-    others = [d for d in t.info.dependencies if d != tree_parent]
-    waiting = state == "pending" and view.status == "running"
-    if others and tree_parent is not None and not waiting:
-        details.append("after: " + ", ".join(others))
-    for d in details:
-        label.append(" · ", style="dim")
-        label.append(d if isinstance(d, Text) else Text(d, style="dim"))
-    return label
+class DagTree(ScrollView, can_focus=True):
+    """The workflow's tasks as a tree or a flat list; a row's data is the task id."""
 
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("down,j", "cursor_down", "Down", show=False),
+        Binding("up,k", "cursor_up", "Up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("home,g", "first", "First", show=False),
+        Binding("end,G", "last", "Last", show=False),
+        Binding("enter,space", "toggle", "Expand/collapse", show=False),
+        Binding("left", "collapse", "Collapse", show=False),
+        Binding("right", "expand", "Expand", show=False),
+    ]
 
-class DagTree(Tree[str]):
-    """The workflow's tasks as a tree; node data is the task id."""
-
-    ICON_NODE = "▸ "
-    ICON_NODE_EXPANDED = "▾ "
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"dag-tree--cursor"}
 
     DEFAULT_CSS = """
-    DagTree { scrollbar-size-vertical: 1; }
+    DagTree { scrollbar-size-vertical: 1; overflow-x: hidden; }
+    DagTree > .dag-tree--cursor { background: $block-cursor-blurred-background; }
+    DagTree:focus > .dag-tree--cursor {
+        background: $block-cursor-background;
+        color: $block-cursor-foreground;
+        text-style: bold;
+    }
     """
 
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__("tasks", id=id)
-        self.show_root = False
-        self.guide_depth = 3
-        self.nodes_by_id: dict[str, TreeNode[str]] = {}
+    class TaskHighlighted(Message):
+        """The cursor moved to another task."""
+
+        def __init__(self, tree: DagTree, task_id: str | None) -> None:
+            super().__init__()
+            self.tree = tree
+            self.task_id = task_id
+
+        @property
+        def control(self) -> DagTree:
+            return self.tree
+
+    def __init__(self, *, id: str | None = None, mode: str = "tree") -> None:
+        super().__init__(id=id)
+        self.mode = mode if mode in MODES else "tree"
+        self.show_deps = False  # list mode: each row names its dependencies
+        self.follow = True  # keep the cursor on the running task until the user moves it
+        self.nodes_by_id: dict[str, TaskRow] = {}
         self.parents: dict[str, str | None] = {}
         self.dependents: dict[str, list[str]] = {}
-        self._shape: tuple[tuple[str, str | None], ...] = ()
+        self.rows: list[TaskRow] = []  # the rows shown (collapsed subtrees left out)
+        self._line: dict[str, int] = {}  # task id -> its index in `rows`
+        self._top: list[TaskRow] = []
+        self._shape: tuple[object, ...] = ()
+        self._rank: dict[str, int] = {}
+        self.cursor = 0
         self.frame = 0
-        self._stale: set[str] = set()  # off-screen nodes whose label is out of date
-        self._view: RunView | None = None  # what stale labels are made from
+        self._view: RunView | None = None
         self._now = 0.0
+        self._highlighted: str | None = None
 
     # -- building ------------------------------------------------------------------------------
 
-    def shape_of(self, view: RunView) -> tuple[tuple[str, str | None], ...]:
-        return tuple((tid, view.tasks[tid].info.parent) for tid in view.order if tid in view.tasks)
+    def shape_of(self, view: RunView) -> tuple[object, ...]:
+        return (self.mode, tuple((tid, view.tasks[tid].info.parent) for tid in view.order))
 
     def build(self, view: RunView, now: float, *, force: bool = False) -> bool:
-        """Rebuild the tree for `view` if its graph differs; keep selection and collapsed nodes.
-
-        Returns True when the tree was rebuilt.
-        """
+        """Lay the rows out for `view` if its graph (or the mode) changed; keep the selection
+        and the collapsed rows. Returns True when the rows were laid out again."""
+        self._view, self._now = view, now
         shape = self.shape_of(view)
         if shape == self._shape and not force:
             self.relabel(view, view.order, now)
             return False
         selected = self.selected_id
-        collapsed = {
-            tid for tid, n in self.nodes_by_id.items() if n.allow_expand and not n.is_expanded
-        }
-        scroll_y = self.scroll_y
-        self.clear()
-        self.nodes_by_id = {}
-        self._stale = set()
-        self._view, self._now = view, now
-        deps = {tid: view.tasks[tid].info.dependencies for tid in view.order}
-        top = [tid for tid in view.order if view.tasks[tid].info.parent is None]
-        self.parents = tree_parents(top, deps)
-        for tid in view.order:
-            parent = view.tasks[tid].info.parent
-            if parent is not None:
-                self.parents[tid] = parent
+        collapsed = {tid for tid, r in self.nodes_by_id.items() if r.children and not r.expanded}
+        tasks = view.tasks
+        order = [tid for tid in view.order if tid in tasks]
+        self._rank = {tid: i for i, tid in enumerate(order)}
+        self.parents = tree_layout(view) if self.mode == "tree" else list_layout(view)
         self.dependents = {}
-        for tid, ds in deps.items():
-            for d in ds:
+        for tid in order:
+            for d in tasks[tid].info.dependencies:
                 self.dependents.setdefault(d, []).append(tid)
-        children: dict[str | None, list[str]] = {}
-        for tid in view.order:
-            children.setdefault(self.parents.get(tid), []).append(tid)
-
-        def add(parent_node: TreeNode[str], tid: str) -> None:
-            t = view.tasks[tid]
-            label = task_label(t, view, now, tree_parent=self.parents.get(tid), frame=self.frame)
-            kids = children.get(tid, [])
-            if kids:
-                node = parent_node.add(label, data=tid, expand=tid not in collapsed)
-                self.nodes_by_id[tid] = node
-                for k in kids:
-                    add(node, k)
-            else:
-                self.nodes_by_id[tid] = parent_node.add_leaf(label, data=tid)
-
-        for tid in children.get(None, []):
-            add(self.root, tid)
+        rows: dict[str, TaskRow] = {}
+        top: list[TaskRow] = []
+        for tid in order:  # a parent comes before its children in `order`
+            p = self.parents.get(tid)
+            parent = rows.get(p) if p is not None else None
+            row = TaskRow(tid, parent, parent.depth + 1 if parent else 0, tree=self)
+            row.expanded = tid not in collapsed
+            rows[tid] = row
+            (parent.children if parent is not None else top).append(row)
+        self.nodes_by_id = rows
+        self._top = top
         self._shape = shape
-        self._tree_lines  # noqa: B018 - lay the lines out now so nodes know their line
-        if selected in self.nodes_by_id:
-            self.select_task(selected, scroll=False)
-        elif self.nodes_by_id:
-            self.move_cursor(self.nodes_by_id[next(iter(self.nodes_by_id))], animate=False)
-        self.scroll_to(y=scroll_y, animate=False)
+        self._lay_out()
+        if selected is not None and selected in rows:
+            self.select_task(selected, scroll=False, user=False)
+        else:
+            self._set_cursor(0, scroll=False)
         return True
 
-    def relabel(self, view: RunView, ids: Iterable[str], now: float) -> int:
-        """Relabel the nodes of `ids` (and the pending dependents whose wait list changed).
+    def _lay_out(self) -> None:
+        """Flatten the expanded rows (depth first, without recursion)."""
+        out: list[TaskRow] = []
+        stack = list(reversed(self._top))
+        while stack:
+            row = stack.pop()
+            out.append(row)
+            if row.children and row.expanded:
+                stack.extend(reversed(row.children))
+        self.rows = out
+        self._line = {row.data: i for i, row in enumerate(out)}
+        self.virtual_size = Size(self.size.width, len(out))
+        self.cursor = min(self.cursor, max(0, len(out) - 1))
+        self.refresh()
 
-        Nodes on screen get their new label now; the others are marked stale (see
-        `render_lines`). Returns how many nodes on screen changed."""
+    def set_mode(self, mode: str) -> None:
+        """Show the tree or the flat list (the selection stays)."""
+        if mode not in MODES or mode == self.mode:
+            return
+        self.mode = mode
+        if self._view is not None:
+            self.build(self._view, self._now, force=True)
+            self.scroll_to_cursor()
+
+    def toggle_deps(self) -> None:
+        self.show_deps = not self.show_deps
+        self.relabel_all()
+
+    def relabel_all(self) -> None:
+        for row in self.nodes_by_id.values():
+            row.cached = None
+        self.refresh()
+
+    def relabel(self, view: RunView, ids: Iterable[str], now: float) -> int:
+        """Mark the rows of `ids` (and the pending dependents whose wait list changed, and the
+        map_over task of an instance) stale; repaint those on screen. Returns how many rows
+        on screen were marked."""
         self._view, self._now = view, now
         todo = set(ids)
         for tid in list(todo):
@@ -245,80 +220,192 @@ class DagTree(Tree[str]):
             if t is not None and t.info.parent is not None:
                 todo.add(t.info.parent)  # "3/10 instances"
         top, bottom = self._visible_lines()
-        changed: list[TreeNode[str]] = []
+        shown = 0
         for tid in todo:
-            node = self.nodes_by_id.get(tid)
-            if node is None or tid not in view.tasks:
+            row = self.nodes_by_id.get(tid)
+            if row is None:
                 continue
-            if not top <= node._line < bottom:
-                self._stale.add(tid)
-                continue
-            if self._set_label(node, tid):
-                changed.append(node)
-        if len(changed) > 16:
-            self.refresh()
-        else:  # repaint just their lines (a spinner ticking must not repaint the whole tree)
-            for node in changed:
-                self._refresh_node(node)
-        return len(changed)
+            row.cached = None
+            line = self._line.get(tid)
+            if line is not None and top <= line < bottom:
+                shown += 1
+                self.refresh_line(line)
+        return shown
 
     def _visible_lines(self) -> tuple[int, int]:
-        """The tree lines on screen: [top, bottom)."""
-        self._tree_lines  # noqa: B018 - nodes know their line once the lines are laid out
         top = int(self.scroll_offset.y)
         return top, top + max(1, self.size.height)
 
-    def _set_label(self, node: TreeNode[str], tid: str) -> bool:
-        """Give `node` its task's current label; True if it changed."""
-        view = self._view
-        if view is None or tid not in view.tasks:
-            return False
-        self._stale.discard(tid)
-        t = view.tasks[tid]
-        label = task_label(t, view, self._now, tree_parent=self.parents.get(tid), frame=self.frame)
-        old = node._label
-        if isinstance(old, Text) and old.plain == label.plain and old.spans == label.spans:
-            return False
-        # what `set_label` does, minus its per-node refresh callback: the caller refreshes
-        node._label = self.process_label(label)
-        node._updates += 1
-        return True
-
-    def render_lines(self, crop):  # type: ignore[no-untyped-def]
-        """Bring stale labels that came into view up to date, then draw."""
-        if self._stale:
-            top, bottom = self._visible_lines()
-            for line in self._tree_lines[top:bottom]:
-                tid = line.node.data
-                if tid in self._stale and self._set_label(line.node, tid):
-                    self._refresh_node(line.node)  # its line may be cached: draw it again
-        return super().render_lines(crop)
-
     def label_of(self, task_id: str) -> Text | None:
-        """The up-to-date label of a task's node (on screen or not)."""
-        node = self.nodes_by_id.get(task_id)
-        if node is None:
+        """The up-to-date label of a task's row (on screen or not)."""
+        row = self.nodes_by_id.get(task_id)
+        view = self._view
+        if row is None or view is None or task_id not in view.tasks:
             return None
-        if task_id in self._stale:
-            self._set_label(node, task_id)
-        return node.label if isinstance(node.label, Text) else Text(str(node.label))
+        if row.cached is None:
+            t = view.tasks[task_id]
+            if self.mode == "list":
+                row.cached = list_label(t, view, self._now, frame=self.frame, deps=self.show_deps)
+            else:
+                row.cached = task_label(
+                    t, view, self._now, tree_parent=self.parents.get(task_id), frame=self.frame
+                )
+        return row.cached
+
+    # -- drawing -------------------------------------------------------------------------------
+
+    def render_line(self, y: int) -> Strip:
+        index = int(self.scroll_offset.y) + y
+        width = self.size.width
+        base = self.rich_style
+        if not 0 <= index < len(self.rows):
+            return Strip.blank(width, base)
+        row = self.rows[index]
+        text = Text(no_wrap=True, overflow="ellipsis", end="")
+        depth = min(row.depth, MAX_INDENT)
+        if depth:
+            text.append("  " * (depth - 1) + ("┆ " if row.depth > MAX_INDENT else "  "), "dim")
+        if row.children:
+            text.append("▾ " if row.expanded else "▸ ", "dim")
+        elif self.mode == "tree" or row.depth:
+            text.append("  ")
+        text.append_text(self.label_of(row.data) or Text(row.data))
+        if index == self.cursor:
+            text.stylize(self.get_component_rich_style("dag-tree--cursor", partial=True))
+        segments = list(text.render(self.app.console))
+        strip = Strip(segments).crop_extend(0, width, base)
+        if base:
+            strip = Strip(Segment.apply_style(strip, base), strip.cell_length)
+        return strip.apply_offsets(0, index)
+
+    def _on_resize(self, event: events.Resize) -> None:
+        self.virtual_size = Size(event.size.width, len(self.rows))
 
     # -- selection -----------------------------------------------------------------------------
 
     @property
     def selected_id(self) -> str | None:
-        node = self.cursor_node
-        return node.data if node is not None else None
+        if 0 <= self.cursor < len(self.rows):
+            return self.rows[self.cursor].data
+        return None
 
-    def select_task(self, task_id: str, *, scroll: bool = True) -> bool:
-        node = self.nodes_by_id.get(task_id)
-        if node is None:
+    @property
+    def cursor_node(self) -> TaskRow | None:
+        return self.rows[self.cursor] if 0 <= self.cursor < len(self.rows) else None
+
+    def select_task(self, task_id: str, *, scroll: bool = True, user: bool = True) -> bool:
+        """Put the cursor on a task (expanding what hides it). `user`: the user chose it,
+        which stops `follow`."""
+        row = self.nodes_by_id.get(task_id)
+        if row is None:
             return False
-        parent = node.parent
-        while parent is not None and not parent.is_root:
-            parent.expand()
+        parent, hidden = row.parent, False
+        while parent is not None:
+            if not parent.expanded:
+                parent.expanded, hidden = True, True
             parent = parent.parent
-        self.move_cursor(node, animate=False)
-        if scroll:
-            self.scroll_to_node(node, animate=False)
+        if hidden:
+            self._lay_out()
+        if user:
+            self.follow = False
+        self._set_cursor(self._line[task_id], scroll=scroll)
         return True
+
+    def _set_cursor(self, index: int, *, scroll: bool = True) -> None:
+        index = max(0, min(index, len(self.rows) - 1))
+        if index != self.cursor:
+            self.refresh_line(self.cursor)
+            self.cursor = index
+            self.refresh_line(index)
+        if scroll:
+            self.scroll_to_cursor()
+        tid = self.selected_id
+        if tid != self._highlighted:
+            self._highlighted = tid
+            self.post_message(self.TaskHighlighted(self, tid))
+
+    def scroll_to_cursor(self, *, center: bool = False) -> None:
+        if not self.size.height:  # not laid out yet: once it is
+            self.call_after_refresh(self.scroll_to_cursor, center=center)
+            return
+        top, bottom = self._visible_lines()
+        height = max(1, self.size.height)
+        y: int | None = None
+        if center and not top <= self.cursor < bottom:
+            y = max(0, self.cursor - height // 2)
+        elif self.cursor < top:
+            y = self.cursor
+        elif self.cursor >= bottom:
+            y = self.cursor - height + 1
+        if y is not None:
+            # set, not `scroll_to`: that waits for the scrollbars a new layout has not shown yet
+            self.scroll_target_y = self.scroll_y = y
+
+    def follow_running(self, running: Iterable[str]) -> None:
+        """While following: put the cursor on the first running task (in run order)."""
+        if not self.follow:
+            return
+        rank = self._rank
+        first = min(
+            (tid for tid in running if tid in self._line),
+            key=lambda t: rank.get(t, 0),
+            default=None,
+        )
+        if first is not None and first != self.selected_id:
+            self.select_task(first, scroll=False, user=False)
+            self.scroll_to_cursor(center=True)
+
+    # -- keys and mouse ------------------------------------------------------------------------
+
+    def _move(self, index: int) -> None:
+        self.follow = False
+        self._set_cursor(index)
+
+    def action_cursor_down(self) -> None:
+        self._move(self.cursor + 1)
+
+    def action_cursor_up(self) -> None:
+        self._move(self.cursor - 1)
+
+    def action_page_down(self) -> None:
+        self._move(self.cursor + max(1, self.size.height - 1))
+
+    def action_page_up(self) -> None:
+        self._move(self.cursor - max(1, self.size.height - 1))
+
+    def action_first(self) -> None:
+        self._move(0)
+
+    def action_last(self) -> None:
+        self._move(len(self.rows) - 1)
+
+    def _expand(self, value: bool | None) -> None:
+        row = self.cursor_node
+        if row is None:
+            return
+        if not row.children:
+            if value is False and row.parent is not None:  # left on a leaf: to its parent
+                self._move(self._line[row.parent.data])
+            return
+        new = (not row.expanded) if value is None else value
+        if new != row.expanded:
+            row.expanded = new
+            self._lay_out()
+            self._set_cursor(self._line[row.data])
+
+    def action_toggle(self) -> None:
+        self._expand(None)
+
+    def action_collapse(self) -> None:
+        self._expand(False)
+
+    def action_expand(self) -> None:
+        self._expand(True)
+
+    def on_click(self, event: events.Click) -> None:
+        index = int(self.scroll_offset.y) + event.y
+        if 0 <= index < len(self.rows):
+            if index == self.cursor and event.chain > 1:
+                self.action_toggle()
+            else:
+                self._move(index)

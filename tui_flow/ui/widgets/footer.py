@@ -50,9 +50,9 @@ class RunFooter(Footer):
         yield from super().compose()
 
     def bindings_changed(self, screen: Screen[Any]) -> None:
+        # unlike Footer, not skipped while the terminal has no focus: the keys must follow
+        # the run (a run started by a reload or a script, a presenter's unfocused window)
         self._bindings_ready = True
-        if not screen.app.app_focus:
-            return
         if self.is_attached and screen is self.screen:
             self.call_after_refresh(self._update_keys)
 
