@@ -158,10 +158,11 @@ def test_serve_builds_the_apps_command_and_warns_off_loopback(tmp_path: Path, ca
         no_store=True,
         executor=None,
         scheduler=None,
+        present=True,
     )
     command = app_command(args)
     assert command.startswith(f"{sys.executable} -m tui_flow 'my flow.py' --workflow w")
-    assert "--max-concurrency 3 --set n=5 --no-store" in command
+    assert command.endswith("--max-concurrency 3 --set n=5 --no-store --present")
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.20")
     # a bad file: one clear message and exit 2, before anything listens

@@ -235,6 +235,9 @@ def _arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--port", type=whole_number(1), default=8000, help="port to listen on (default 8000)"
         )
+        p.add_argument(
+            "--present", action="store_true", help="each browser's app in presenter mode"
+        )
     elif name == "schema":
         p.description = (
             "Print the JSON Schema of what --json prints: run (run, resume, rerun), show, "

@@ -46,6 +46,8 @@ def app_command(args: argparse.Namespace) -> str:
         argv += ["--executor", args.executor]
     if args.scheduler:
         argv += ["--scheduler", args.scheduler]
+    if getattr(args, "present", False):
+        argv.append("--present")
     return shlex.join(argv)
 
 
