@@ -225,6 +225,9 @@ def test_a_wait_for_a_worker_process_is_its_own_line_and_the_tree_says_so():
     view = RunView.from_events(events)
     label = task_label(view.tasks["crunch"], view, now=1.0).plain
     assert "waits for a worker process" in label and "free slot" not in label
+    assert view.running == 1  # the header's "slots 1/4": it holds its slot already
+    view.apply(S(run_id="r", at=2.1, task_id="crunch", state="running", attempt=1))
+    assert view.running == 1  # the same slot, not a second one
     view = RunView.from_events(
         [
             *events,
