@@ -161,6 +161,11 @@ class Report:
         return {**self.summary(), "tasks": [dataclasses.asdict(r) for r in self.tasks]}
 
 
+def note(t: Any) -> str | None:
+    """A row's error / note: a task view's `note` (why it was skipped, too), else its error."""
+    return getattr(t, "note", t.error)
+
+
 def possible_speedup(total_s: float, critical_path_s: float, max_concurrency: int) -> float:
     """What a graph allows: min(concurrency, total / critical path); 1x at the least."""
     graph = total_s / critical_path_s if critical_path_s > 0 else 1.0
@@ -205,7 +210,7 @@ def compute_report(
         if end is not None and (last_end is None or end > last_end):
             last_end = end
         rows.append(
-            row(t.id, t.status, len(attempts), start, end, span, run_s, t.error, t.via_fallback)
+            row(t.id, t.status, len(attempts), start, end, span, run_s, note(t), t.via_fallback)
         )
     begin = started_at if started_at is not None else first_start
     stop = finished_at if finished_at is not None else last_end

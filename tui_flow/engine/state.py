@@ -77,6 +77,13 @@ class TaskView:
     path_weight: float | None = None
 
     @property
+    def note(self) -> str | None:
+        """One line: why the task failed, was skipped ("do_audit is false") or cancelled."""
+        if self.error:
+            return self.error
+        return self.reason if self.state in ("skipped", "cancelled") else None
+
+    @property
     def final(self) -> bool:
         return self.state in FINAL_STATES
 
