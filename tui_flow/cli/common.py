@@ -183,7 +183,10 @@ def load_workflow(path: str, name: str | None) -> Workflow:
 
 
 def no_terminal() -> bool:
-    """True when the app cannot be shown: not a TTY, CI, or a dumb terminal."""
+    """True when the app cannot be shown: not a TTY, CI, or a dumb terminal. An app served to
+    a browser (`tui-flow serve`: textual-serve's web driver) has a screen all the same."""
+    if os.environ.get("TEXTUAL_DRIVER", "").endswith(":WebDriver"):
+        return False
     return (
         not sys.stdout.isatty()
         or not sys.stdin.isatty()
