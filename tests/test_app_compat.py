@@ -89,3 +89,4 @@ async def test_the_app_shows_a_cloaca_workflow_tree_retries_skip_and_report(
         assert "runs if" in details and "do_audit == true" in details
         report = app.query_one("#report").text()
         assert "speedup" in report and "critical path" in report
+        assert "do_audit is not set" in report

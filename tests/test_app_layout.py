@@ -133,8 +133,9 @@ async def test_maximize_escape_hide_tasks_and_scroll_the_panel(tmp_path: Path) -
         assert app.screen.maximized is app.tree
         await pilot.press("escape")
         assert app.screen.maximized is None
-        # J / K scroll the logs while the task view keeps the focus
-        await pilot.press("1")  # the run's end opened the report
+        # J / K scroll the panel shown (the logs here) while the task view keeps the focus
+        await pilot.press("1")  # the report opened by itself at the run's end
+        app.set_focus(app.tree)
         log = app.query_one(LogView)
         log.scroll_home(animate=False, immediate=True)
         await pilot.pause()

@@ -79,6 +79,13 @@ async def test_the_report_opens_at_80x24_and_is_readable(tmp_path: Path) -> None
         text = app.query_one("#report").text()
         assert "check: ValueError: row 12 has no price" in text.replace("\n", " ")
         assert "speedup" in text and "possible" in text
+        # whatever the pane's width: task rows cut to what fits, no line wider
+        panel = app.query_one("#report")
+        width = panel.scrollable_content_region.width
+        narrow = any(line.startswith("speedup: ") for line in text.splitlines())
+        assert narrow == (width < 70)  # under 70 columns, each figure on its own lines
+        assert max(len(line) for line in text.splitlines()) <= width
+        assert panel.virtual_size.width <= width  # nothing to scroll sideways to
 
 
 async def test_a_panel_chosen_during_the_run_stays(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ with cloaca.WorkflowBuilder("etl") as builder:
 
     @cloaca.task(id="extract")
     def extract(context):
+        print("extracting")
         context.set("rows", [1, 2, 3])
         return context
 
@@ -336,6 +337,15 @@ def test_cron_and_poll_triggers_load_and_validate_lists_them(write_flow, cli):
     assert done.returncode == 0, done.stderr
     assert "not scheduled by tui-flow: trigger new_files (triggers.py:3)" in done.stdout
     assert "not scheduled by tui-flow: cron '0 * * * *' for 'triggers'" in done.stdout
+    assert "not scheduled by tui-flow: tenant schema 'tenant_acme'" in done.stdout
+
+
+def test_a_cloaca_name_tui_flow_does_not_provide_is_one_clear_error(write_flow):
+    path = write_flow("import cloaca\n\nx = cloaca.PipelineSecrets()\n", "secrets.py")
+    with pytest.raises(LoadError) as err:
+        load(path)
+    assert "tui-flow's cloaca does not provide 'PipelineSecrets'" in str(err.value)
+    assert err.value.line == 3
 
 
 def test_a_real_cloaca_is_never_shadowed(write_flow, tmp_path, monkeypatch):
@@ -380,7 +390,11 @@ def test_python_file_py_runs_through_the_default_runner(write_flow, tmp_path):
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "Completed ['do_audit', 'doubled', 'rows'] None"
+    # what the bodies print reaches the terminal, as under cloaca
+    assert done.stdout.splitlines() == [
+        "extracting",
+        "Completed ['do_audit', 'doubled', 'rows'] None",
+    ]
 
 
 # -- the example flows ---------------------------------------------------------------------------
@@ -401,3 +415,16 @@ async def test_the_taskinity_example_flow_runs(flows_dir):
     assert result.ok, {k: v.error for k, v in result.tasks.items()}
     assert result.context["Summarise"]["count"] == 10
     assert result.context["Report"].startswith("10 measurements")
+
+
+def test_hot_reload_sees_an_edited_cloaca_body(write_flow):
+    from tui_flow.ui.reload import fingerprint
+
+    source = "import cloaca\n\n@cloaca.task(id='a')\ndef a(context):\n    context.set('v', 1)\n"
+    path = write_flow(source, "hot.py")
+    before = fingerprint(load(path).workflow().tasks["a"])
+    path.write_text(source.replace("1", "2"))
+    after = fingerprint(load(path).workflow().tasks["a"])
+    assert before != after
+    spec = load(path).workflow().tasks["a"].spec
+    assert spec == spec.model_copy()  # specs with conditions compare (and dump) as usual

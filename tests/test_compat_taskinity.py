@@ -56,6 +56,7 @@ async def test_a_taskinity_flow_of_edges_only_runs_unchanged(write_flow, suffix)
         "AggregateResults",
     }
     assert wf.tasks["AggregateResults"].spec.dependencies == ("ProcessChunk1", "ProcessChunk2")
+    assert wf.tasks["DataPreparation"].spec.description == "Prepare data for processing"
     result = await asyncio.wait_for(run(wf, {"size": 6, "scale": 2}), 10)
     assert result.ok, {k: v.error for k, v in result.tasks.items()}
     assert result.context["ProcessChunk1"] == 0 + 2 + 4

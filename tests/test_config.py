@@ -117,7 +117,8 @@ def test_the_app_compare_and_resume_take_the_config(
             "pyproject.toml",
             "[tool.tui-flow]\nmax_concurency = 3\n",
             "pyproject.toml: [tool.tui-flow] max_concurency: unknown setting; did you mean "
-            "'max-concurrency'? (known: db, max-concurrency, executor, scheduler, set)",
+            "'max-concurrency'? (known: db, max-concurrency, executor, scheduler, set, "
+            "log-level, otel)",
         ),
         (
             "pyproject.toml",

@@ -424,3 +424,20 @@ async def _logs(db: Path, run_id: str) -> list[Any]:
         return await store.task_logs(run_id, "victim")
     finally:
         await store.close()
+
+
+@cluster_test
+async def test_a_cloaca_file_runs_on_dask_workers(runner: Any, tmp_path: Path) -> None:
+    # the worker executes the file's source: `import cloaca` resolves there as in the loader
+    path = tmp_path / "cloaca_flow.py"
+    path.write_text(
+        "import os\nimport cloaca\n\n"
+        "with cloaca.WorkflowBuilder('c') as b:\n"
+        "    @cloaca.task(id='where')\n"
+        "    def where(context):\n"
+        "        context.set('pid', os.getpid())\n"
+        "        return context\n"
+    )
+    result = await run_flow(runner, path, "c")
+    assert result.status == "completed", {k: t.error for k, t in result.tasks.items()}
+    assert result.context["pid"] in await worker_pids(runner)

@@ -130,3 +130,78 @@ async def test_x_on_a_thread_task_in_the_app_says_it_keeps_running(tmp_path: Pat
         await asyncio.wait_for(app.execution.wait(), 15)
         await until(pilot, lambda: "cancelled" in str(app.tree.label_of("slow")), "the cancel")
         assert app.session.view.tasks["slow"].state == "cancelled"
+
+
+class SlowToStart:
+    """A remote runner (as a Dask cluster) that is not started yet: it starts when the first
+    attempt asks, once `ready` is set."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.ready = asyncio.Event()
+        self.started = False
+
+    def describe(self) -> str:
+        return "fake cluster"
+
+    async def start(self) -> SlowToStart:
+        await self.ready.wait()
+        self.started = True
+        return self
+
+    async def run(self, job, on_message):  # type: ignore[no-untyped-def]
+        return ("done", {}, None)
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_cluster_starting_is_worker_start_up_not_running() -> None:
+    @task
+    def crunch(context: Context) -> None:  # sync: it goes to the remote runner
+        pass
+
+    remote = SlowToStart()
+    events: list[TaskStateChanged] = []
+    ex = Execution(
+        Workflow("w", [crunch]),
+        remote=remote,
+        subscribers=[lambda e: isinstance(e, TaskStateChanged) and events.append(e)],
+    )
+    said = asyncio.Event()
+    ex.subscribe(lambda e: getattr(e, "reason", None) == WAITS_FOR_WORKER and said.set())
+    ex.start()
+    await asyncio.wait_for(said.wait(), 10)  # the attempt says what it waits for
+    assert ex.view.tasks["crunch"].state == "pending"
+    remote.ready.set()
+    result = await asyncio.wait_for(ex.wait(), 10)
+    assert result.ok
+    assert [e.state for e in events] == ["pending", "running", "completed"]
+    assert result.report.breakdown.worker_wait_s == pytest.approx(
+        result.view.tasks["crunch"].worker_wait_s
+    )
+
+
+def test_the_timeline_shades_a_wait_for_a_worker_not_as_a_slot_wait() -> None:
+    from tui_flow.engine.events import RunStarted, TaskInfo
+    from tui_flow.engine.state import RunView
+    from tui_flow.ui.widgets.timeline import WAIT, WORKER, bar_row
+
+    S = TaskStateChanged
+    events = [
+        RunStarted(run_id="r", at=0, workflow="w", max_concurrency=2, tasks=[TaskInfo(id="p")]),
+        S(run_id="r", at=0.0, task_id="p", state="pending", reason=WAITS_FOR_WORKER),
+    ]
+    view = RunView.from_events(events)
+    waiting = bar_row(view.tasks["p"], view, 0.0, 10.0, 10, now=5.0, critical=False).plain
+    assert waiting.count(WORKER) == 5 and WAIT not in waiting  # live: shaded up to now
+    view = RunView.from_events(
+        [
+            *events,
+            S(run_id="r", at=6.0, task_id="p", state="running", attempt=1),
+            S(run_id="r", at=10.0, task_id="p", state="completed", attempt=1),
+        ]
+    )
+    done = bar_row(view.tasks["p"], view, 0.0, 10.0, 10, now=10.0, critical=False).plain
+    assert done.startswith(WORKER * 6) and WAIT not in done

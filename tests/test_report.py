@@ -225,6 +225,9 @@ def test_a_wait_for_a_worker_process_is_its_own_line_and_the_tree_says_so():
     view = RunView.from_events(events)
     label = task_label(view.tasks["crunch"], view, now=1.0).plain
     assert "waits for a worker process" in label and "free slot" not in label
+    assert view.running == 1  # the header's "slots 1/4": it holds its slot already
+    view.apply(S(run_id="r", at=2.1, task_id="crunch", state="running", attempt=1))
+    assert view.running == 1  # the same slot, not a second one
     view = RunView.from_events(
         [
             *events,
@@ -292,3 +295,44 @@ def test_a_long_error_reads_whole_below_the_table_at_80_columns():
     assert max(len(line) for line in text.splitlines()) <= 120
     errors = text[text.index("\nerrors\n") :]
     assert f"✖ check: {error}" in errors  # one piece, not 5 characters a line
+
+
+def test_a_wait_for_a_slot_held_by_a_task_starting_its_worker_is_worker_start_up():
+    # 2 slots; i0 and i1 take them at 0.01 but their worker processes start until 0.5; i2
+    # and i3 wait for those slots. The wall time went to worker start-up, not "slot waits".
+    def timing(id, deps, start, end, worker=0.0):
+        x = t(id, deps, (start, end))
+        x.worker_wait_s = worker
+        return x
+
+    timings = [
+        timing("split", (), 0.0, 0.01),
+        timing("i0", ("split",), 0.5, 0.6, worker=0.49),
+        timing("i1", ("split",), 0.5, 0.6, worker=0.49),
+        timing("i2", ("split",), 0.6, 0.7),
+        timing("i3", ("split",), 0.6, 0.7),
+        timing("join", ("i0", "i1", "i2", "i3"), 0.7, 0.71),
+    ]
+    r = compute_report(timings, max_concurrency=2, started_at=0.0, finished_at=0.71)
+    parts = r.breakdown
+    assert parts.worker_wait_s == pytest.approx(0.49)
+    assert parts.running_s == pytest.approx(0.01 + 0.1 + 0.1 + 0.01)
+    assert parts.slot_wait_s == pytest.approx(0.0, abs=1e-9)
+    assert parts.total() == pytest.approx(0.71)
+
+
+def test_the_headline_figures_stack_in_a_narrow_pane():
+    import io
+
+    from rich.console import Console
+
+    from tui_flow.console import report_head
+
+    r = compute_report([t("x", (), (0, 2))], max_concurrency=2, started_at=0, finished_at=2)
+    out = io.StringIO()
+    console = Console(file=out, width=40, no_color=True)
+    console.print(report_head(r, "w", "completed", "r1", width=40))
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "run: r1  w  ✔ completed"
+    assert "speedup: 1.00x of 1.00x possible (100%)" in out.getvalue().replace("\n", " ")
+    assert max(len(line) for line in lines) <= 40

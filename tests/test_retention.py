@@ -120,7 +120,8 @@ async def test_a_version_3_database_is_migrated_to_values_stored_once(tmp_path: 
     for rid, events in runs.items():
         con.execute(
             "INSERT INTO runs (run_id, workflow, status, started_at, max_concurrency, "
-            "final_context, segments) VALUES (?, 'w', 'completed', ?, 2, ?, 1)",
+            "initial_context, final_context, segments) "
+            "VALUES (?, 'w', 'completed', ?, 2, '{\"seed\": 1}', ?, 1)",
             # r2: as a run whose final context never reached its row
             (rid, T0, json.dumps(events[-1].context) if rid == "r1" else None),
         )
@@ -165,6 +166,10 @@ async def test_a_version_3_database_is_migrated_to_values_stored_once(tmp_path: 
         )
     assert json.loads(data["context_written"]) == {"task_id": "b", "keys": ["f", "z"]}
     assert "context" not in json.loads(data["run_finished"])
+    with contextlib.closing(sqlite3.connect(db)) as con:
+        finals = dict(con.execute("SELECT run_id, final_context FROM runs").fetchall())
+    # r1's follows from its writes: derived from now on; r2's does not: kept
+    assert finals == {"r1": None, "r2": '{"other":2}'}
 
 
 async def test_a_final_context_that_does_not_follow_from_the_writes_is_stored(

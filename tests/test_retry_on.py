@@ -15,8 +15,6 @@ from tui_flow.engine import run
 from tui_flow.errors import TaskDefinitionError
 from tui_flow.loader import load
 
-FLOW_PY = Path(__file__).parent / "data" / "retry_on_flow.py"
-
 
 def counting(exc: type[BaseException], message: str = "boom") -> tuple[Any, list[int]]:
     calls: list[int] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tui_flow import (
@@ -54,6 +54,7 @@ async def test_false_condition_skips_the_task_with_its_reason_and_the_body_never
     assert calls == ["a"]
     assert result.tasks["audit"].status == "skipped"
     assert reason(result, "audit") == "do_audit is false"
+    assert [r.error for r in result.report.tasks if r.id == "audit"] == ["do_audit is false"]
     assert result.status == "completed"  # a skip is not a failure
 
 
@@ -125,6 +126,10 @@ def test_run_if_must_be_a_condition_or_condition_text():
         make("a", run_if="do_audit ==")
     t = make("a", run_if="do_audit == true")
     assert str(t.spec.run_if) == "do_audit == true"
+    # specs dump (hot reload fingerprints them) and compare, a bare ctx() included
+    assert '"run_if":"do_audit == true"' in t.spec.model_dump_json()
+    bare = make("b", run_if=ctx("k"))
+    assert bare.spec == bare.spec.model_copy() and bare.spec != t.spec
 
 
 def test_a_condition_in_a_python_boolean_context_is_refused():
@@ -237,7 +242,8 @@ def test_run_if_in_a_flow_file_runs_and_exports(write_flow, cli):
     assert 'run_if: "do_audit == true and succeeded(a)"' in dump_flow(wf)
     r = cli("run", str(flow), "--set", "do_audit=false")
     assert r.returncode == 0, r.stderr
-    assert "do_audit is false" in r.stdout + r.stderr
+    # the skip's line, and the report's error / note column
+    assert r.stdout.count("do_audit is false") == 2, r.stdout
 
 
 def test_bad_run_if_in_a_flow_file_is_one_located_error(write_flow, cli):
@@ -253,3 +259,98 @@ def test_bad_run_if_in_a_flow_file_is_one_located_error(write_flow, cli):
     r = cli("validate", str(flow))
     assert r.returncode == 2
     assert "g.flow:3" in r.stderr and "run_if" in r.stderr
+
+
+# -- the engine against a reference model, for random workflows ------------------------------
+
+RULES = ["all_success", "all_done", "one_failed", "none_failed"]
+
+
+@st.composite
+def plans(draw):
+    """Random DAGs: each task succeeds or fails, has a trigger rule and maybe a run_if on the
+    context flag and on its dependencies' states (a nested tuple the model evaluates)."""
+    n = draw(st.integers(1, 7))
+    out = []
+    for i in range(n):
+        deps = sorted(draw(st.sets(st.integers(0, i - 1), max_size=3))) if i else []
+        ids = [f"t{d}" for d in deps]
+        leaves = [st.just(("flag",)), st.just(("always",))]
+        if ids:
+            leaves.append(
+                st.tuples(st.sampled_from(["succeeded", "failed", "skipped"]), st.sampled_from(ids))
+            )
+        cond = draw(
+            st.none()
+            | st.recursive(
+                st.one_of(*leaves),
+                lambda inner: st.tuples(
+                    st.sampled_from(["all_of", "any_of", "none_of"]),
+                    st.lists(inner, min_size=1, max_size=2).map(tuple),
+                ),
+                max_leaves=4,
+            )
+        )
+        out.append((f"t{i}", ids, draw(st.booleans()), draw(st.sampled_from(RULES)), cond))
+    return out
+
+
+def to_condition(c):
+    kind = c[0]
+    if kind == "flag":
+        return ctx("flag")
+    if kind == "always":
+        return always()
+    if kind in ("succeeded", "failed", "skipped"):
+        return {"succeeded": succeeded, "failed": failed, "skipped": skipped}[kind](c[1])
+    return {"all_of": all_of, "any_of": any_of, "none_of": none_of}[kind](
+        *[to_condition(p) for p in c[1]]
+    )
+
+
+def model_holds(c, flag, state) -> bool:
+    kind = c[0]
+    if kind == "flag":
+        return flag
+    if kind == "always":
+        return True
+    if kind in ("succeeded", "failed", "skipped"):
+        return state[c[1]] == {"succeeded": "completed"}.get(kind, kind)
+    each = [model_holds(p, flag, state) for p in c[1]]
+    return {"all_of": all, "any_of": any, "none_of": lambda xs: not any(xs)}[kind](each)
+
+
+def model_rule(rule, deps, state) -> bool:
+    got = [state[d] for d in deps]
+    if rule == "all_success":
+        return all(s == "completed" for s in got)
+    if rule == "one_failed":
+        return "failed" in got
+    if rule == "none_failed":
+        return not any(s in ("failed", "cancelled") for s in got)
+    return True
+
+
+@settings(max_examples=60, deadline=None)  # each example is a run: no per-example deadline
+@given(plans(), st.booleans())
+def test_run_if_and_trigger_rules_end_every_task_as_the_model_says(plan, flag):
+    state: dict[str, str] = {}
+    for tid, deps, ok, rule, cond in plan:
+        runs = model_rule(rule, deps, state) and (cond is None or model_holds(cond, flag, state))
+        state[tid] = ("completed" if ok else "failed") if runs else "skipped"
+
+    tasks = []
+    for tid, deps, ok, rule, cond in plan:
+
+        async def body(context, ok=ok):
+            if not ok:
+                raise RuntimeError("planned failure")
+
+        body.__name__ = tid
+        run_if = None if cond is None else to_condition(cond)
+        tasks.append(task(body, dependencies=deps, trigger_rule=rule, run_if=run_if))
+    result = asyncio.run(run_wf(Workflow("w", tasks), {"flag": flag}))
+    assert {t: o.status for t, o in result.tasks.items()} == state
+    for tid, *_ in plan:
+        if state[tid] == "skipped":
+            assert result.view.tasks[tid].reason  # every skip says why

@@ -27,8 +27,8 @@ _EXPORTS: dict[str, str] = {
     "Condition": "tui_flow.conditions",
     "Execution": "tui_flow.engine.scheduler",
     "RunResult": "tui_flow.engine.result",
-    "run": "tui_flow.engine.scheduler",
-    "run_sync": "tui_flow.engine.scheduler",
+    "run": "tui_flow.api",
+    "run_sync": "tui_flow.api",
     "start": "tui_flow.engine.scheduler",
     "ConflictError": "tui_flow.errors",
     "ContextError": "tui_flow.errors",
@@ -92,6 +92,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and editors see
+    from .api import run, run_sync
     from .conditions import (
         Condition,
         all_of,
@@ -105,7 +106,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
     )
     from .context import Context
     from .engine.result import RunResult
-    from .engine.scheduler import Execution, run, run_sync, start
+    from .engine.scheduler import Execution, start
     from .errors import (
         ConflictError,
         ContextError,

@@ -163,9 +163,13 @@ class Key(Condition):
         return _key_text(self.key)
 
     def __eq__(self, value: object) -> Any:  # type: ignore[override]
+        if isinstance(value, Condition):  # two conditions: are they the same one
+            return Condition.__eq__(self, value)
         return Compare(self.key, "==", value)
 
     def __ne__(self, value: object) -> Any:  # type: ignore[override]
+        if isinstance(value, Condition):
+            return not Condition.__eq__(self, value)
         return Compare(self.key, "!=", value)
 
     def __gt__(self, value: Any) -> Condition:

@@ -349,34 +349,52 @@ def rows_to_show(rows: list[TaskRow], limit: int | None) -> tuple[list[TaskRow],
     return shown, f"... {len(rows) - len(shown):,} more tasks: {parts}"
 
 
-def report_head(report: Report, workflow: str, status: str, run_id: str = "") -> Table:
-    """The report's headline figures (docs/engine.md defines each)."""
-    head = Table.grid(padding=(0, 2))
-    head.add_column(style="bold", no_wrap=True)
-    head.add_column()
-    head.add_row("run", f"{run_id}  {workflow}  {label(status)}")
-    head.add_row("wall time", fmt_seconds(report.wall_s))
-    head.add_row(
-        "total task time", f"{fmt_seconds(report.total_task_s)}  (every attempt's running)"
-    )
+def report_figures(
+    report: Report, workflow: str, status: str, run_id: str = ""
+) -> list[tuple[str, str]]:
+    """The report's headline figures as (label, value) (docs/engine.md defines each)."""
     cap = report.max_concurrency
-    head.add_row(
-        "speedup",
-        f"{report.speedup_line()}  (the graph allows {report.graph_speedup:.2f}x, {cap} slots)",
-    )
-    head.add_row("slot utilisation", f"{report.slot_utilisation:.0%} of {cap} slots busy")
-    head.add_row(
-        "critical path",
-        f"{' -> '.join(report.critical_path) or '-'}  ({fmt_seconds(report.critical_path_s)})",
-    )
-    head.add_row("time waiting on retries", fmt_seconds(report.retry_wait_s))
     # where the wall time went, along the chain that ended the run (docs/engine.md)
     went = [
         f"{name} {fmt_seconds(seconds)}"
         for name, seconds in report.breakdown.lines()
         if seconds >= 0.0005 or name == "running"
     ]
-    head.add_row("wall time went to", ", ".join(went))
+    return [
+        ("run", f"{run_id}  {workflow}  {label(status)}"),
+        ("wall time", fmt_seconds(report.wall_s)),
+        ("total task time", f"{fmt_seconds(report.total_task_s)}  (every attempt's running)"),
+        (
+            "speedup",
+            f"{report.speedup_line()}  (the graph allows {report.graph_speedup:.2f}x, {cap} slots)",
+        ),
+        ("slot utilisation", f"{report.slot_utilisation:.0%} of {cap} slots busy"),
+        (
+            "critical path",
+            f"{' -> '.join(report.critical_path) or '-'}  ({fmt_seconds(report.critical_path_s)})",
+        ),
+        ("time waiting on retries", fmt_seconds(report.retry_wait_s)),
+        ("wall time went to", ", ".join(went)),
+    ]
+
+
+def report_head(
+    report: Report, workflow: str, status: str, run_id: str = "", *, width: int | None = None
+) -> Table | Text:
+    """The headline figures: labels in a column, or (`width` under 70, a narrow pane) each
+    figure on its own lines, `label: value`, so neither is squeezed into a sliver."""
+    figures = report_figures(report, workflow, status, run_id)
+    if width is not None and width < 70:
+        out = Text()
+        for i, (name, value) in enumerate(figures):
+            out.append(("\n" if i else "") + name + ": ", style="bold")
+            out.append(value)
+        return out
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold", no_wrap=True)
+    head.add_column()
+    for name, value in figures:
+        head.add_row(name, value)
     return head
 
 

@@ -56,6 +56,30 @@ class RunOptions:
     json: bool = False  # print one JSON object at the end instead of the run log
     plain: bool | None = None  # no colours (None: when the output is not a terminal)
     logs: bool = True  # print task log lines
+    events_jsonl: str | None = None  # write every event as a JSON line there ("-": stdout)
+    otel: str | None = None  # OpenTelemetry spans: "otlp" or "console" (tui-flow[otel])
+
+
+def observers(options: RunOptions) -> list[Any]:
+    """The subscribers that hand the run's events out (`--events-jsonl`, `--otel`); each has
+    `close()`. A file that cannot be written, or the otel extra missing, is `BadInput`."""
+    out: list[Any] = []
+    if options.events_jsonl is not None:
+        from .observe.jsonl import EventsJsonl
+
+        try:
+            out.append(EventsJsonl.open(options.events_jsonl))
+        except OSError as exc:
+            raise BadInput(
+                f"--events-jsonl {options.events_jsonl}: {exc.strerror or exc}"
+            ) from None
+    if options.otel is not None:
+        try:
+            from .observe.otel import cli_subscriber
+        except ImportError:
+            raise BadInput("--otel needs OpenTelemetry: pip install 'tui-flow[otel]'") from None
+        out.append(cli_subscriber(options.otel))
+    return out
 
 
 async def open_store(db: str | None, *, enabled: bool = True) -> Any:
@@ -110,9 +134,12 @@ async def run_headless(
         for ex in started:
             asyncio.get_running_loop().call_soon(ex.cancel)
 
-    if not options.json:
+    # --events-jsonl -: standard output is the events' alone
+    events_on_stdout = options.events_jsonl == "-"
+    if not options.json and not events_on_stdout:
         reporter = ConsoleReporter(plain=options.plain, logs=options.logs, on_closed=stdout_closed)
         subscribers.append(reporter)
+    outside: list[Any] = []  # --events-jsonl, --otel
     own_store = store is None
     # the remote runner first: a bad $TUI_FLOW_EXECUTOR leaves no store open
     remote = remote_runner(options.executor, options.scheduler)
@@ -120,6 +147,8 @@ async def run_headless(
         store = await open_store(options.db, enabled=options.record)
     interrupts: Interrupts | None = None
     try:
+        outside += observers(options)
+        subscribers += outside
         if remote is not None:
             await remote.start()  # connect before the run, so no attempt pays for it
         execution = Execution(
@@ -145,11 +174,17 @@ async def run_headless(
             await store.close()
         if remote is not None:
             await remote.close()
+        for sub in outside:
+            sub.close()
+            if getattr(sub, "error", None):
+                err(f"warning: {sub.error}")
     if reporter is not None:
         reporter.flush()  # whatever the last events wrote goes before the report
     if options.json:
         line = json.dumps(result.to_json(), default=str) + "\n"
         shown = printed(lambda: sys.stdout.write(line))
+    elif events_on_stdout:
+        shown = True
     else:
         shown = not (reporter is not None and reporter.closed) and printed(
             lambda: print_report(

@@ -16,7 +16,14 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, get_args, overload
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+)
 
 from .conditions import Condition
 from .conditions import parse as parse_condition
@@ -68,6 +75,10 @@ class TaskSpec(BaseModel):
         if isinstance(v, bool):  # pydantic would read True as 1
             raise ValueError(f"must be a number, not {v!r}")
         return v
+
+    @field_serializer("run_if")
+    def _run_if_as_text(self, v: Condition | None) -> str | None:
+        return None if v is None else str(v)  # the text form reads back (conditions.parse)
 
     @property
     def max_attempts(self) -> int:

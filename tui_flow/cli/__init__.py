@@ -3,6 +3,7 @@
     tui-flow FILE [--workflow NAME] [-j N] [--set KEY=JSON] [--db PATH]   open the app
     tui-flow run FILE [...] [--json] [--plain]                            run headless
     tui-flow validate FILE | export FILE | compare FILE                   workflow files
+    tui-flow serve FILE [--host ADDR] [--port N]                          the app in a browser
     tui-flow history | show RUN | resume RUN | rerun RUN                  stored runs
 
 Every command and its arguments are declared here; the module that carries a command out is
@@ -36,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "rerun": ("store", "cmd_rerun", "a new run re-running what failed, or from a task on"),
     "export": ("export", "cmd_export", "write a workflow out as a .flow file or a Mermaid graph"),
     "compare": ("compare", "cmd_compare", "run a workflow at several concurrencies, compare"),
+    "serve": ("serve", "cmd_serve", "the app in a browser (textual-serve), on 127.0.0.1"),
     "schema": ("schema", "cmd_schema", "print the JSON Schema of a --json output"),
     "completion": ("completion", "cmd_completion", "print the shell code of tab completion"),
 }
@@ -90,6 +92,20 @@ def _output(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
     p.add_argument("--plain", action="store_true", help="plain text, no colours")
     p.add_argument("--no-logs", action="store_true", help="do not print task log lines")
+    p.add_argument(
+        "--events-jsonl",
+        metavar="FILE",
+        help="write every event of the run to FILE, one JSON object per line ('-': standard "
+        "output, instead of the run's lines and report)",
+    )
+    p.add_argument(
+        "--otel",
+        nargs="?",
+        const="otlp",
+        choices=("otlp", "console"),
+        help="OpenTelemetry spans, a span per run and per attempt (needs tui-flow[otel]): "
+        "otlp (default; opentelemetry-exporter-otlp, OTEL_* variables) or console (stderr)",
+    )
 
 
 def add_workflow_args(p: argparse.ArgumentParser) -> None:
@@ -197,7 +213,7 @@ def _arguments(name: str, p: argparse.ArgumentParser) -> None:
     elif name == "compare":
         p.description = (
             "Run a workflow at each concurrency (1 is always the baseline) and print wall "
-            "time, speedup, the critical-path bound and efficiency."
+            "time, speedup, the speedup possible there and the share of it reached."
         )
         _workflow_file(p)
         p.add_argument(
@@ -219,6 +235,22 @@ def _arguments(name: str, p: argparse.ArgumentParser) -> None:
         )
         p.add_argument(
             "--json", action="store_true", help="print the comparison as one JSON object"
+        )
+    elif name == "serve":
+        p.description = (
+            "Serve the app on a workflow file to browsers (textual-serve; pip install "
+            '"tui-flow[serve]"): each browser gets its own app. Whoever opens the page can run '
+            "the workflow's code on this machine: 127.0.0.1 unless --host says otherwise."
+        )
+        add_workflow_args(p)
+        p.add_argument(
+            "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+        )
+        p.add_argument(
+            "--port", type=whole_number(1), default=8000, help="port to listen on (default 8000)"
+        )
+        p.add_argument(
+            "--present", action="store_true", help="each browser's app in presenter mode"
         )
     elif name == "schema":
         p.description = (

@@ -140,11 +140,16 @@ def run_options(args: argparse.Namespace, *, stored: bool = False) -> RunOptions
 
     settings = config(args).settings
     record = not getattr(args, "no_store", False)
-    log_level = getattr(args, "log_level", None)
+    log_level = getattr(args, "log_level", None) or settings.log_level
     if log_level is not None:  # process-wide, as logging is: the app's runs too
         from ..engine.logs import capture
 
         capture.set_level(log_level)
+    events_jsonl = getattr(args, "events_jsonl", None)
+    if events_jsonl == "-" and getattr(args, "json", False):
+        raise BadInput(
+            "--events-jsonl - and --json both write to standard output; give --events-jsonl a file"
+        )
     max_concurrency = getattr(args, "max_concurrency", None)
     context = parse_sets(getattr(args, "set", None))
     if not stored:
@@ -161,6 +166,8 @@ def run_options(args: argparse.Namespace, *, stored: bool = False) -> RunOptions
         json=getattr(args, "json", False),
         plain=True if getattr(args, "plain", False) else None,
         logs=not getattr(args, "no_logs", False),
+        events_jsonl=events_jsonl,
+        otel=getattr(args, "otel", None) or settings.otel,
     )
 
 
@@ -176,7 +183,10 @@ def load_workflow(path: str, name: str | None) -> Workflow:
 
 
 def no_terminal() -> bool:
-    """True when the app cannot be shown: not a TTY, CI, or a dumb terminal."""
+    """True when the app cannot be shown: not a TTY, CI, or a dumb terminal. An app served to
+    a browser (`tui-flow serve`: textual-serve's web driver) has a screen all the same."""
+    if os.environ.get("TEXTUAL_DRIVER", "").endswith(":WebDriver"):
+        return False
     return (
         not sys.stdout.isatty()
         or not sys.stdin.isatty()

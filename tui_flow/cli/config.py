@@ -8,11 +8,14 @@ is taken over `pyproject.toml`):
     max-concurrency = 4               max-concurrency = 4
     executor = "local"                executor = "dask"
     scheduler = "tcp://host:8786"     scheduler = "tcp://host:8786"
+    log-level = "debug"               log-level = "debug"
+    otel = "otlp"                     otel = "otlp"
     [set]                             [tool.tui-flow.set]
     records = 100000                  records = 100000
 
 The command line wins, then the environment ($TUI_FLOW_DB, $TUI_FLOW_MAX_CONCURRENCY,
-$TUI_FLOW_EXECUTOR, $TUI_FLOW_DASK_SCHEDULER, $TUI_FLOW_SET as a JSON object), then the file. A
+$TUI_FLOW_EXECUTOR, $TUI_FLOW_DASK_SCHEDULER, $TUI_FLOW_SET as a JSON object,
+$TUI_FLOW_LOG_LEVEL, $TUI_FLOW_OTEL), then the file. A
 relative `db` in the file is relative to the file's folder; `set` holds initial context values
 that `--set` overrides key by key. A file or a variable that cannot be used is one line naming
 it (and the key), exit code 2.
@@ -42,6 +45,8 @@ KEYS: dict[str, str] = {
     "executor": "executor",
     "scheduler": "dask_scheduler",  # as the Dask runner has always read it
     "set": "set",
+    "log_level": "log_level",
+    "otel": "otel",
 }
 # what each setting must be, for the one-line error
 EXPECTED: dict[str, str] = {
@@ -50,6 +55,8 @@ EXPECTED: dict[str, str] = {
     "executor": "local or dask",
     "dask_scheduler": "an address (text)",
     "set": "a table of initial context values (JSON values)",
+    "log_level": "debug, info, warning, error or critical",
+    "otel": "otlp or console",
 }
 
 
@@ -63,6 +70,8 @@ class Settings(BaseSettings):
     executor: Literal["local", "dask"] | None = None
     dask_scheduler: str | None = None
     set: dict[str, JsonValue] = Field(default_factory=dict)
+    log_level: Literal["debug", "info", "warning", "error", "critical"] | None = None
+    otel: Literal["otlp", "console"] | None = None  # spans of every run (tui-flow[otel])
 
     @field_validator("max_concurrency", mode="before")
     @classmethod

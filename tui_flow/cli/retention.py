@@ -5,7 +5,7 @@
 
 Both delete the runs with everything recorded of them, then vacuum the database so the file
 shrinks (`store/retention.py`). A run still going on is never pruned, and `forget` refuses
-it (exit 2). `--json` prints `{"schema": 1, "deleted": [...], "bytes_before": ...,
+it (exit 2). `--json` prints `{"schema": 2, "deleted": [...], "bytes_before": ...,
 "bytes_after": ...}`.
 """
 
@@ -43,9 +43,10 @@ def _mb(n: int) -> str:
 
 
 async def _delete(store: RunStore, run_ids: list[str], dry_run: bool) -> tuple[int, int]:
-    """Delete the runs and vacuum; the database's size before and after."""
+    """Delete the runs and vacuum (also with nothing to delete, when the file has free pages:
+    a migrated database's); the database's size before and after."""
     before = _size(store.path)
-    if dry_run or not run_ids:
+    if dry_run or not (run_ids or await store.free_pages()):
         return before, before
     await store.forget(run_ids)
     await store.vacuum()
@@ -70,7 +71,8 @@ def _report(
         out.writelines(f"  {r}\n" for r in run_ids)
         return
     if not run_ids:
-        out.write("nothing to delete\n")
+        shrunk = f"; the database went from {_mb(sizes[0])} to {_mb(sizes[1])}"
+        out.write("nothing to delete" + (shrunk if sizes[1] < sizes[0] else "") + "\n")
         return
     out.write(
         f"deleted {len(run_ids)} run(s); the database went from {_mb(sizes[0])} to "

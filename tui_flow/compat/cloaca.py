@@ -469,6 +469,17 @@ class PipelineResult:
         return f"PipelineResult(status={self.status!r})"
 
 
+def _print_task_lines(event: Any) -> None:
+    """What the bodies print goes to the terminal, as under cloaca (tui-flow captures it for
+    the task's log: this puts it back on the real stdout)."""
+    lines = getattr(event, "lines", None)
+    if getattr(event, "kind", None) == "task_logs" and lines:
+        out = sys.__stdout__
+        if out is not None:
+            out.write("".join(f"{line.text}\n" for line in lines))
+            out.flush()
+
+
 class DefaultRunner:
     """`DefaultRunner(url).execute(name, Context)`: runs a workflow of the calling file with
     tui-flow's engine (the database URL is not used: tui-flow keeps its own store)."""
@@ -489,6 +500,9 @@ class DefaultRunner:
         """Cloaca's tenants (a PostgreSQL schema each): one tui-flow runner, no isolation."""
         r = cls(database_url)
         r._globals = sys._getframe(1).f_globals
+        st = r._globals.get(_STATE)
+        if isinstance(st, _FileState):
+            st.unscheduled.append(f"tenant schema {schema!r} (one runner, no isolation)")
         return r
 
     def register_cron_workflow(self, workflow_name: str, cron: str, timezone: str = "UTC") -> str:
@@ -512,7 +526,12 @@ class DefaultRunner:
             known = ", ".join(sorted(workflows)) or "none"
             raise ValueError(f"workflow {workflow_name!r} is not registered; known: {known}")
         initial = context.to_dict() if isinstance(context, Context) else dict(context or {})
-        result = run_sync(wf, initial, max_concurrency=self.config.max_concurrent_tasks)
+        result = run_sync(
+            wf,
+            initial,
+            max_concurrency=self.config.max_concurrent_tasks,
+            subscribers=[_print_task_lines],
+        )
         failed = [o for o in result.tasks.values() if o.status == "failed"]
         error = None
         if failed:
@@ -524,3 +543,13 @@ class DefaultRunner:
 
     def shutdown(self) -> None:
         """Nothing to release: each `execute` runs to its end."""
+
+
+def __getattr__(name: str) -> Any:
+    """A cloaca name this module does not provide: say so, and where the map is."""
+    if name.startswith("__"):
+        raise AttributeError(name)
+    raise AttributeError(
+        f"tui-flow's cloaca does not provide {name!r} (it provides: {', '.join(__all__)}); "
+        "docs/migrating.md lists what maps and what is refused"
+    )

@@ -39,7 +39,10 @@ def task(
     """`@task(name=..., description=...)`: marks a Taskinity task body (see the module)."""
 
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
-        f.__tui_flow_body__ = taskinity_body(f)  # type: ignore[attr-defined]
+        body = taskinity_body(f)
+        if description:
+            body.__doc__ = description  # the task's description, unless the flow gives one
+        f.__tui_flow_body__ = body  # type: ignore[attr-defined]
         f.__taskinity__ = {"name": name, "description": description, **options}  # type: ignore[attr-defined]
         return f
 

@@ -278,6 +278,22 @@ RUNNERS: dict[str, Runner] = {
 # -- one attempt ------------------------------------------------------------------------------
 
 
+def _say_waits_for_worker(ex: Execution, unit: Unit, attempt: int) -> None:
+    """The task holds its slot but waits for a worker process (or a cluster) to start or free
+    up: an event only (to the scheduler it is what it was, pending or retrying)."""
+    ex._emit(
+        TaskStateChanged.trusted(
+            ex.run_id,
+            ex.clock(),
+            unit.id,
+            "pending",
+            attempt,
+            unit.task.spec.max_attempts,
+            reason=WAITS_FOR_WORKER,
+        )
+    )
+
+
 async def run_attempt(
     ex: Execution, unit: Unit, attempt: int, fn: Callable[..., Any], kind: str
 ) -> Attempt:
@@ -293,18 +309,7 @@ async def run_attempt(
         # wait for a free worker first: queueing is not running, and not under the timeout
         pool = get_process_pool()
         if not pool.has_idle():  # say so: it holds a slot, but no body runs yet
-            # (an event only: to the scheduler it is what it was, pending or retrying)
-            ex._emit(
-                TaskStateChanged.trusted(
-                    ex.run_id,
-                    ex.clock(),
-                    unit.id,
-                    "pending",
-                    attempt,
-                    unit.task.spec.max_attempts,
-                    reason=WAITS_FOR_WORKER,
-                )
-            )
+            _say_waits_for_worker(ex, unit, attempt)
         try:
             out.worker = await pool.acquire()
         except asyncio.CancelledError:
@@ -314,6 +319,16 @@ async def run_attempt(
             out.error = f"could not start a worker process: {summary}"
             ex.set_state(unit.id, "running", attempt)
             return out
+    elif runner == "remote" and not getattr(ex.remote, "started", True):
+        # the cluster is still starting (the app starts it with the first attempt): that is
+        # worker start-up, not the body running
+        _say_waits_for_worker(ex, unit, attempt)
+        try:
+            await ex.remote.start()  # type: ignore[union-attr]
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            pass  # the attempt itself reports the cluster it cannot reach
     ex.set_state(unit.id, "running", attempt, reason="fallback" if kind == "fallback" else None)
     sink = AttemptSink(ex.buffer, unit.id, attempt)
     visible = ex.ledger.visible_for(unit.parent or unit.id)

@@ -154,6 +154,11 @@ class DaskRunner:
             return None
         return int(self._client.scheduler_info().get("total_threads", 0))
 
+    @property
+    def started(self) -> bool:
+        """Connected (or the LocalCluster up): an attempt need not wait for it."""
+        return self._client is not None
+
     def describe(self) -> str:
         """One line for a header: `dask tcp://127.0.0.1:8786 · 2 workers, 2 threads`."""
         if self._client is None:

@@ -101,6 +101,7 @@ def _ensure_capture() -> None:
 def _module_from_source(path: str, text: str, digest: str) -> types.ModuleType:
     """Execute a task file's source in a fresh module, once per (path, hash) per worker."""
     from ..errors import LoadError
+    from ..fresh_import import compat_modules
 
     with _modules_lock:
         cached = _modules.get((path, digest))
@@ -118,7 +119,8 @@ def _module_from_source(path: str, text: str, digest: str) -> types.ModuleType:
             sys.path.insert(0, folder)  # sibling modules, where the folder exists here too
         sys.modules[name] = module
         try:
-            exec(compile(text, path, "exec"), module.__dict__)
+            with compat_modules():  # `import cloaca` in the file, as when the loader loads it
+                exec(compile(text, path, "exec"), module.__dict__)
         except SyntaxError as exc:
             raise LoadError(path, f"syntax error: {exc.msg}", exc.lineno) from None
         except Exception as exc:

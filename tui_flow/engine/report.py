@@ -15,13 +15,15 @@ Figures, named as the views print them:
   that allows 1.6x cannot keep 4 slots busy, however well it runs)
 - time waiting on retries: summed gaps between a task's attempts, over all tasks
 - the wall-time breakdown: the chain of tasks that ended the run, walked back from the last
-  one to end, split into running, waiting between attempts, waiting for a worker process
-  (start-up or a full pool), waiting for a slot (or the scheduler) and the rest; its lines
-  sum to the wall time
+  one to end through what each waited for (its last dependency, or the task whose end freed
+  the slot it took when every slot was held), split into running, waiting between attempts,
+  waiting for a worker process (start-up or a full pool), waiting for a slot (or the
+  scheduler) and the rest; its lines sum to the wall time
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -159,6 +161,11 @@ class Report:
         return {**self.summary(), "tasks": [dataclasses.asdict(r) for r in self.tasks]}
 
 
+def note(t: Any) -> str | None:
+    """A row's error / note: a task view's `note` (why it was skipped, too), else its error."""
+    return getattr(t, "note", t.error)
+
+
 def possible_speedup(total_s: float, critical_path_s: float, max_concurrency: int) -> float:
     """What a graph allows: min(concurrency, total / critical path); 1x at the least."""
     graph = total_s / critical_path_s if critical_path_s > 0 else 1.0
@@ -203,7 +210,7 @@ def compute_report(
         if end is not None and (last_end is None or end > last_end):
             last_end = end
         rows.append(
-            row(t.id, t.status, len(attempts), start, end, span, run_s, t.error, t.via_fallback)
+            row(t.id, t.status, len(attempts), start, end, span, run_s, note(t), t.via_fallback)
         )
     begin = started_at if started_at is not None else first_start
     stop = finished_at if finished_at is not None else last_end
@@ -213,9 +220,9 @@ def compute_report(
     cap = max(1, max_concurrency)
     possible = possible_speedup(total, path_s, cap)
     breakdown = (
-        wall_breakdown(tasks, work, begin, stop)
+        wall_breakdown(tasks, work, begin, stop, cap)
         if begin is not None and stop is not None
-        else (Breakdown())
+        else Breakdown()
     )
     return Report(
         wall_s=wall,
@@ -235,11 +242,16 @@ def compute_report(
 
 
 def wall_breakdown(
-    tasks: Mapping[str, TaskTiming], work: Mapping[str, float], begin: float, stop: float
+    tasks: Mapping[str, TaskTiming],
+    work: Mapping[str, float],
+    begin: float,
+    stop: float,
+    max_concurrency: int = 0,
 ) -> Breakdown:
-    """Walk back from the task that ended last through, each time, the dependency that ended
-    last before it started: each stretch of [begin, stop] goes to one line, so they sum to
-    the wall time."""
+    """Walk back from the task that ended last through, each time, what it waited for: the
+    dependency that ended last before it started or, when it waited for a slot while every
+    slot was held, the task whose end freed the slot it took. Each stretch of [begin, stop]
+    goes to one line, so they sum to the wall time."""
     out = Breakdown()
     if stop <= begin:
         return out
@@ -248,7 +260,16 @@ def wall_breakdown(
         for k, t in tasks.items()
         if (s := t.started_at) is not None and (e := t.finished_at) is not None
     }
-    cursor = stop
+    # what holds a slot (a map_over task does not: its instances do), from when it took it
+    # (before its start when it waited for a worker process) to its end
+    holders = [k for k in timed if not tasks[k].instances]
+    took = sorted(max(begin, timed[k][0] - tasks[k].worker_wait_s) for k in holders)
+    ended = sorted((timed[k][1], k) for k in holders)
+    ends = [e for e, _ in ended]
+
+    def slots_full(at: float) -> bool:
+        held = bisect.bisect_left(took, at) - bisect.bisect_right(ends, at)
+        return max_concurrency > 0 and held >= max_concurrency
 
     def last_ended(ids: Iterable[str], before: float) -> str | None:
         best: str | None = None
@@ -259,6 +280,18 @@ def wall_breakdown(
                 best, best_end = i, se[1]
         return best
 
+    def freed_slot(at: float, after: float, skip: set[str]) -> str | None:
+        """The slot holder that ended last at or before `at` (and after `after`)."""
+        i = bisect.bisect_right(ends, at + 1e-9) - 1
+        for j in range(i, max(-1, i - 8), -1):
+            end, k = ended[j]
+            if end <= after:
+                return None
+            if k not in skip:
+                return k
+        return None
+
+    cursor = stop
     # the chain's end: a top-level task (an instance ends before its map_over task does)
     cur = last_ended((k for k in timed if tasks[k].parent is None), stop) or last_ended(timed, stop)
     seen: set[str] = set()
@@ -280,15 +313,25 @@ def wall_breakdown(
         out.running_s += running
         deps = tasks[t.parent].dependencies if t.parent in tasks else t.dependencies
         pred = last_ended(deps, start)
-        gap = max(0.0, start - max(timed[pred][1] if pred is not None else begin, begin))
+        ready = max(timed[pred][1] if pred is not None else begin, begin)
+        gap = max(0.0, start - ready)
         # a task's wait for a worker process comes before its first attempt, then its retries
         worker = min(gap, t.worker_wait_s)
         out.worker_wait_s += worker
-        out.slot_wait_s += gap - worker
         between = span - running
         worker_between = min(between, t.worker_wait_s - worker)
         out.worker_wait_s += worker_between
         out.retry_wait_s += between - worker_between
+        took_slot = start - worker
+        freer = freed_slot(took_slot, ready, seen) if took_slot - ready > 1e-6 else None
+        # every slot was held until that task ended: it waited for that task's slot
+        if freer is not None and slots_full(timed[freer][1] - 1e-6):
+            freed_at = min(timed[freer][1], took_slot)
+            out.slot_wait_s += took_slot - freed_at
+            cursor = freed_at
+            cur = freer
+            continue
+        out.slot_wait_s += gap - worker
         cursor = start - gap
         cur = pred
     out.other_s += max(0.0, cursor - begin)

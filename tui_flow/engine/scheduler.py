@@ -583,5 +583,13 @@ def run_sync(
     context: Mapping[str, Any] | Context | None = None,
     **options: Any,
 ) -> RunResult:
-    """`run()` for code that is not async (a script, a notebook cell without a loop)."""
-    return asyncio.run(run(workflow, context, **options))
+    """`run()` for code that is not async (a script). Inside a running loop it refuses before
+    making a coroutine: `tui_flow.run_sync` (tui_flow/api.py) runs on a worker thread there."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(run(workflow, context, **options))
+    raise RuntimeError(
+        "engine.run_sync() cannot run inside a running event loop: use "
+        "`await tui_flow.run(...)`, or tui_flow.run_sync(...), which runs on a worker thread"
+    )

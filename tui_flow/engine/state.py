@@ -77,6 +77,13 @@ class TaskView:
     path_weight: float | None = None
 
     @property
+    def note(self) -> str | None:
+        """One line: why the task failed, was skipped ("do_audit is false") or cancelled."""
+        if self.error:
+            return self.error
+        return self.reason if self.state in ("skipped", "cancelled") else None
+
+    @property
     def final(self) -> bool:
         return self.state in FINAL_STATES
 
@@ -120,7 +127,7 @@ class RunView:
     report: dict[str, Any] | None = None
     error: str | None = None
     resumed_from: str | None = None
-    running: int = 0
+    running: int = 0  # slots in use: tasks running, and those holding one for a worker process
     retries: list[RetryScheduled] = field(default_factory=list)
     # the time of the newest event, for a view replayed from the store (the live fold does
     # not keep it: nothing live needs it)
@@ -183,11 +190,16 @@ class RunView:
             return []
         prev = t.state
         state = e.state
+        holds_slot = t.info.map_over is None or t.info.parent is not None
         if t.worker_wait_since is not None and state != "pending":
             t.worker_wait_s += max(0.0, e.at - t.worker_wait_since)
             t.worker_wait_since = None
-        if state == "pending" and e.reason == WAITS_FOR_WORKER:
+            if holds_slot:
+                self.running -= 1  # its slot is counted below as it runs (or is given back)
+        if state == "pending" and e.reason == WAITS_FOR_WORKER and t.worker_wait_since is None:
             t.worker_wait_since = e.at
+            if holds_slot:
+                self.running += 1  # waiting for a worker process, it holds a slot already
         if state == "running":
             if e.attempt > 0 and (not t.attempts or t.attempts[-1].number != e.attempt):
                 t.attempts.append(AttemptView(e.attempt, e.at))

@@ -170,6 +170,13 @@ def _summaries(
     return [r for _, r in ordered], attempts
 
 
+def _columns(row: Any) -> tuple[str, float, str | None, str | None, int | None, str]:
+    """An `events` row as `EVENT_COLUMNS` selects it (kind, at, task_id, state, attempt,
+    data)."""
+    kind, at, task_id, state, attempt, data = row
+    return kind, at, task_id, state, attempt, data
+
+
 # -- the queries ----------------------------------------------------------------------------------
 
 
@@ -311,7 +318,7 @@ class Reader:
         def convert() -> list[Any]:
             view, out = RunView(), []
             for r in rows:
-                e = event_from_row(run_id, *r, stored=stored, view=view)
+                e = event_from_row(run_id, *_columns(r), stored=stored, view=view)
                 view.apply(e)
                 out.append(e)
             return out
@@ -368,7 +375,7 @@ class Reader:
             view = RunView()
             reused: frozenset[str] = frozenset()
             for row in rows:
-                e = event_from_row(run_id, *row, stored=stored, view=view)
+                e = event_from_row(run_id, *_columns(row), stored=stored, view=view)
                 if row[0] == "run_started":
                     reused = frozenset(e.reused)
                 view.apply(e)

@@ -6,6 +6,7 @@
   ("running": its process is alive, `RunStore.open` recovered the others) is always kept.
 - `forget(db, run_ids)`: delete runs and everything recorded of them (events, log lines,
   context writes), in one transaction.
+- `free_pages(db)`: how many pages a vacuum would give back (a migration frees some too).
 - `vacuum(db)`: rebuild the file without the freed pages and truncate the write-ahead log,
   so the file on disk shrinks (SQLite otherwise keeps freed pages for reuse).
 """
@@ -79,6 +80,12 @@ async def forget(db: Database, run_ids: Sequence[str]) -> int:
         except sqlite3.Error as exc:
             raise db.explain(exc) from None
     return deleted
+
+
+async def free_pages(db: Database) -> int:
+    """How many pages of the file are free (what `vacuum` would give back)."""
+    rows = await db.fetch("PRAGMA freelist_count")
+    return int(rows[0][0]) if rows else 0
 
 
 async def vacuum(db: Database) -> None:

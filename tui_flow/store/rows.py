@@ -87,8 +87,9 @@ class LogRow:
     @classmethod
     def from_row(cls, row: Any) -> LogRow:
         """A row of `LOG_ROW_COLUMNS` (extra as its stored JSON text)."""
-        *head, extra = row
-        return cls(*head, json.loads(extra) if extra else None)
+        task_id, attempt, at, level, text, segment, logger, extra = row
+        parsed = json.loads(extra) if extra else None
+        return cls(task_id, attempt, at, level, text, segment, logger, parsed)
 
 
 def dumps(value: Any) -> str:

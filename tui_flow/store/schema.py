@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
@@ -352,9 +353,50 @@ async def _create_or_migrate(db: Database) -> None:
                     )
                 for stmt in statements(step):
                     await conn.execute(stmt)
+                if v == 3:
+                    await _derivable_final_contexts(conn)
             await conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         elif app_id != APPLICATION_ID or version != SCHEMA_VERSION:
             raise StoreError(f"{db.path}: not a tui-flow run database; left untouched.")
+
+
+async def _derivable_final_contexts(conn: aiosqlite.Connection) -> None:
+    """The end of the 3 -> 4 migration: a run's stored final context is set to NULL where it
+    is what version 4 derives when reading (the initial context plus the completed top-level
+    tasks' writes, in run order: `rows.final_context`), so a migrated run keeps each value
+    once too. Anything else is left as it was."""
+    from .rows import final_context
+
+    runs = await conn.execute_fetchall(
+        "SELECT run_id, initial_context, final_context, segments FROM runs "
+        "WHERE final_context IS NOT NULL"
+    )
+    for run_id, initial, final, segments in runs:
+        started = list(
+            await conn.execute_fetchall(
+                "SELECT data FROM events WHERE run_id = ? AND segment = ? AND "
+                "kind = 'run_started' ORDER BY id DESC LIMIT 1",
+                (run_id, int(segments) - 1),
+            )
+        )
+        if not started:
+            continue
+        tasks = json.loads(started[0][0]).get("tasks", [])
+        order = [t["id"] for t in tasks if not t.get("parent")]
+        states = dict(
+            await conn.execute_fetchall(
+                "SELECT task_id, status FROM task_status WHERE run_id = ?", (run_id,)
+            )
+        )
+        writes: dict[str, dict[str, Any]] = {}
+        for tid, key, value in await conn.execute_fetchall(
+            "SELECT task_id, key, value FROM context_writes WHERE run_id = ?", (run_id,)
+        ):
+            writes.setdefault(tid, {})[key] = json.loads(value)
+        done = {tid for tid, status in states.items() if status == "completed"}
+        derived = final_context(json.loads(initial), order, done.__contains__, writes)
+        if derived == json.loads(final):
+            await conn.execute("UPDATE runs SET final_context = NULL WHERE run_id = ?", (run_id,))
 
 
 async def _check_writable(conn: aiosqlite.Connection) -> None:

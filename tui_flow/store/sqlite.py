@@ -248,6 +248,10 @@ class RunStore:
         were deleted. `vacuum()` gives the space back to the file system."""
         return await retention.forget(self._db, run_ids)
 
+    async def free_pages(self) -> int:
+        """How many pages of the database file are free (`vacuum()` gives them back)."""
+        return await retention.free_pages(self._db)
+
     async def vacuum(self) -> None:
         """Rebuild the database file without its free pages, so it shrinks on disk."""
         await self.flush()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import os
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -89,7 +90,8 @@ def fingerprint(task: Task) -> str:
     h.update(task.spec.model_dump_json().encode())
     h.update(task.runner.encode())
     for fn in (task.fn, task.fallback_fn):
-        code = getattr(fn, "__code__", None)
+        # a compat body (cloaca's, taskinity's) wraps the user's function: fingerprint that
+        code = getattr(inspect.unwrap(fn) if fn is not None else None, "__code__", None)
         h.update(repr(_code_key(code)).encode() if code is not None else b"-")
     return h.hexdigest()
 

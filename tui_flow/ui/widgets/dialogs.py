@@ -14,11 +14,11 @@ from ...status import GLYPHS, STYLES
 
 PANELS = [
     ("Tasks", "every task once, under its latest dependency; 'after:' names the others"),
-    ("Details", "the selected task: dependencies, retry policy, attempts and their errors"),
+    ("Details", "the selected task: dependencies, retries, attempts, error and traceback"),
     ("Logs", "all tasks merged with coloured prefixes, or only the selected task (l)"),
     ("Timeline", "a bar per task on one time axis; * marks the critical path"),
     ("Retries", "every retry: task, attempt, error and delay"),
-    ("Report", "wall time, speedup, efficiency, critical path, slowest tasks"),
+    ("Report", "speedup of what is possible, where the wall time went, errors, slowest"),
 ]
 
 

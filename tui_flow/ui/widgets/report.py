@@ -127,7 +127,8 @@ class ReportPanel(ScrollView, can_focus=True):
             self._tail = []
         else:
             workflow, status, run_id = self._title
-            self._head = self._render([report_head(report, workflow, status, run_id)], width)
+            head = report_head(report, workflow, status, run_id, width=width)
+            self._head = self._render([head], width)
             tail: list[RenderableType] = [*failure_lines(self._rows)]
             slow = slowest_table(report)
             if slow is not None:
@@ -181,36 +182,49 @@ class ReportPanel(ScrollView, can_focus=True):
             index -= len(self._rows)
         return self._tail[index] if index < len(self._tail) else Strip([])
 
+    def _narrow(self) -> bool:
+        """Under 60 columns (a narrow pane) a row is task, status and duration: the errors
+        are listed below the table at the whole width anyway."""
+        return self._laid_out_at < 60
+
     def _note_w(self) -> int:
         used = self._task_w + STATUS_W + TRIES_W + DURATION_W + 4 * 3
         return max(12, self._laid_out_at - used)
 
+    def _widths(self) -> tuple[int, ...]:
+        if self._narrow():
+            task_w = max(4, min(self._task_w, self._laid_out_at - STATUS_W - DURATION_W - 6))
+            return (task_w, STATUS_W, DURATION_W)
+        return (self._task_w, STATUS_W, TRIES_W, DURATION_W, self._note_w())
+
     def _header(self, rule: bool) -> Text:
-        widths = (self._task_w, STATUS_W, TRIES_W, DURATION_W, self._note_w())
+        widths = self._widths()
         if rule:
             return Text("━╇━".join("━" * w for w in widths), style="dim")
-        cells = (
-            _cell("task", widths[0]),
-            _cell("status", STATUS_W),
-            _cell("tries", TRIES_W, right=True),
-            _cell("duration", DURATION_W, right=True),
-            "error / note",
-        )
+        cells = [_cell("task", widths[0]), _cell("status", STATUS_W)]
+        if not self._narrow():
+            cells.append(_cell("tries", TRIES_W, right=True))
+        cells.append(_cell("duration", DURATION_W, right=True))
+        if not self._narrow():
+            cells.append("error / note")
         return Text(" ┃ ".join(cells), style="bold")
 
     def _row(self, row: TaskRow) -> Text:
+        widths = self._widths()
         name = row.id + (" *" if row.id in self._on_path else "")
         line = Text(no_wrap=True, end="")
-        line.append(_cell(name, self._task_w))
+        line.append(_cell(name, widths[0]))
         line.append(" │ ", style="dim")
         line.append(_cell(label(row.status), STATUS_W), style=style(row.status))
         line.append(" │ ", style="dim")
-        line.append(_cell(str(row.attempts), TRIES_W, right=True))
-        line.append(" │ ", style="dim")
+        if not self._narrow():
+            line.append(_cell(str(row.attempts), TRIES_W, right=True))
+            line.append(" │ ", style="dim")
         duration = fmt_seconds(row.duration_s) if row.started_at is not None else "-"
         line.append(_cell(duration, DURATION_W, right=True))
-        line.append(" │ ", style="dim")
-        line.append(_cell(row_note(row).plain, self._note_w()))
+        if not self._narrow():
+            line.append(" │ ", style="dim")
+            line.append(_cell(row_note(row).plain, self._note_w()))
         return line
 
     def _strip(self, text: Text) -> Strip:

@@ -1,7 +1,8 @@
 """The timeline: one bar per task on a shared time axis, live.
 
 Each row shows, left to right on the run's clock: waiting (its dependencies were done but it
-had no slot yet) as dots, each attempt as a bar in its outcome's colour, and the pauses
+had no slot yet) as dots, holding a slot while a worker process starts as shading, each
+attempt as a bar in its outcome's colour, and the pauses
 between attempts (retry delays) as dashes. Tasks on the critical path are marked `*` and
 drawn with full-height bars; the others with slightly lower ones, so the path reads without
 colour too.
@@ -31,7 +32,7 @@ ATTEMPT_STYLE = {
     "timed_out": "red",
     "cancelled": "magenta",
 }
-WAIT, RETRY, BAR, BAR_CRITICAL = "·", "╌", "▆", "█"
+WAIT, RETRY, BAR, BAR_CRITICAL, WORKER = "·", "╌", "▆", "█", "░"
 
 
 def nice_step(raw: float) -> float:
@@ -104,6 +105,11 @@ def bar_row(
         wait_end = first if first is not None else (now if not t.final else None)
         if wait_end is not None and wait_end > ready:
             paint(ready, wait_end, WAIT, "dim", False)
+    # holding its slot while a worker process starts (or the pool is busy): not a slot wait
+    if t.worker_wait_since is not None:
+        paint(t.worker_wait_since, now, WORKER, "magenta", False)
+    elif first is not None and t.worker_wait_s > 0:
+        paint(first - t.worker_wait_s, first, WORKER, "magenta", False)
     bar = BAR_CRITICAL if critical else BAR
     prev_end: float | None = None
     for a in t.attempts:
@@ -242,6 +248,8 @@ class TimelinePanel(Vertical):
         legend.append(" retry delay  ")
         legend.append(WAIT * 2, style="dim")
         legend.append(" waiting for a slot  ")
+        legend.append(WORKER * 2, style="magenta")
+        legend.append(" worker start-up  ")
         legend.append("*", style="bold")
         legend.append(" critical path")
         yield Static(legend, id="timeline-legend")
