@@ -192,3 +192,24 @@ async def test_list_view_deps_on_demand_and_the_cursor_on_the_failure(tmp_path: 
         assert label.startswith("✖ failed ") and "bad row 7" in label
         await pilot.press("v")
         assert app.tree.mode == "tree" and app.tree.selected_id == "broken"
+
+
+async def test_a_narrow_tree_shortens_ids_and_never_cuts_a_status_word() -> None:
+    ids = ["extract_customer_records_from_the_warehouse"]
+    for i in range(1, 6):
+        ids.append(f"step_{i}_of_the_customer_records_pipeline")
+    view = started(
+        [TaskInfo(id=t, dependencies=(ids[i - 1],) if i else ()) for i, t in enumerate(ids)]
+    )
+    for tid in ids:
+        view.apply(TaskStateChanged(run_id="r", at=101.0, task_id=tid, state="completed"))
+    app = TreeApp()
+    async with app.run_test(size=(36, 10)) as pilot:
+        tree = app.query_one(DagTree)
+        tree.build(view, 102.0)
+        await pilot.pause()
+        lines = [line for line in on_screen(tree) if line.strip()]
+        assert len(lines) == len(ids)
+        for line in lines:
+            assert "completed" in line and "…" in line, line
+        assert tree.label_of(ids[0]).plain.startswith("✔ extract_customer_records_from")

@@ -269,7 +269,22 @@ class DagTree(ScrollView, can_focus=True):
             text.append("▾ " if row.expanded else "▸ ", "dim")
         elif self.mode == "tree" or row.depth:
             text.append("  ")
-        text.append_text(self.label_of(row.data) or Text(row.data))
+        label = self.label_of(row.data) or Text(row.data)
+        room = width - text.cell_len
+        view = self._view
+        if self.mode == "tree" and label.cell_len > room and view is not None:
+            # too narrow: shorten the id rather than cut the status word (`complet`)
+            t = view.tasks.get(row.data)
+            if t is not None:
+                label = task_label(
+                    t,
+                    view,
+                    self._now,
+                    tree_parent=self.parents.get(row.data),
+                    frame=self.frame,
+                    width=room,
+                )
+        text.append_text(label)
         if index == self.cursor:
             text.stylize(self.get_component_rich_style("dag-tree--cursor", partial=True))
         segments = list(text.render(self.app.console))

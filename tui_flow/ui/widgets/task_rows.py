@@ -151,13 +151,21 @@ def task_label(
     *,
     tree_parent: str | None = None,
     frame: int = 0,
+    width: int | None = None,
 ) -> Text:
-    """One tree line: glyph, id, status word and what matters about the task right now."""
+    """One tree line: glyph, id, status word and what matters about the task right now.
+    Within `width` cells the status word is never cut: the id is shortened first (`proc…`)."""
     state = t.state
+    name = _name(t)
+    if width is not None:
+        over = 2 + len(name) + 2 + len(state) - width
+        if over > 0:
+            keep = max(1, len(name) - over - 1)
+            name = name[:keep] + "…"
     label = Text()
     label.append(_mark(t, frame), style=style(state))
     label.append(" ")
-    label.append(_name(t), style="bold" if state in ("running", "retrying") else "")
+    label.append(name, style="bold" if state in ("running", "retrying") else "")
     label.append("  ")
     label.append(state, style=style(state))
     return _append_details(label, task_details(t, view, now, tree_parent=tree_parent))
