@@ -93,6 +93,13 @@ async def test_narrow_screen_stacks_the_panes_and_keeps_help_and_quit(tmp_path: 
         left, tabs = app.query_one("#left"), app.query_one("#tabs")
         assert left.region.bottom <= tabs.region.y  # stacked
         assert tabs.region.width >= 78  # log lines get the full width
+        await pilot.press("1")  # the report opened at the run's end: the logs
+        log = app.query_one(LogView)
+        log.scroll_home(animate=False, immediate=True)
+        await pilot.pause()
+        first = log.render_lines(log.region.reset_offset)[0].text
+        # a narrow view keeps the task column short: `extract_the_c… │ row 0 xxx`
+        assert first.index("│") <= 15 and "row 0 " in first
         details = app.query_one("#details")
         assert not details.display
         await pilot.press("i")
@@ -191,7 +198,7 @@ async def test_w_wraps_long_log_lines_under_their_text(tmp_path: Path) -> None:
         rows = [s.text for s in log.render_lines(log.region.reset_offset)]
         first = next(i for i, r in enumerate(rows) if "row 0 " in r)
         # the line goes on, indented under its text, on the rows after it
-        pad = log.prefix_width + 3
+        pad = log._pad()
         assert rows[first + 1][:pad].strip() == "" and "x" in rows[first + 1][pad:]
         joined = "".join(r[pad:].rstrip() for r in rows[first : first + 3])
         assert "row 0 " + "x" * 100 in joined

@@ -40,6 +40,8 @@ PREFIX_COLOURS = (
 )
 LEVEL_STYLES = {"error": "red", "critical": "bold red", "warning": "yellow", "debug": "dim"}
 MAX_WIDTH = 1000
+NARROW_VIEW = 100  # columns: below, the task column is at most NARROW_PREFIX wide
+NARROW_PREFIX = 14
 
 
 def prefix_colour(task_id: str) -> str:
@@ -98,6 +100,7 @@ class LogView(ScrollView, can_focus=True):
         self._adjusting = False
         self._base_style: Style | None = None
         self.wrap = False  # long lines continue on the next rows (`w`)
+        self._narrow = False  # below NARROW_VIEW columns the task column is narrower
         self._starts: list[int] = []  # wrap: the first row of each entry, then the row count
 
     # -- content -------------------------------------------------------------------------------
@@ -134,7 +137,7 @@ class LogView(ScrollView, can_focus=True):
         overflow = max(0, len(self.entries) + len(entries) - self.max_lines)
         self.entries.extend(entries)
         self.dropped += overflow
-        pad = self.prefix_width + 3 if self.show_prefix else 0
+        pad = self._pad()
         widest = max(len(e[2]) + len(_source(e)) for e in entries) + pad
         self._width = min(MAX_WIDTH, max(self._width, widest))
         if self.query_text:
@@ -170,7 +173,11 @@ class LogView(ScrollView, can_focus=True):
         self.refresh()
 
     def _pad(self) -> int:
-        return self.prefix_width + 3 if self.show_prefix else 0
+        return self._prefix_shown() + 3 if self.show_prefix else 0
+
+    def _prefix_shown(self) -> int:
+        """The task column's width: narrower on a narrow view, so lines keep their room."""
+        return min(self.prefix_width, NARROW_PREFIX) if self._narrow else self.prefix_width
 
     def _lay_out(self) -> None:
         """The virtual size: one row per line, or, wrapping, the rows each line takes."""
@@ -194,6 +201,11 @@ class LogView(ScrollView, can_focus=True):
         return self._starts[index] if self.wrap and index < len(self._starts) else index
 
     def on_resize(self) -> None:
+        narrow = 0 < self.size.width < NARROW_VIEW
+        if narrow != self._narrow:
+            self._narrow = narrow
+            self._cache.clear()
+            self.refresh()
         if self.wrap:
             self._cache.clear()
             self._lay_out()
@@ -340,7 +352,7 @@ class LogView(ScrollView, can_focus=True):
         text = text.expandtabs()
         line = Text(no_wrap=True, end="")
         if self.show_prefix:
-            w = self.prefix_width
+            w = self._prefix_shown()
             tid = visible(task_id)
             tid = tid if len(tid) <= w else tid[: w - 1] + "…"
             line.append(f"{tid:<{w}}", style=prefix_colour(task_id))
