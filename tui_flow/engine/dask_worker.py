@@ -170,7 +170,7 @@ def _run_attempt(payload: bytes) -> tuple[str, Any, Any, int, bool]:
             return ("error", "TaskInterrupted: cancelled before it started", "", 0, True)
         _running[key] = rec
     out: tuple[str, Any, Any]
-    retryable = True
+    retryable: bool | str = True
     try:
         try:
             _ensure_capture()

@@ -509,7 +509,7 @@ class _Worker:
         ended: asyncio.Future[None] = loop.create_future()
         try:
             sentinel = self.proc.sentinel
-            loop.add_reader(sentinel, lambda: ended.done() or ended.set_result(None))
+            loop.add_reader(sentinel, lambda: None if ended.done() else ended.set_result(None))
         except (ValueError, OSError):
             self.kill()
             return

@@ -63,7 +63,7 @@ from .state import RunView
 from .tuning import hold_gc
 from .watchdog import Watchdog, watchdog_for
 
-Subscriber = Callable[[Event], None]  # sees every event of a run, in order; must not block
+Subscriber = Callable[[Event], object]  # sees every event of a run, in order; must not block
 
 
 class Execution(Lifecycle, Ending):
