@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .runners import _WorkerSink, describe_error, retryable_error, run_job_in_worker
+from .worker import _WorkerSink, describe_error, retryable_error, run_job_in_worker
 
 
 class TaskInterrupted(BaseException):

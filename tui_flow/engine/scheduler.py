@@ -58,10 +58,11 @@ from .lifecycle import Lifecycle
 from .logs import LogBuffer, capture
 from .progress import Progress
 from .result import RunResult
-from .runners import describe_error, get_process_pool
+from .runners import get_process_pool
 from .state import RunView
 from .tuning import hold_gc
 from .watchdog import Watchdog, watchdog_for
+from .worker import describe_error
 
 Subscriber = Callable[[Event], object]  # sees every event of a run, in order; must not block
 
