@@ -318,7 +318,7 @@ async def test_source_runs_on_workers_without_the_file(runner: Any) -> None:
     import pickle
 
     from tui_flow.engine.dask_worker import _run_attempt
-    from tui_flow.engine.runners import ProcessJob
+    from tui_flow.engine.worker import ProcessJob
 
     fake = "/nowhere/on/this/machine/flow.py"
     source = "from tui_flow import task\n\n@task\ndef hello(ctx):\n    ctx.insert('k', 'v')\n"

@@ -247,7 +247,7 @@ def test_a_wait_for_a_worker_process_is_its_own_line_and_the_tree_says_so():
 def test_user_frames_are_picked_out_of_a_traceback(tmp_path):
     import runpy
 
-    from tui_flow.engine.runners import describe_error
+    from tui_flow.engine.worker import describe_error
     from tui_flow.tracebacks import failure_lines, user_frames
 
     mine = tmp_path / "flow.py"

@@ -408,9 +408,8 @@ def _value(node: ast.expr, text: str) -> Any:
     if isinstance(node, ast.List | ast.Tuple):
         return [_value(e, text) for e in node.elts]
     if isinstance(node, ast.Dict) and None not in node.keys:
-        return {
-            _value(k, text): _value(v, text) for k, v in zip(node.keys, node.values, strict=True)
-        }  # type: ignore[arg-type]
+        pairs = zip(node.keys, node.values, strict=True)
+        return {_value(k, text): _value(v, text) for k, v in pairs if k is not None}
     try:
         return ast.literal_eval(node)
     except ValueError:

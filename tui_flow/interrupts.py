@@ -116,12 +116,13 @@ def terminal_restorer() -> Callable[[], None] | None:
 
         fd = sys.stdin.fileno()
         saved = termios.tcgetattr(fd)
+        fd_out = (sys.__stdout__ or sys.stdout).fileno()
     except Exception:
         return None
 
     def restore() -> None:
         # leave the alternate screen, show the cursor, stop mouse reports, then the modes
-        os.write(sys.__stdout__.fileno(), b"\x1b[?1049l\x1b[?25h\x1b[?1000l\x1b[?1003l\x1b[?1006l")
+        os.write(fd_out, b"\x1b[?1049l\x1b[?25h\x1b[?1000l\x1b[?1003l\x1b[?1006l")
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
     return restore

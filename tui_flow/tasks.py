@@ -311,8 +311,9 @@ def make_task(fn: Callable[..., Any], **options: Any) -> Task:
             opts["run_if"] = parse_condition(opts["run_if"])
         except ValueError as exc:
             raise TaskDefinitionError(f"task {task_id!r}: option 'run_if': {exc}") from None
-    if not opts.get("description") and getattr(fn, "__doc__", None):
-        opts["description"] = inspect.cleandoc(fn.__doc__).split("\n", 1)[0]
+    doc = getattr(fn, "__doc__", None)
+    if not opts.get("description") and doc:
+        opts["description"] = inspect.cleandoc(doc).split("\n", 1)[0]
     # options left at their default need no checking (the decorator passes every one): a
     # generated workflow of 100,000 tasks validates two fields a task, not thirteen
     given = {k: v for k, v in opts.items() if v is not _SPEC_DEFAULTS.get(k, _GIVEN)}

@@ -184,7 +184,7 @@ class Workflow:
     def graph(self) -> Any:
         """The graph as a networkx DiGraph (an edge from each dependency to its dependent), for
         those who want networkx's algorithms; built, and networkx imported, on first use."""
-        import networkx as nx
+        import networkx as nx  # type: ignore[import-untyped]
 
         g = nx.DiGraph()
         g.add_nodes_from(self.tasks)

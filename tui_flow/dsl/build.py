@@ -261,9 +261,9 @@ class _FlowBuilder:
                 ok = False
                 continue
             seen[prop.name] = prop
-            msg = _check_value(prop)
-            if msg:
-                self.add(prop.value.line, prop.value.col, f"task {t.name!r}: {msg}")
+            problem = _check_value(prop)
+            if problem:
+                self.add(prop.value.line, prop.value.col, f"task {t.name!r}: {problem}")
                 ok = False
                 continue
             opts[prop.name] = prop.value.value

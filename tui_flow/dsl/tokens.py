@@ -117,8 +117,8 @@ def tokenize(text: str) -> tuple[list[Token], list[FlowProblem]]:
             elif (m := _NUMBER.match(raw, i)) and not NAME.match(raw, m.end()):
                 txt = m.group()
                 integral = not any(ch in txt for ch in ".eE")
-                value = int(txt) if integral else float(txt)
-                tokens.append(Token("NUMBER", value, lineno, col, txt))
+                number: int | float = int(txt) if integral else float(txt)
+                tokens.append(Token("NUMBER", number, lineno, col, txt))
                 i = m.end()
             elif m := NAME.match(raw, i):
                 tokens.append(Token("NAME", m.group(), lineno, col, m.group()))

@@ -25,8 +25,9 @@ from ..tasks import source_of
 from .events import WAITS_FOR_WORKER, TaskStateChanged
 from .logs import AttemptSink, capture, enter_attempt, exit_attempt
 from .retry import retry_refusal
-from .runners import ProcessJob, _Worker, describe_error, get_process_pool, retryable_error
+from .runners import _Worker, get_process_pool
 from .watchdog import BodyOverran, RunInterrupted
+from .worker import ProcessJob, describe_error, retryable_error
 
 if TYPE_CHECKING:
     from .lanes import Unit

@@ -39,7 +39,7 @@ from typing import Any
 
 from ..errors import TuiFlowError
 from .dask_worker import _interrupt, _one_line, _run_attempt, _warm
-from .runners import ProcessJob, describe_error
+from .worker import ProcessJob, describe_error
 
 SCHEDULER_ENV = "TUI_FLOW_DASK_SCHEDULER"
 INSTALL_HINT = 'pip install "tui-flow[dask]"'

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .runners import _WorkerSink, describe_error, retryable_error, run_job_in_worker
+from .worker import _WorkerSink, describe_error, retryable_error, run_job_in_worker
 
 
 class TaskInterrupted(BaseException):
@@ -170,7 +170,7 @@ def _run_attempt(payload: bytes) -> tuple[str, Any, Any, int, bool]:
             return ("error", "TaskInterrupted: cancelled before it started", "", 0, True)
         _running[key] = rec
     out: tuple[str, Any, Any]
-    retryable = True
+    retryable: bool | str = True
     try:
         try:
             _ensure_capture()

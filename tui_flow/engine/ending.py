@@ -17,7 +17,7 @@ from .events import FINAL_STATES, RunFinished
 from .logs import capture
 from .report import Report
 from .result import RunResult, TaskOutcomes
-from .runners import describe_error
+from .worker import describe_error
 
 if TYPE_CHECKING:
     import concurrent.futures

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .attempts import Attempt, blocked_message, run_attempt
 from .events import FINAL_STATES, ContextWritten, RetryScheduled
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .lanes import Unit
     from .ledger import Ledger
     from .logs import LogBuffer
+    from .scheduler import Execution
 
 
 class Lifecycle:
@@ -35,6 +36,11 @@ class Lifecycle:
     ledger: Ledger
     buffer: LogBuffer | None
 
+    @property
+    def _ex(self) -> Execution:
+        """This object as the `Execution` it is a part of (for the type checker)."""
+        return cast("Execution", self)
+
     if TYPE_CHECKING:
 
         def set_state(self, tid: str, state: str, attempt: int = 0, **extra: Any) -> None: ...
@@ -43,6 +49,8 @@ class Lifecycle:
         def _emit(self, event: Any) -> None: ...
         def _settle(self, finals: list[str], propagate_only: bool = False) -> None: ...
         def _release_final(self, unit: Unit) -> None: ...
+        @property
+        def is_done(self) -> bool: ...
         def _hand_slot_to_thread(
             self, unit: Unit, zombie: concurrent.futures.Future[Any]
         ) -> None: ...
@@ -54,7 +62,7 @@ class Lifecycle:
         try:
             while True:
                 attempt += 1
-                result = await run_attempt(self, unit, attempt, unit.task.fn, "body")
+                result = await run_attempt(self._ex, unit, attempt, unit.task.fn, "body")
                 if unit.id in self.cancel_asked:
                     self._cancelled_after_body(unit, attempt)
                     return
@@ -110,7 +118,7 @@ class Lifecycle:
                         self._hand_slot_to_thread(unit, result.zombie)
                         await self._wait_slot(unit)
                     fb = await run_attempt(
-                        self, unit, attempt + 1, unit.task.fallback_fn, "fallback"
+                        self._ex, unit, attempt + 1, unit.task.fallback_fn, "fallback"
                     )
                     if unit.id in self.cancel_asked:
                         self._cancelled_after_body(unit, attempt + 1)

@@ -311,7 +311,8 @@ def wall_breakdown(
         span = cursor - start
         running = min(span, work.get(cur, 0.0))
         out.running_s += running
-        deps = tasks[t.parent].dependencies if t.parent in tasks else t.dependencies
+        parent = tasks.get(t.parent) if t.parent is not None else None
+        deps = parent.dependencies if parent is not None else t.dependencies
         pred = last_ended(deps, start)
         ready = max(timed[pred][1] if pred is not None else begin, begin)
         gap = max(0.0, start - ready)

@@ -9,7 +9,7 @@ from typing import Any
 from ..tasks import TaskSpec
 
 #: the attribute a worker process (or Dask worker) notes its `retry_refusal` on, so that the
-#: answer it sends says why the error is not retried (`runners.retryable_error`)
+#: answer it sends says why the error is not retried (`worker.retryable_error`)
 REFUSAL_ATTR = "_tui_flow_not_retried"
 
 

@@ -58,12 +58,13 @@ from .lifecycle import Lifecycle
 from .logs import LogBuffer, capture
 from .progress import Progress
 from .result import RunResult
-from .runners import describe_error, get_process_pool
+from .runners import get_process_pool
 from .state import RunView
 from .tuning import hold_gc
 from .watchdog import Watchdog, watchdog_for
+from .worker import describe_error
 
-Subscriber = Callable[[Event], None]  # sees every event of a run, in order; must not block
+Subscriber = Callable[[Event], object]  # sees every event of a run, in order; must not block
 
 
 class Execution(Lifecycle, Ending):

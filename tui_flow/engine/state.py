@@ -258,6 +258,7 @@ class RunView:
             at = self.order.index(e.parent) + 1 if e.parent in self.order else len(self.order)
             self.order[at:at] = ids
             return [e.parent, *ids]
+        return ids
 
     def _finished(self, e: RunFinished) -> list[str]:
         self.status = e.status

@@ -19,8 +19,8 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
+from collections.abc import AsyncGenerator
+from typing import Any, cast
 
 import aiosqlite
 
@@ -73,7 +73,7 @@ async def log_chunks(
     run_id: str,
     task_id: str | None = None,
     chunk_rows: int = CHUNK_ROWS,
-) -> AsyncIterator[list[tuple[Any, ...]]]:
+) -> AsyncGenerator[list[tuple[Any, ...]], None]:
     """A run's log lines (of one task and its instances), in the order written, as lists of
     row tuples (`LOG_ROW_COLUMNS`), at most `chunk_rows` each.
 
@@ -93,7 +93,7 @@ async def log_chunks(
                 if not rows:
                     return
                 ahead = asyncio.ensure_future(cursor.fetchmany(chunk_rows))
-                yield list(rows)
+                yield cast("list[tuple[Any, ...]]", rows)
         finally:
             ahead.cancel()  # left early: aiosqlite's thread finishes the read, then closes
 
@@ -148,8 +148,17 @@ def _summaries(
             rows[tid] = (
                 pos,
                 TaskRow(
-                    *(tid, t.info.parent, t.state, len(t.attempts), t.started_at),
-                    *(t.finished_at, t.error, t.reason, t.via_fallback, seg, taken),
+                    tid,
+                    t.info.parent,
+                    t.state,
+                    len(t.attempts),
+                    t.started_at,
+                    t.finished_at,
+                    t.error,
+                    t.reason,
+                    t.via_fallback,
+                    seg,
+                    taken,
                 ),
             )
             attempts.setdefault(tid, []).extend(
@@ -191,7 +200,7 @@ class Reader:
         self._db = db
 
     async def list_runs(self, workflow: str | None = None, limit: int | None = 50) -> list[RunRow]:
-        where, params = "", []
+        where, params = "", cast("list[Any]", [])
         if workflow:
             where, params = "WHERE workflow = ?", [workflow]
         sql = f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY started_at DESC, rowid DESC"
@@ -358,7 +367,7 @@ class Reader:
         `view.last_event_at` is the time of the segment's newest event. `log_lines`: count
         each task's log lines too (a pass over all of them: ~0.4 s a million)."""
         conn = self._db.conn
-        rows = await conn.execute_fetchall(
+        rows: Any = await conn.execute_fetchall(
             f"SELECT {EVENT_COLUMNS} FROM events WHERE run_id = ? AND segment = ? ORDER BY id",
             (run_id, seg),
         )

@@ -383,11 +383,12 @@ async def _derivable_final_contexts(conn: aiosqlite.Connection) -> None:
             continue
         tasks = json.loads(started[0][0]).get("tasks", [])
         order = [t["id"] for t in tasks if not t.get("parent")]
-        states = dict(
-            await conn.execute_fetchall(
+        states: dict[str, str] = {
+            r[0]: r[1]
+            for r in await conn.execute_fetchall(
                 "SELECT task_id, status FROM task_status WHERE run_id = ?", (run_id,)
             )
-        )
+        }
         writes: dict[str, dict[str, Any]] = {}
         for tid, key, value in await conn.execute_fetchall(
             "SELECT task_id, key, value FROM context_writes WHERE run_id = ?", (run_id,)

@@ -176,7 +176,7 @@ class Writer:
         """Whether this SQLite can take a flush's rows as one JSON array (`_write_slice`): it
         has the JSON functions, and gives back exactly the numbers and text it was given (an
         older SQLite may round the last digit of a float). Otherwise rows go one by one."""
-        probe = [
+        probe: list[list[Any]] = [
             [1763798400.123456, 0.1 + 0.2, 5e-324, -1.7976931348623157e308, 2**53 + 1],
             [None, "é\n\"'\\\u0001", "日本", ""],
         ]
