@@ -213,3 +213,16 @@ async def test_a_narrow_tree_shortens_ids_and_never_cuts_a_status_word() -> None
         for line in lines:
             assert "completed" in line and "…" in line, line
         assert tree.label_of(ids[0]).plain.startswith("✔ extract_customer_records_from")
+
+
+async def test_a_click_selects_the_row_under_the_pointer(tmp_path: Path) -> None:
+    path = tmp_path / "flow.py"
+    path.write_text(textwrap.dedent(FLOW))
+    app = make_app(path, no_store=True, watch_files=False)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.pause()
+        tree = app.tree
+        row = tree.rows[2].data
+        # the tree has a border: its first row is one line below the widget's top
+        await pilot.click("#tree", offset=(6, 1 + 2))
+        assert tree.selected_id == row and not tree.follow

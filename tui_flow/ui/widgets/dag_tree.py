@@ -418,7 +418,10 @@ class DagTree(ScrollView, can_focus=True):
         self._expand(True)
 
     def on_click(self, event: events.Click) -> None:
-        index = int(self.scroll_offset.y) + event.y
+        offset = event.get_content_offset(self)  # inside the border and padding
+        if offset is None:
+            return
+        index = int(self.scroll_offset.y) + offset.y
         if 0 <= index < len(self.rows):
             if index == self.cursor and event.chain > 1:
                 self.action_toggle()
