@@ -16,6 +16,13 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
+from tui_flow import provided
+
+# An installed tui-flow's tui_flow_compat.pth provides `import cloaca` and `import taskinity`
+# to every import of the interpreter (for `python file.py`); in here the tests check what the
+# loader provides on its own (test_compat_cloaca.py runs the .pth in a process of its own).
+provided.uninstall()
+
 ROOT = Path(__file__).resolve().parent.parent
 FLOWS = ROOT / "flows"
 

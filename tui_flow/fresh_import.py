@@ -67,17 +67,22 @@ class _FolderFinder(importlib.abc.MetaPathFinder):
 
 @contextlib.contextmanager
 def compat_modules() -> Iterator[None]:
-    """Provide the compat modules to what is imported meanwhile (see CompatFinder)."""
-    if FINDER in sys.meta_path:  # nested (the DSL imports a body module), or installed
-        yield
-        return
-    sys.meta_path.append(FINDER)
+    """Provide the compat modules to what is imported meanwhile (see CompatFinder); a compat
+    module the file imported is not left in `sys.modules` under its borrowed name, whether the
+    finder was on the path already (nested, or `install()`ed by the .pth) or not."""
+    ours = FINDER not in sys.meta_path
+    before = {name: name in sys.modules for name in COMPAT_MODULES}
+    if ours:
+        sys.meta_path.append(FINDER)
     try:
         yield
     finally:
-        with contextlib.suppress(ValueError):
-            sys.meta_path.remove(FINDER)
+        if ours:
+            with contextlib.suppress(ValueError):
+                sys.meta_path.remove(FINDER)
         for name, target in COMPAT_MODULES.items():
+            if before[name]:
+                continue
             if name in sys.modules and sys.modules[name] is sys.modules.get(target):
                 del sys.modules[name]
 

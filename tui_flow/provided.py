@@ -10,6 +10,7 @@ runs at every interpreter start.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -51,3 +52,9 @@ def install() -> None:
     """Provide the compat modules to every import of this interpreter (last on the path)."""
     if FINDER not in sys.meta_path:
         sys.meta_path.append(FINDER)
+
+
+def uninstall() -> None:
+    """Undo `install()` (the loader still provides the modules while it imports a file)."""
+    with contextlib.suppress(ValueError):
+        sys.meta_path.remove(FINDER)
