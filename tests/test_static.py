@@ -1,8 +1,7 @@
 """The static checks, run by the test command so that CI runs them: the whole repository is
-ruff-formatted and ruff-clean (the rules are pyproject.toml's `[tool.ruff]`).
-
-Another check is one more line of `CHECKS` (a type checker, say:
-`"mypy": [sys.executable, "-m", "mypy", "tui_flow"]`, with mypy in the test extra).
+ruff-formatted and ruff-clean (the rules are pyproject.toml's `[tool.ruff]`), and mypy finds
+no error in the package (`[tool.mypy]`). Another check is one more line of `CHECKS`, its tool
+in the test extra.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHECKS: dict[str, list[str]] = {
     "ruff format": [sys.executable, "-m", "ruff", "format", "--check", "--diff", "."],
     "ruff check": [sys.executable, "-m", "ruff", "check", "--no-cache", "."],
+    "mypy": [sys.executable, "-m", "mypy", "tui_flow"],
 }
 
 

@@ -162,12 +162,12 @@ class Key(Condition):
     def __str__(self) -> str:
         return _key_text(self.key)
 
-    def __eq__(self, value: object) -> Any:  # type: ignore[override]
+    def __eq__(self, value: object) -> Any:
         if isinstance(value, Condition):  # two conditions: are they the same one
             return Condition.__eq__(self, value)
         return Compare(self.key, "==", value)
 
-    def __ne__(self, value: object) -> Any:  # type: ignore[override]
+    def __ne__(self, value: object) -> Any:
         if isinstance(value, Condition):
             return not Condition.__eq__(self, value)
         return Compare(self.key, "!=", value)

@@ -210,7 +210,7 @@ class Workflow:
         deps = {t: self.tasks[t].spec.dependencies for t in self.order}
         return longest_path(deps, durations, self.order)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self):
         return iter(self.tasks.values())
 
     def __len__(self) -> int:

@@ -325,7 +325,7 @@ async def run_attempt(
         # worker start-up, not the body running
         _say_waits_for_worker(ex, unit, attempt)
         try:
-            await ex.remote.start()  # type: ignore[union-attr]
+            await ex.remote.start()
         except asyncio.CancelledError:
             raise
         except Exception:

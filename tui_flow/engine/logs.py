@@ -369,8 +369,8 @@ class _Capture:
             if self._users > 1:
                 return
             self._saved = {"stdout": sys.stdout, "stderr": sys.stderr}
-            sys.stdout = self._proxy(sys.stdout, "stdout")  # type: ignore[assignment]
-            sys.stderr = self._proxy(sys.stderr, "stderr")  # type: ignore[assignment]
+            sys.stdout = self._proxy(sys.stdout, "stdout")
+            sys.stderr = self._proxy(sys.stderr, "stderr")
             root = logging.getLogger()
             handler = _TaskLogHandler()
             handler.setLevel(self.level)

@@ -354,8 +354,8 @@ def worker_main(conn: Connection) -> None:
     # can only come from a body, and fails that attempt like any other exception
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sink = _WorkerSink(conn)
-    sys.stdout = _WorkerStream(sink, "stdout", sys.stdout)  # type: ignore[assignment]
-    sys.stderr = _WorkerStream(sink, "stderr", sys.stderr)  # type: ignore[assignment]
+    sys.stdout = _WorkerStream(sink, "stdout", sys.stdout)
+    sys.stderr = _WorkerStream(sink, "stderr", sys.stderr)
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)

@@ -158,7 +158,7 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, LayoutActions, App[int])
         yield RunFooter()
 
     @property
-    def tree(self) -> DagTree:
+    def tree(self) -> DagTree:  # type: ignore[override]  # (Textual's DOMNode.tree: debugging)
         return self.query_one(DagTree)
 
     @property

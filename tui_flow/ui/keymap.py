@@ -8,21 +8,21 @@ from collections.abc import Iterable
 from typing import Any
 
 from textual.app import App, SystemCommand
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 # the panels on the right, in tab order (keys 1-4)
 TABS = ("tab-logs", "tab-timeline", "tab-retries", "tab-report")
 
 # j / k in the scrolling panels (logs, timeline, report), as in the task view
-SCROLL_KEYS = [
+SCROLL_KEYS: list[BindingType] = [
     Binding("j", "scroll_down", "Scroll down", show=False),
     Binding("k", "scroll_up", "Scroll up", show=False),
 ]
 
 # The footer shows the keys in this order and cuts what does not fit: what matters most
 # (run, cancel, help, quit) comes first, so that it shows at every width.
-BINDINGS = [
+BINDINGS: list[BindingType] = [
     Binding("r", "run", "Run", id="run"),
     Binding("c", "cancel", "Cancel", id="cancel"),
     Binding("question_mark,f1", "help", "Help", id="help"),

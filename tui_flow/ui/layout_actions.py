@@ -8,42 +8,26 @@ goes compact and the header is laid out again for the new width.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from textual import events
 from textual.widget import Widget
 from textual.widgets import TabbedContent
 
+from .app_base import AppBase
 from .guard import guarded
 from .keymap import TABS
 from .theme import CONTRAST
-from .widgets.dag_tree import DagTree
 from .widgets.footer import RunFooter
 from .widgets.keybar import KeyBar
-from .widgets.log_view import LogView
 from .widgets.report import ReportPanel
 from .widgets.retries import RetriesTable
-from .widgets.timeline import Timeline
 
 NARROW = 100  # columns: below, the panes stack
 
 
-class LayoutActions:
-    tree: DagTree
-    log_view: LogView
-    timeline: Timeline
+class LayoutActions(AppBase):
     presenting: bool
     _theme_before_present: str
     _last_key: events.Key | None
-    clock: Callable[[], float]
-    query_one: Any
-    screen: Any
-    size: Any
-    theme: str
-    call_after_refresh: Any
-    notify: Any
-    _update_header: Callable[[float], None]
 
     @guarded
     def action_show_tab(self, tab: str) -> None:

@@ -8,20 +8,16 @@ from typing import TYPE_CHECKING, Any
 
 from textual.widgets import TabbedContent
 
+from .app_base import AppBase
 from .guard import guarded
 
 if TYPE_CHECKING:
     from .session import RunSession
-    from .widgets.dag_tree import DagTree
-    from .widgets.log_view import LogPanel, LogView
 
 
-class LogActions:
+class LogActions(AppBase):
     session: RunSession
     log_mode: str  # "all", or "task": only the selected task's lines
-    tree: DagTree
-    logs: LogPanel
-    log_view: LogView
 
     def _filter_ids(self) -> set[str] | None:
         if self.log_mode == "all":

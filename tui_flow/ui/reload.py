@@ -15,7 +15,7 @@ import asyncio
 import hashlib
 import inspect
 import os
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import CodeType
@@ -30,6 +30,7 @@ from ..loader import WORKFLOW_SUFFIXES, LoadedFile, load
 from ..safe_text import visible
 from ..tasks import Task
 from ..workflow import Workflow
+from .app_base import AppBase
 from .session import RunSession, idle_view
 
 WATCHED_SUFFIXES = WORKFLOW_SUFFIXES
@@ -151,7 +152,7 @@ def is_relevant(changed: str, files: Iterable[Path]) -> bool:
 
 async def watch(
     roots: Sequence[Path], files: Sequence[Path], stop: asyncio.Event | None = None
-) -> AsyncIterator[list[str]]:
+) -> AsyncGenerator[list[str], None]:
     """Yield the relevant changed paths, batch by batch, until `stop` is set."""
     from watchfiles import awatch
 
@@ -169,7 +170,7 @@ async def watch(
             yield paths
 
 
-class ReloadActions:
+class ReloadActions(AppBase):
     """Hot reload in the app (a mixin of `TuiFlowApp`): watch the file, load it again off the
     loop, show the new version or the error beside the last good one; a run going on keeps
     its version until it ends."""

@@ -17,6 +17,7 @@ from ..engine.events import CANCEL_WAITS_FOR_THREAD
 from ..runs import ActionRefused, downstream, plan_rerun_failed, plan_rerun_from, plan_reuse
 from ..status import EXIT_INTERRUPTED, exit_code, fmt_seconds, glyph
 from ..workflow import Workflow
+from .app_base import AppBase
 from .guard import guarded
 from .session import RunSession, idle_view, with_attempt_errors
 from .summary import summary_lines
@@ -25,10 +26,9 @@ from .widgets.history import HistoryScreen
 
 if TYPE_CHECKING:
     from ..fresh_import import LoadedFile
-    from .widgets.dag_tree import DagTree
 
 
-class RunActions:
+class RunActions(AppBase):
     loaded: LoadedFile
     workflow: Workflow
     store: Any
@@ -49,7 +49,6 @@ class RunActions:
     remote_factory: Callable[[], Any] | None
     store_ready: asyncio.Event
     file_label: str
-    tree: DagTree
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "run":
@@ -110,7 +109,7 @@ class RunActions:
             execution.subscribe(self.store.recorder(execution.view))
             session.recorded = True
         self.execution = execution
-        self.tab_at_start = self.query_one(TabbedContent).active  # type: ignore[attr-defined]
+        self.tab_at_start = self.query_one(TabbedContent).active
         self.past_run = None
         self.interrupted = False
         self.last_live = session
@@ -135,7 +134,7 @@ class RunActions:
             if not tree.select_task(first.id, user=False) and first.info.parent is not None:
                 tree.select_task(first.info.parent, user=False)
             tree.scroll_to_cursor(center=True)
-        tabs = self.query_one(TabbedContent)  # type: ignore[attr-defined]
+        tabs = self.query_one(TabbedContent)
         self.report_opened = tabs.active == self.tab_at_start
         if self.report_opened:
             tabs.active = "tab-report"

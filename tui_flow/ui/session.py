@@ -79,7 +79,9 @@ def with_attempt_errors(rows: Iterable[Any], view: RunView) -> list[Entry]:
             return
         shown.add(key)
         t = view.tasks.get(key[0])
-        for a in t.attempts if t is not None else ():
+        if t is None:
+            return
+        for a in t.attempts:
             if a.number == key[1] and a.error and a.status not in ("completed", "running"):
                 out.extend(error_entries(t.id, a.number, t.max_attempts, a.error, a.traceback))
 

@@ -82,7 +82,7 @@ class DagTree(ScrollView, can_focus=True):
         Binding("pageup", "page_up", "Page up", show=False),
         Binding("home,g", "first", "First", show=False),
         Binding("end,G", "last", "Last", show=False),
-        Binding("enter,space", "toggle", "Expand/collapse", show=False),
+        Binding("enter,space", "toggle_row", "Expand/collapse", show=False),
         Binding("left", "collapse", "Collapse", show=False),
         Binding("right", "expand", "Expand", show=False),
     ]
@@ -408,7 +408,7 @@ class DagTree(ScrollView, can_focus=True):
             self._lay_out()
             self._set_cursor(self._line[row.data])
 
-    def action_toggle(self) -> None:
+    def action_toggle_row(self) -> None:
         self._expand(None)
 
     def action_collapse(self) -> None:
@@ -424,6 +424,6 @@ class DagTree(ScrollView, can_focus=True):
         index = int(self.scroll_offset.y) + offset.y
         if 0 <= index < len(self.rows):
             if index == self.cursor and event.chain > 1:
-                self.action_toggle()
+                self.action_toggle_row()
             else:
                 self._move(index)

@@ -121,7 +121,7 @@ class TaskDetails(VerticalScroll):
     TaskDetails > Static { width: 1fr; }
     """
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self):
         yield Static(Text("Select a task to see its details.", style="dim"), id="details-body")
 
     def __init__(self, *, id: str | None = None) -> None:

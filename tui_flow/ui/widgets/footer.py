@@ -45,7 +45,7 @@ class RunFooter(Footer):
                 out.append((binding.key, binding.description, binding.action, enabled, tooltip))
         return out
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self):
         self._shown = self._signature() if self._bindings_ready else None
         yield from super().compose()
 

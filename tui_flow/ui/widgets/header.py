@@ -91,6 +91,7 @@ def header_text(
         out = line(*t)
         if width is None or out.cell_len <= width:
             return out
+    assert width is not None  # (without a width the first try fits)
     room = max(4, len(name) - (out.cell_len - width))  # the workflow's name gives way last
     name = name[: room - 1] + "…" if room < len(name) else name
     return line(*tries[-1])

@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.coordinate import Coordinate
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
@@ -82,7 +83,7 @@ class HistoryScreen(ModalScreen[str | None]):
         table = self.query_one(DataTable)
         if not self.rows or table.cursor_row < 0:
             return
-        key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key
+        key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key
         self.dismiss(str(key.value))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

@@ -306,7 +306,7 @@ class LogView(ScrollView, can_focus=True):
         super().notify_style_update()
         self._cache.clear()
 
-    def render_lines(self, crop):  # type: ignore[no-untyped-def]
+    def render_lines(self, crop):
         self._base_style = self.rich_style  # once per paint, not once per line
         return super().render_lines(crop)
 
@@ -396,7 +396,7 @@ class LogPanel(Vertical):
         self.store_note = False
         self._status = ""
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self):
         yield Static("", id="log-status")
         yield LogView(self.max_lines, id="log-view")
         yield Input(
@@ -462,7 +462,7 @@ class LogPanel(Vertical):
         self.view.focus()
         self.update_status()
 
-    def on_key(self, event) -> None:  # type: ignore[no-untyped-def]
+    def on_key(self, event) -> None:
         if event.key == "escape" and self.has_class("searching"):
             event.stop()
             self.close_search()

@@ -106,7 +106,7 @@ class ReportPanel(ScrollView, can_focus=True):
     def _width(self) -> int:
         return max(20, self.scrollable_content_region.width or self.size.width or 80)
 
-    def _render(self, parts: list[RenderableType], width: int) -> list[Strip]:
+    def _strips(self, parts: list[RenderableType], width: int) -> list[Strip]:
         if not parts:
             return []
         console = self.app.console
@@ -123,18 +123,18 @@ class ReportPanel(ScrollView, can_focus=True):
         self._cache.clear()
         report = self.report
         if report is None:
-            self._head = self._render([Text(PLACEHOLDER, style="dim")], width)
+            self._head = self._strips([Text(PLACEHOLDER, style="dim")], width)
             self._tail = []
         else:
             workflow, status, run_id = self._title
             head = report_head(report, workflow, status, run_id, width=width)
-            self._head = self._render([head], width)
+            self._head = self._strips([head], width)
             tail: list[RenderableType] = [*failure_lines(self._rows)]
             slow = slowest_table(report)
             if slow is not None:
                 tail += [Text(""), slow]
             tail += [Text(""), Text("* on the critical path", style="dim")]
-            self._tail = self._render(tail, width)
+            self._tail = self._strips(tail, width)
         rows = len(self._rows) + 3 if self._rows else 0  # blank, header, rule, rows
         self.virtual_size = Size(width, len(self._head) + rows + len(self._tail))
         self.refresh()
@@ -149,7 +149,7 @@ class ReportPanel(ScrollView, can_focus=True):
         super().notify_style_update()
         self._cache.clear()
 
-    def render_lines(self, crop):  # type: ignore[no-untyped-def]
+    def render_lines(self, crop):
         self._base = self.rich_style  # once per paint, not once per line
         return super().render_lines(crop)
 

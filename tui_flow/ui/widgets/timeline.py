@@ -167,7 +167,7 @@ class Timeline(ScrollView, can_focus=True):
         end = view.finished_at if view.finished_at is not None else self.now
         return name_w, bar_w, t0, max(1e-3, end - t0)
 
-    def render_lines(self, crop):  # type: ignore[no-untyped-def]
+    def render_lines(self, crop):
         self._base_style = self.rich_style  # once per paint, not once per line
         return super().render_lines(crop)
 
@@ -239,7 +239,7 @@ class TimelinePanel(Vertical):
     TimelinePanel > #timeline-legend { height: 1; padding: 0 1; color: $text-muted; }
     """
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self):
         yield Timeline(id="timeline")
         legend = Text()
         legend.append(BAR_CRITICAL + BAR, style="cyan")
