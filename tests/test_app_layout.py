@@ -5,6 +5,7 @@ footer keeping what matters at every width, maximize (`m`, Esc undoes), hide the
 from __future__ import annotations
 
 import asyncio
+import re
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -205,3 +206,21 @@ async def test_w_wraps_long_log_lines_under_their_text(tmp_path: Path) -> None:
         await pilot.press("w")
         await pilot.pause()
         assert not log.wrap and log.virtual_size.height == entries
+
+
+async def test_T_shows_when_each_log_line_was_written(tmp_path: Path) -> None:
+    app = app_for(tmp_path)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await run_to_end(pilot, app)
+        await pilot.press("1")
+        log = app.query_one(LogView)
+        assert not re.match(r"\d\d:\d\d:\d\d\.\d\d\d ", log.text())
+        await pilot.press("T")
+        await pilot.pause()
+        lines = log.text().splitlines()
+        assert lines and all(re.match(r"\d\d:\d\d:\d\d\.\d\d\d ", ln) for ln in lines)
+        shot = app.export_screenshot()
+        assert re.search(r"\d\d:\d\d:\d\d\.\d\d\d", shot)
+        await pilot.press("T")
+        await pilot.pause()
+        assert not re.match(r"\d\d:\d\d:\d\d\.\d\d\d ", log.text())

@@ -4,6 +4,7 @@ mode, the reload diff."""
 from __future__ import annotations
 
 import textwrap
+import time
 from pathlib import Path
 
 from textual.app import App, ComposeResult
@@ -154,6 +155,29 @@ async def test_log_view_shows_new_lines_when_full_and_following() -> None:
         await pilot.pause()
         shot = app.export_screenshot()
         assert "fresh_2" in shot and "line_149" not in shot.split("fresh_0")[-1]
+
+
+async def test_log_view_timestamps_show_each_lines_time_and_go_away() -> None:
+    at = time.mktime((2026, 12, 2, 12, 0, 1, 0, 0, -1)) + 0.12
+    app = LogApp()
+    async with app.run_test(size=(80, 12)) as pilot:
+        view = app.query_one(LogView)
+        view.write([("t", "info", "with a time", "", at), ("t", "info", "without one")])
+        await pilot.pause()
+        assert "12:00:01" not in app.export_screenshot()
+        view.set_timestamps(True)
+        await pilot.pause()
+        shot = app.export_screenshot()
+        assert "12:00:01.120" in shot
+        t = "t".ljust(view.prefix_width)
+        assert view.text().splitlines() == [
+            f"12:00:01.120 {t} │ with a time",
+            f"             {t} │ without one",
+        ]
+        view.set_timestamps(False)
+        await pilot.pause()
+        assert "12:00:01" not in app.export_screenshot()
+        assert view.text().splitlines()[0] == f"{t} │ with a time"
 
 
 def test_reload_diff_and_error(tmp_path: Path) -> None:

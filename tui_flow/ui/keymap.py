@@ -34,6 +34,7 @@ BINDINGS: list[BindingType] = [
     Binding("f", "follow", "Follow logs", id="logs.follow", show=False),
     Binding("y", "copy_log", "Copy log", id="logs.copy"),
     Binding("w", "toggle_wrap", "Wrap log lines", id="logs.wrap", show=False),
+    Binding("T", "toggle_timestamps", "Log timestamps", id="logs.timestamps", show=False),
     Binding("v", "toggle_view", "Tree/list", id="tasks.view", show=False),
     Binding("d", "toggle_deps", "Show dependencies", id="tasks.deps", show=False),
     Binding("t", "next_tab", "Next panel", id="panels.next"),
@@ -121,6 +122,11 @@ def system_commands(app: Any, screen: Screen[Any]) -> Iterable[SystemCommand]:
         "Logs: " + ("cut long lines" if app.log_view.wrap else "wrap long lines"),
         "Wrap long log lines under their text, or cut them (w)",
         app.action_toggle_wrap,
+    )
+    yield SystemCommand(
+        "Logs: " + ("hide timestamps" if app.log_view.timestamps else "show timestamps"),
+        "Show when each log line was written (T)",
+        app.action_toggle_timestamps,
     )
     yield SystemCommand("Switch theme…", "Pick a colour theme", app.action_change_theme)
     for cmd in App.get_system_commands(app, screen):

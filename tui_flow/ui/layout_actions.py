@@ -124,6 +124,15 @@ class LayoutActions(AppBase):
         self.notify("Logs: long lines wrap" if log.wrap else "Logs: long lines are cut", timeout=2)
 
     @guarded
+    def action_toggle_timestamps(self) -> None:
+        """Logs: each line's time (when it was written) before it, or not."""
+        log = self.log_view
+        log.set_timestamps(not log.timestamps)
+        self.notify(
+            "Logs: timestamps shown" if log.timestamps else "Logs: no timestamps", timeout=2
+        )
+
+    @guarded
     def action_toggle_view(self) -> None:
         """The task view as a tree or as a flat list."""
         self.tree.set_mode("list" if self.tree.mode == "tree" else "tree")

@@ -36,9 +36,11 @@ from ..workflow import Workflow
 MAX_MERGED_LINES = 10_000
 MAX_TASK_LINES = 5_000
 
-# one log line as the app keeps it: (task id, level, text), and for a `logging` record with
-# a logger or extra fields a fourth item, its source as shown (`log_source`)
-Entry = tuple[str, ...]
+# one log line as the app keeps it: (task id, level, text, source, at): `source` is a
+# `logging` record's logger and extra fields as shown (`log_source`; "" for other lines), `at`
+# when it was written (epoch seconds; the log view shows it with `T`). The log view also takes
+# the first three or four items alone.
+Entry = tuple[Any, ...]
 
 
 def log_source(logger: str | None, extra: Mapping[str, Any] | None) -> str:
@@ -49,22 +51,33 @@ def log_source(logger: str | None, extra: Mapping[str, Any] | None) -> str:
 
 
 def log_entry(
-    task_id: str, level: str, text: str, logger: str | None, extra: Mapping[str, Any] | None
+    task_id: str,
+    level: str,
+    text: str,
+    logger: str | None,
+    extra: Mapping[str, Any] | None,
+    at: float | None = None,
 ) -> Entry:
     """A log line as the app keeps it (a LogLine or a stored LogRow)."""
     if logger is None and not extra:
-        return (task_id, level, text)
-    return (task_id, level, text, log_source(logger, extra))
+        return (task_id, level, text, "", at)
+    return (task_id, level, text, log_source(logger, extra), at)
 
 
 def error_entries(
-    task_id: str, attempt: int, max_attempts: int, error: str | None, tb: str | None
+    task_id: str,
+    attempt: int,
+    max_attempts: int,
+    error: str | None,
+    tb: str | None,
+    at: float | None = None,
 ) -> list[Entry]:
     """An attempt's error as log lines: the error, then where in the user's code."""
     which = f"attempt {attempt}/{max_attempts} " if attempt else ""
-    out: list[Entry] = [(task_id, "error", f"✖ {which}failed: {error or 'failed'}")]
+    out: list[Entry] = [(task_id, "error", f"✖ {which}failed: {error or 'failed'}", "", at)]
     for f in user_frames(tb):
-        out.append((task_id, "error", f"    at {f.where()}" + (f": {f.code}" if f.code else "")))
+        where = f"    at {f.where()}" + (f": {f.code}" if f.code else "")
+        out.append((task_id, "error", where, "", at))
     return out
 
 
@@ -83,7 +96,11 @@ def with_attempt_errors(rows: Iterable[Any], view: RunView) -> list[Entry]:
             return
         for a in t.attempts:
             if a.number == key[1] and a.error and a.status not in ("completed", "running"):
-                out.extend(error_entries(t.id, a.number, t.max_attempts, a.error, a.traceback))
+                out.extend(
+                    error_entries(
+                        t.id, a.number, t.max_attempts, a.error, a.traceback, a.finished_at
+                    )
+                )
 
     last: tuple[str, int] | None = None
     for r in rows:
@@ -91,7 +108,7 @@ def with_attempt_errors(rows: Iterable[Any], view: RunView) -> list[Entry]:
         if key != last:
             errors_of(last)
             last = key
-        out.append(log_entry(r.task_id, r.level, r.text, r.logger, r.extra))
+        out.append(log_entry(r.task_id, r.level, r.text, r.logger, r.extra, r.at))
     errors_of(last)
     for t in view.tasks.values():  # attempts that failed without writing a line
         for a in t.attempts:
@@ -162,9 +179,9 @@ class RunSession:
         if isinstance(event, TaskLogs):  # the flood: the short way
             self.add_lines(
                 [
-                    (ln.task_id, ln.level, ln.text)
+                    (ln.task_id, ln.level, ln.text, "", ln.at)
                     if ln.logger is None and ln.extra is None
-                    else log_entry(ln.task_id, ln.level, ln.text, ln.logger, ln.extra)
+                    else log_entry(ln.task_id, ln.level, ln.text, ln.logger, ln.extra, ln.at)
                     for ln in event.lines
                 ]
             )
@@ -183,6 +200,7 @@ class RunSession:
                         event.max_attempts,
                         event.error,
                         event.traceback,
+                        event.at,
                     )
                 )
             case RetryScheduled():

@@ -8,6 +8,7 @@ lines being read, even as old lines are dropped) and the panel counts what arriv
 
 from __future__ import annotations
 
+import time
 import zlib
 from bisect import bisect_right
 from collections import deque
@@ -50,18 +51,30 @@ def prefix_colour(task_id: str) -> str:
     return PREFIX_COLOURS[zlib.crc32(base.encode()) % len(PREFIX_COLOURS)]
 
 
+TIME_W = 13  # `12:00:01.120 `, with timestamps on (`T`)
+
+
 def _shown(entry: Entry) -> Entry:
-    """A log line as the view shows it (the same tuple when there is nothing to change). A
-    fourth item (a `logging` record's logger and extra fields) is shown before the text,
-    dim, in brackets."""
+    """A log line as the view keeps it: (task id, level, text, source, at), the text through
+    `visible()`, a `logging` record's logger and extra fields (the source) in brackets, to be
+    shown dim before the text (the same tuple when there is nothing to change)."""
     text = visible(entry[2])
-    if len(entry) > 3:
-        return (entry[0], entry[1], text, f"[{visible(entry[3])}] ")
-    return entry if text is entry[2] else (entry[0], entry[1], text)
+    source = entry[3] if len(entry) > 3 else ""
+    if not source and text is entry[2] and len(entry) == 5:
+        return entry
+    at = entry[4] if len(entry) > 4 else None
+    return (entry[0], entry[1], text, f"[{visible(source)}] " if source else "", at)
 
 
 def _source(entry: Entry) -> str:
     return entry[3] if len(entry) > 3 else ""
+
+
+def clock_time(at: float | None) -> str:
+    """`12:00:01.120 ` (local time), or blanks for a line without a time."""
+    if at is None:
+        return " " * TIME_W
+    return time.strftime("%H:%M:%S", time.localtime(at)) + f".{int(at * 1000) % 1000:03d} "
 
 
 class LogView(ScrollView, can_focus=True):
@@ -100,6 +113,7 @@ class LogView(ScrollView, can_focus=True):
         self._adjusting = False
         self._base_style: Style | None = None
         self.wrap = False  # long lines continue on the next rows (`w`)
+        self.timestamps = False  # each line's time before it (`T`)
         self._narrow = False  # below NARROW_VIEW columns the task column is narrower
         self._starts: list[int] = []  # wrap: the first row of each entry, then the row count
 
@@ -172,8 +186,18 @@ class LogView(ScrollView, can_focus=True):
             self.call_after_refresh(self._end_if_following)
         self.refresh()
 
+    def set_timestamps(self, shown: bool) -> None:
+        """Show each line's time (when it was written) before it, or not."""
+        if shown != self.timestamps and self._width:
+            self._width = max(0, self._width + (TIME_W if shown else -TIME_W))
+        self.timestamps = shown
+        self._cache.clear()
+        self._lay_out()
+        self.refresh()
+
     def _pad(self) -> int:
-        return self._prefix_shown() + 3 if self.show_prefix else 0
+        stamp = TIME_W if self.timestamps else 0
+        return stamp + (self._prefix_shown() + 3 if self.show_prefix else 0)
 
     def _prefix_shown(self) -> int:
         """The task column's width: narrower on a narrow view, so lines keep their room."""
@@ -217,10 +241,14 @@ class LogView(ScrollView, can_focus=True):
 
     def text(self) -> str:
         """The visible log as plain text (what `copy` puts on the clipboard)."""
+
+        def stamp(e: Entry) -> str:
+            return clock_time(e[4] if len(e) > 4 else None) if self.timestamps else ""
+
         if self.show_prefix:
             w = self.prefix_width
-            return "\n".join(f"{e[0]:<{w}} │ {_source(e)}{e[2]}" for e in self.entries)
-        return "\n".join(_source(e) + e[2] for e in self.entries)
+            return "\n".join(f"{stamp(e)}{e[0]:<{w}} │ {_source(e)}{e[2]}" for e in self.entries)
+        return "\n".join(stamp(e) + _source(e) + e[2] for e in self.entries)
 
     # -- follow --------------------------------------------------------------------------------
 
@@ -351,13 +379,15 @@ class LogView(ScrollView, can_focus=True):
         task_id, level, text = entry[:3]
         text = text.expandtabs()
         line = Text(no_wrap=True, end="")
+        if self.timestamps:
+            line.append(clock_time(entry[4] if len(entry) > 4 else None), style="dim")
         if self.show_prefix:
             w = self._prefix_shown()
             tid = visible(task_id)
             tid = tid if len(tid) <= w else tid[: w - 1] + "…"
             line.append(f"{tid:<{w}}", style=prefix_colour(task_id))
             line.append(" │ ", style="dim")
-        if len(entry) > 3:
+        if len(entry) > 3 and entry[3]:
             line.append(entry[3], style="dim")
         start = len(line)
         line.append(text, style=LEVEL_STYLES.get(level, ""))
