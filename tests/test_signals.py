@@ -215,3 +215,35 @@ def test_a_closed_stdout_ends_the_run_cleanly(tmp_path, kind):
     assert took < 10
     assert err == ""  # no traceback, no warning
     assert run.status() == ("cancelled", None)
+
+
+def test_the_watchdog_never_pokes_after_its_handler_is_gone() -> None:
+    """The loop watchdog pokes a blocked loop with SIGUSR2, whose default action ends the
+    process: stopping it (a run's end) while it pokes must never let a poke land after its
+    handler is put back. (A 100,000-task run died of it.) Many starts and stops under a
+    blocked loop, with the GIL handed over as often as Python allows, to open the window."""
+    code = textwrap.dedent(
+        """
+        import asyncio, sys, time
+        from tui_flow.engine import watchdog as w
+
+        sys.setswitchinterval(1e-6)
+        w.BLOCKED_S, w.POKE_EVERY_S, w.BEAT_S = 0.002, 0.0002, 0.001
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            for _ in range(400):
+                dog = w.watchdog_for(loop, lambda frame: None)
+                dog.add("run")
+                time.sleep(0.004)  # the workload: the loop held, so the watchdog pokes
+                dog.remove("run")
+            print("survived")
+
+        asyncio.run(main())
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "survived", done

@@ -67,6 +67,9 @@ class Watchdog:
         self.blocking: Blocking | None = None
         self._poked = False
         self._stop = threading.Event()
+        # held while the thread pokes and while the handler is put back: a poke never lands
+        # after the handler is gone (SIGUSR2's default action ends the process)
+        self._poking = threading.Lock()
         self._thread: threading.Thread | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._previous: Any = None
@@ -101,13 +104,16 @@ class Watchdog:
         self._thread.start()
 
     def _shut(self) -> None:
-        self._stop.set()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self._thread = None
-        with contextlib.suppress(ValueError, TypeError):
-            signal.signal(SIGNAL, self._previous or signal.SIG_DFL)  # type: ignore[arg-type]
+        # a poke in flight is delivered, to our handler, before this thread gets the lock (a
+        # signal sent to a thread blocked in a system call lands when the call returns)
+        with self._poking:
+            self._stop.set()
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(SIGNAL, self._previous or signal.SIG_DFL)  # type: ignore[arg-type]
         _watchdogs.pop(self.loop, None)
 
     def _beat(self) -> None:
@@ -129,9 +135,12 @@ class Watchdog:
             if stalled < BLOCKED_S:
                 pause = BEAT_S
                 continue
-            self._poked = True
-            with contextlib.suppress(Exception):
-                signal.pthread_kill(threading.main_thread().ident, SIGNAL)  # type: ignore[arg-type]
+            with self._poking:
+                if stop.is_set():
+                    return
+                self._poked = True
+                with contextlib.suppress(Exception):
+                    signal.pthread_kill(threading.main_thread().ident, SIGNAL)  # type: ignore[arg-type]
             pause = POKE_EVERY_S
 
     # -- in the loop's (main) thread, inside whatever holds it ---------------------------------
