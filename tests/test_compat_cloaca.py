@@ -370,6 +370,26 @@ def test_a_real_cloaca_is_never_shadowed(write_flow, tmp_path, monkeypatch):
     sys.modules.pop("cloaca", None)
 
 
+def test_the_pth_is_silent_where_tui_flow_cannot_provide(tmp_path):
+    # a left-over .pth, or another tui_flow first on the path: Python starts without a word
+    site = tmp_path / "site"
+    (tmp_path / "other" / "tui_flow").mkdir(parents=True)
+    (tmp_path / "other" / "tui_flow" / "__init__.py").write_text("")
+    site.mkdir()
+    (site / "tui_flow_compat.pth").write_text(
+        (ROOT / "tui_flow" / "compat" / "tui_flow_compat.pth").read_text()
+    )
+    code = f"import site, sys; site.addsitedir({str(site)!r}); print('cloaca' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(tmp_path / "other"), "PATH": "/usr/bin:/bin"},
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "False\n", "")
+
+
 def test_python_file_py_runs_through_the_default_runner(write_flow, tmp_path):
     # what the wheel's tui_flow_compat.pth does at start-up, in a site folder of its own
     site = tmp_path / "site"
