@@ -56,7 +56,7 @@ async def test_a_failure_is_in_plain_sight_when_the_run_ends(tmp_path: Path) -> 
         assert "return int(row)" in details
         # the task's log: each attempt's error inline, after its lines
         lines = [e for e in app.session.lines_of("transform")]
-        texts = [t for _, _, t in lines]
+        texts = [e[2] for e in lines]
         first = texts.index(
             "✖ attempt 1/2 failed: ValueError: invalid literal for int() with base 10: 'x'"
         )

@@ -16,6 +16,7 @@ import contextlib
 import contextvars
 import errno
 import heapq
+import io
 import math
 import os
 import sys
@@ -373,7 +374,10 @@ def report_figures(
             "critical path",
             f"{' -> '.join(report.critical_path) or '-'}  ({fmt_seconds(report.critical_path_s)})",
         ),
-        ("time waiting on retries", fmt_seconds(report.retry_wait_s)),
+        (
+            "time waiting on retries",
+            fmt_seconds(report.retry_wait_s) if report.retry_wait_s > 0 else "none",
+        ),
         ("wall time went to", ", ".join(went)),
     ]
 
@@ -481,8 +485,15 @@ def print_report(
     rows: int | None = None,
     more: str = "",
 ) -> None:
-    """Print the report (`rows`, `more`: see `report_table`)."""
-    console = rich_console(out or sys.stdout, plain)
+    """Print the report (`rows`, `more`: see `report_table`). Plain output has no trailing
+    blanks (Rich pads a table's rows to its width), for whoever greps or diffs it."""
+    target = out or sys.stdout
+    if plain is None:
+        plain = not _is_terminal(target)
+    buffer = io.StringIO() if plain else None
+    console = rich_console(buffer or target, plain)
     console.print()
     for r in report_table(report, workflow, status, run_id, rows=rows, more=more):
         console.print(r)
+    if buffer is not None:
+        target.write("\n".join(line.rstrip() for line in buffer.getvalue().split("\n")))
