@@ -40,7 +40,7 @@ from .guard import guarded
 from .keymap import BINDINGS, help_keys, system_commands
 from .layout_actions import NARROW, LayoutActions
 from .log_actions import LogActions
-from .reload import ReloadActions
+from .reload import ReloadActions, prepared
 from .run_actions import RunActions
 from .session import RunSession, idle_view
 from .summary import display_path
@@ -99,7 +99,7 @@ class TuiFlowApp(RunActions, LogActions, ReloadActions, LayoutActions, App[int])
         self._last_key: events.Key | None = None
         self.path = Path(path)
         self.file_label = display_path(path)
-        self.loaded = loaded if loaded is not None else load(path)
+        self.loaded = prepared(loaded if loaded is not None else load(path))
         self.workflow: Workflow = self.loaded.workflow(workflow)
         self.max_concurrency = max_concurrency
         self.initial_context = dict(context or {})
