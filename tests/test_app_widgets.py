@@ -220,3 +220,16 @@ def test_the_header_names_the_dask_cluster_when_there_is_one() -> None:
     cluster = "dask tcp://10.0.0.5:8786 · 8 workers, 16 threads"
     assert cluster in header_text(view, "w.py", 0.0, executor=cluster).plain
     assert "dask" not in header_text(view, "w.py", 0.0).plain
+
+
+async def test_log_lines_keep_their_whole_width_when_the_task_column_comes_later() -> None:
+    app = LogApp()
+    async with app.run_test(size=(200, 12)) as pilot:
+        view = app.query_one(LogView)
+        view.set_prefix(False)
+        long = "the end of this line must stay on screen " + "x" * 60 + "_END"
+        view.write([("process_partition_1", "info", long)])
+        view.set_prefix(True, ["process_partition_1"])
+        await pilot.pause()
+        assert view.virtual_size.width >= len(long) + view._pad()
+        assert "_END" in app.export_screenshot()

@@ -108,7 +108,8 @@ class LogView(ScrollView, can_focus=True):
         self.query_text = ""
         self.matches: list[int] = []  # absolute line numbers (dropped + index)
         self.current_match = -1
-        self._width = 0
+        self._width = 0  # the virtual width: the widest line's text and source, plus the pad
+        self._text_w = 0  # the widest line's text and source
         self._cache: LRUCache[tuple[int, int], Strip] = LRUCache(2048)
         self._adjusting = False
         self._base_style: Style | None = None
@@ -123,6 +124,7 @@ class LogView(ScrollView, can_focus=True):
         self.entries.clear()
         self.dropped = 0
         self._width = 0
+        self._text_w = 0
         self._cache.clear()
         self.matches = []
         self.current_match = -1
@@ -135,9 +137,9 @@ class LogView(ScrollView, can_focus=True):
         self.show_prefix = show
         widths = [len(i) for i in ids]
         self.prefix_width = min(24, max([8, *widths]))
+        self._fit_width()
         self._cache.clear()
-        if self.wrap:
-            self._lay_out()
+        self._lay_out()
 
     def write(self, entries: Sequence[Entry]) -> None:
         """Append lines (a batch); keep at most `max_lines`; follow or hold the reading place.
@@ -151,9 +153,9 @@ class LogView(ScrollView, can_focus=True):
         overflow = max(0, len(self.entries) + len(entries) - self.max_lines)
         self.entries.extend(entries)
         self.dropped += overflow
-        pad = self._pad()
-        widest = max(len(e[2]) + len(_source(e)) for e in entries) + pad
-        self._width = min(MAX_WIDTH, max(self._width, widest))
+        widest = max(len(e[2]) + len(_source(e)) for e in entries)
+        self._text_w = max(self._text_w, widest)
+        self._fit_width()
         if self.query_text:
             q = self.query_text
             base = self.dropped + len(self.entries) - len(entries)
@@ -188,12 +190,16 @@ class LogView(ScrollView, can_focus=True):
 
     def set_timestamps(self, shown: bool) -> None:
         """Show each line's time (when it was written) before it, or not."""
-        if shown != self.timestamps and self._width:
-            self._width = max(0, self._width + (TIME_W if shown else -TIME_W))
         self.timestamps = shown
+        self._fit_width()
         self._cache.clear()
         self._lay_out()
         self.refresh()
+
+    def _fit_width(self) -> None:
+        """The virtual width for the lines held and what goes before them (after either
+        changes: a line wider than any before, the task column, timestamps)."""
+        self._width = min(MAX_WIDTH, self._text_w + self._pad()) if self._text_w else 0
 
     def _pad(self) -> int:
         stamp = TIME_W if self.timestamps else 0
@@ -228,9 +234,11 @@ class LogView(ScrollView, can_focus=True):
         narrow = 0 < self.size.width < NARROW_VIEW
         if narrow != self._narrow:
             self._narrow = narrow
+            self._fit_width()
             self._cache.clear()
+            self._lay_out()
             self.refresh()
-        if self.wrap:
+        elif self.wrap:
             self._cache.clear()
             self._lay_out()
 
