@@ -27,6 +27,8 @@ BINDINGS: list[BindingType] = [
     Binding("c", "cancel", "Cancel", id="cancel"),
     Binding("question_mark,f1", "help", "Help", id="help"),
     Binding("q", "quit", "Quit", id="quit"),
+    # shown only while a past run is on screen, and then what matters next
+    Binding("b", "back_to_live", "Back to live run", id="history.back"),
     Binding("slash", "search", "Search", id="logs.search"),
     Binding("n", "search_next", "Next match", id="logs.search_next", show=False),
     Binding("N", "search_previous", "Previous match", id="logs.search_previous", show=False),
@@ -53,7 +55,6 @@ BINDINGS: list[BindingType] = [
     Binding("K", "scroll_panel(-3)", "Scroll panel up", id="panels.up", show=False),
     Binding("p", "toggle_present", "Presenter mode", id="present", show=False),
     Binding("H", "history", "History", id="history"),
-    Binding("b", "back_to_live", "Back to live run", id="history.back"),
     Binding("ctrl+c", "interrupt", "Cancel, then quit", id="interrupt", show=False, priority=True),
     Binding("W", "switch_workflow", "Next workflow", id="workflow.next", show=False),
 ]
