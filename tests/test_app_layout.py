@@ -224,3 +224,20 @@ async def test_T_shows_when_each_log_line_was_written(tmp_path: Path) -> None:
         await pilot.press("T")
         await pilot.pause()
         assert not re.match(r"\d\d:\d\d:\d\d\.\d\d\d ", log.text())
+
+
+async def test_the_footer_shows_only_keys_that_fit_beside_the_palette(tmp_path: Path) -> None:
+    app = app_for(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        keys = list(app.query(FooterKey))
+        palette = next(k for k in keys if k.has_class("-command-palette"))
+        others = [k for k in keys if k is not palette]
+        assert [k.action for k in others[:4]] == ["run", "cancel", "help", "quit"]
+        assert all(k.region.right <= palette.region.x for k in others)
+        assert len(others) < len([b for b in app.BINDINGS if getattr(b, "show", True)])
+        await pilot.resize_terminal(200, 40)
+        await pilot.pause()
+        await pilot.pause()
+        wide = [k for k in app.query(FooterKey) if not k.has_class("-command-palette")]
+        assert len(wide) > len(others)
