@@ -200,6 +200,15 @@ def _json_safe(value: Any) -> Any:
         return str(value)
 
 
+def record_lines(
+    text: str, logger: str | None, extra: dict[str, Any] | None
+) -> list[tuple[str, str | None, dict[str, Any] | None]]:
+    """A logged text as its lines, each with the record's logger, the extra fields on the
+    first line only (a record written over several lines keeps them once)."""
+    lines = str(text).splitlines() or [""]
+    return [(line, logger, extra if i == 0 else None) for i, line in enumerate(lines)]
+
+
 def record_fields(
     record: logging.LogRecord, formatter: logging.Formatter
 ) -> tuple[str, str | None, dict[str, Any] | None]:
@@ -253,13 +262,12 @@ class AttemptSink(StreamLines):
         logger: str | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
-        lines = str(text).splitlines() or [""]
         if logger is None and extra is None:
-            self._lines(level, lines)
+            self._lines(level, str(text).splitlines() or [""])
             return
         add = self.buffer.add
-        for i, line in enumerate(lines):  # the extras once, on the record's first line
-            add(self.task_id, self.attempt, level, line, logger, extra if i == 0 else None)
+        for line, name, fields in record_lines(text, logger, extra):
+            add(self.task_id, self.attempt, level, line, name, fields)
 
     def progress(self, done: float, total: float | None, message: str | None) -> None:
         self.buffer.progress(self.task_id, done, total, message)

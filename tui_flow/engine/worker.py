@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TuiFlowError
-from .logs import TASK_LOG_FORMAT, StreamLines, record_fields
+from .logs import TASK_LOG_FORMAT, StreamLines, record_fields, record_lines
 
 
 @dataclass(frozen=True)
@@ -155,14 +155,13 @@ class _WorkerSink(StreamLines):
         logger: str | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
-        lines = str(text).splitlines() or [""]
         if logger is None and extra is None:
-            self._lines(level, lines)
+            self._lines(level, str(text).splitlines() or [""])
             return
         now = time.time()
         with self.lock:
-            for i, line in enumerate(lines):
-                self.lines.append((now, level, line, logger, extra if i == 0 else None))
+            for line, name, fields in record_lines(text, logger, extra):
+                self.lines.append((now, level, line, name, fields))
             self._send_locked()
 
     def progress(self, done: float, total: float | None, message: str | None) -> None:
