@@ -287,8 +287,12 @@ async def connect(path: Path, timeout: float) -> Database:
         conn = await pending
     except sqlite3.Error as exc:
         # aiosqlite stops its thread on a failed connect, but without waiting: let it
-        # finish while the loop is still there to take its answer
-        await asyncio.to_thread(pending._thread.join, 2.0)
+        # finish while the loop is still there to take its answer (the thread is the
+        # connection itself before aiosqlite 0.21, its `_thread` since)
+        thread = getattr(pending, "_thread", pending)
+        join = getattr(thread, "join", None)
+        if callable(join):
+            await asyncio.to_thread(join, 2.0)
         raise explain(path, exc, timeout) from None
     return Database(conn, path, timeout)
 
