@@ -47,7 +47,7 @@ async def test_run_sync_inside_a_running_loop_runs_on_a_worker_thread() -> None:
         result = tui_flow.run_sync(workflow(seen), {"x": 0})
     assert result.status == "completed" and result.context == {"x": 0, "a": 1, "b": 2}
     assert seen == ["tui-flow run_sync"]
-    await asyncio.sleep(0)  # this loop is still fine
+    await asyncio.sleep(0)  # ok: one turn of this loop, which must still run
 
 
 async def test_run_sync_inside_a_loop_raises_what_the_run_raises(tmp_path: Path) -> None:

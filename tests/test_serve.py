@@ -73,7 +73,7 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], limit: float = 30.0)
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
         except OSError:
-            time.sleep(0.05)  # polling the port: the condition waited on is the server listening
+            time.sleep(0.05)  # allowed: polling the port of another process (no event to wait on)
     raise AssertionError(f"tui-flow serve did not listen on {port} within {limit} s")
 
 
