@@ -9,8 +9,9 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -58,6 +59,13 @@ def write_flow(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
+class Ran(subprocess.CompletedProcess[str]):
+    """What `cli(...)` gives back: a CompletedProcess that also unpacks as (code, out, err)."""
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.returncode, self.stdout, self.stderr))
+
+
 class CLI:
     """Run the command line as `tui-flow ARGS` would, without a terminal (CI=true, NO_COLOR).
 
@@ -70,7 +78,7 @@ class CLI:
 
     def __call__(
         self, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-    ) -> subprocess.CompletedProcess[str]:
+    ) -> Ran:
         from tui_flow.cli import dispatch
 
         out, err = io.StringIO(), io.StringIO()
@@ -83,7 +91,7 @@ class CLI:
                     code = dispatch(list(args))
                 except SystemExit as exc:  # argparse: --help, --version, a bad value
                     code = exc.code if isinstance(exc.code, int) else 2
-        return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+        return Ran(list(args), code, out.getvalue(), err.getvalue())
 
     def process(
         self,

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import CLI
 
 from tui_flow import Context, Workflow, task
-from tui_flow.cli import dispatch as main
 from tui_flow.engine.events import EVENT_ADAPTER, RunFinished, RunStarted, TaskLogs
 from tui_flow.errors import BadInput
 from tui_flow.runs import RunOptions, observers
@@ -34,13 +34,6 @@ workflow = Workflow("obs", [a, b])
 """
 
 
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.fixture
 def flow(tmp_path: Path) -> Path:
     p = tmp_path / "obs.py"
@@ -49,10 +42,10 @@ def flow(tmp_path: Path) -> Path:
 
 
 def test_events_jsonl_holds_every_event_as_the_store_has_it(
-    flow: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    flow: Path, tmp_path: Path, cli: CLI
 ) -> None:
     db, out = tmp_path / "runs.db", tmp_path / "events.jsonl"
-    code, _, _ = cli(capsys, "run", str(flow), "--db", str(db), "--events-jsonl", str(out))
+    code, _, _ = cli("run", str(flow), "--db", str(db), "--events-jsonl", str(out))
     assert code == 1
     lines = out.read_text().splitlines()
     events = [EVENT_ADAPTER.validate_json(line) for line in lines]
@@ -69,19 +62,15 @@ def test_events_jsonl_holds_every_event_as_the_store_has_it(
     assert [(ln.task_id, ln.text) for ln in lines_out] == [(r.task_id, r.text) for r in logs]
 
 
-def test_events_jsonl_to_standard_output(
-    flow: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, out, _ = cli(capsys, "run", str(flow), "--no-store", "--events-jsonl", "-")
+def test_events_jsonl_to_standard_output(flow: Path, tmp_path: Path, cli: CLI) -> None:
+    code, out, _ = cli("run", str(flow), "--no-store", "--events-jsonl", "-")
     assert code == 1
     kinds = [json.loads(line)["kind"] for line in out.splitlines()]  # nothing else is there
     assert kinds[0] == "run_started" and kinds[-1] == "run_finished" and "task_logs" in kinds
 
-    code, _, err = cli(capsys, "run", str(flow), "--events-jsonl", "-", "--json")
+    code, _, err = cli("run", str(flow), "--events-jsonl", "-", "--json")
     assert code == 2 and "both write to standard output" in err
-    code, _, err = cli(
-        capsys, "run", str(flow), "--events-jsonl", str(tmp_path / "no" / "such" / "f")
-    )
+    code, _, err = cli("run", str(flow), "--events-jsonl", str(tmp_path / "no" / "such" / "f"))
     assert code == 2 and "--events-jsonl" in err and "No such file" in err
 
 
@@ -154,15 +143,14 @@ async def test_a_span_per_run_and_per_attempt() -> None:
 
 
 def test_the_config_file_turns_spans_and_the_log_level_on(
-    flow: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    flow: Path, tmp_path: Path, cli: CLI
 ) -> None:
     pytest.importorskip("opentelemetry.sdk")
     from tui_flow.engine.logs import capture
 
     (tmp_path / "tui-flow.toml").write_text('otel = "console"\nlog-level = "warning"\n')
-    monkeypatch.chdir(tmp_path)
     try:
-        code, out, err = cli(capsys, "run", str(flow), "--no-store", "--plain")
+        code, out, err = cli("run", str(flow), "--no-store", "--plain", cwd=tmp_path)
         assert capture.level == 30  # logging records below WARNING are not kept
     finally:
         capture.set_level("info")
@@ -170,5 +158,5 @@ def test_the_config_file_turns_spans_and_the_log_level_on(
     assert '"name": "tui-flow run obs"' in err and '"name": "task b"' in err
 
     (tmp_path / "tui-flow.toml").write_text('otel = "jaeger"\n')
-    code, _, err = cli(capsys, "run", str(flow), "--no-store")
+    code, _, err = cli("run", str(flow), "--no-store", cwd=tmp_path)
     assert code == 2 and "otel" in err and "otlp or console" in err

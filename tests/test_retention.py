@@ -10,8 +10,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from conftest import CLI
 
-from tui_flow.cli import dispatch as main
 from tui_flow.cli.common import duration
 from tui_flow.engine.events import ContextWritten, RunFinished, RunStarted, TaskInfo
 from tui_flow.engine.events import TaskStateChanged as State
@@ -36,13 +36,6 @@ workflow = Workflow("big", [big, after])
 """
 
 
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def every_text(db: Path) -> str:
     """All the text the database holds, every column of every table."""
     with contextlib.closing(sqlite3.connect(db)) as con:
@@ -50,15 +43,13 @@ def every_text(db: Path) -> str:
         return "\n".join(str(row) for t in tables for row in con.execute(f"SELECT * FROM {t}"))
 
 
-def test_a_written_value_is_stored_once_and_read_back_everywhere(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_written_value_is_stored_once_and_read_back_everywhere(tmp_path: Path, cli: CLI) -> None:
     flow = tmp_path / "big.py"
     flow.write_text(FLOW)
     db = tmp_path / "runs.db"
-    assert cli(capsys, "run", str(flow), "--db", str(db), "--no-logs")[0] == 0
+    assert cli("run", str(flow), "--db", str(db), "--no-logs").returncode == 0
     assert every_text(db).count("MARKER-") == 1  # version 3 held it four times
-    code, out, _ = cli(capsys, "show", "last", "--db", str(db), "--json")
+    code, out, _ = cli("show", "last", "--db", str(db), "--json")
     doc = json.loads(out)
     assert code == 0
     assert doc["context"]["blob"].startswith("MARKER-") and doc["context"]["size"] == 50_007
@@ -216,15 +207,13 @@ async def _make_runs(db: Path, started: dict[str, float], workflow: str) -> None
         await store.flush()
 
 
-def ids(capsys: pytest.CaptureFixture[str], db: Path) -> list[str]:
-    code, out, _ = cli(capsys, "history", "--db", str(db), "--json")
+def ids(cli: CLI, db: Path) -> list[str]:
+    code, out, _ = cli("history", "--db", str(db), "--json")
     assert code == 0
     return [r["run_id"] for r in json.loads(out)["runs"]]
 
 
-def test_prune_keeps_the_newest_and_the_young_then_vacuums(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_prune_keeps_the_newest_and_the_young_then_vacuums(tmp_path: Path, cli: CLI) -> None:
     import time
 
     now = time.time()
@@ -234,42 +223,38 @@ def test_prune_keeps_the_newest_and_the_young_then_vacuums(
     make_runs(db, {"other": now - 10 * day}, workflow="v")
     size = db.stat().st_size
 
-    code, out, _ = cli(capsys, "history", "--db", str(db), "--prune", "--keep", "2", "--dry-run")
+    code, out, _ = cli("history", "--db", str(db), "--prune", "--keep", "2", "--dry-run")
     assert code == 0 and out.split()[2] == "5" and "r2" in out
-    assert len(ids(capsys, db)) == 7  # a dry run deletes nothing
+    assert len(ids(cli, db)) == 7  # a dry run deletes nothing
 
     argv = ("history", "--db", str(db), "--prune", "--keep", "2", "--older-than", "3d12h")
-    code, out, _ = cli(capsys, *argv, "--json")
+    code, out, _ = cli(*argv, "--json")
     doc = json.loads(out)
     assert code == 0 and doc["deleted"] == ["r4", "r5", "other"]  # r2, r3: young enough
-    assert ids(capsys, db) == ["r0", "r1", "r2", "r3"]
+    assert ids(cli, db) == ["r0", "r1", "r2", "r3"]
     assert doc["bytes_after"] < doc["bytes_before"] and db.stat().st_size < size
 
-    code, out, _ = cli(capsys, "history", "--db", str(db), "--prune", "--keep", "1", "-w", "w")
-    assert code == 0 and ids(capsys, db) == ["r0"]
+    code, out, _ = cli("history", "--db", str(db), "--prune", "--keep", "1", "-w", "w")
+    assert code == 0 and ids(cli, db) == ["r0"]
     with contextlib.closing(sqlite3.connect(db)) as con:
         for table in ("events", "logs", "context_writes"):
             left = {r[0] for r in con.execute(f"SELECT DISTINCT run_id FROM {table}")}
             assert left <= {"r0"}, table
 
 
-def test_forget_deletes_runs_by_reference(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_forget_deletes_runs_by_reference(tmp_path: Path, cli: CLI) -> None:
     db = tmp_path / "runs.db"
     make_runs(db, {"abc1": T0, "abd2": T0 + 10, "xyz": T0 + 20})
-    code, _, err = cli(capsys, "forget", "ab", "--db", str(db))
-    assert code == 2 and "ambiguous" in err and len(ids(capsys, db)) == 3
-    code, _, err = cli(capsys, "forget", "abc", "nope", "--db", str(db))
-    assert code == 2 and "no run 'nope'" in err and len(ids(capsys, db)) == 3  # all or nothing
-    code, out, _ = cli(capsys, "forget", "abc", "last", "--db", str(db))
+    code, _, err = cli("forget", "ab", "--db", str(db))
+    assert code == 2 and "ambiguous" in err and len(ids(cli, db)) == 3
+    code, _, err = cli("forget", "abc", "nope", "--db", str(db))
+    assert code == 2 and "no run 'nope'" in err and len(ids(cli, db)) == 3  # all or nothing
+    code, out, _ = cli("forget", "abc", "last", "--db", str(db))
     assert code == 0 and out.startswith("deleted 2 run(s)")
-    assert ids(capsys, db) == ["abd2"]
+    assert ids(cli, db) == ["abd2"]
 
 
-def test_a_run_going_on_is_never_pruned_nor_forgotten(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_run_going_on_is_never_pruned_nor_forgotten(tmp_path: Path, cli: CLI) -> None:
     db = tmp_path / "runs.db"
 
     async def start() -> None:  # this process records it, and is alive: it is going on
@@ -279,11 +264,11 @@ def test_a_run_going_on_is_never_pruned_nor_forgotten(
             )
 
     asyncio.run(start())
-    code, _, err = cli(capsys, "forget", "live", "--db", str(db))
+    code, _, err = cli("forget", "live", "--db", str(db))
     assert code == 2 and "still going on" in err
-    code, out, _ = cli(capsys, "history", "--db", str(db), "--prune", "--keep", "0")
+    code, out, _ = cli("history", "--db", str(db), "--prune", "--keep", "0")
     assert code == 0 and out == "nothing to delete\n"
-    assert ids(capsys, db) == ["live"]
+    assert ids(cli, db) == ["live"]
 
 
 @pytest.mark.parametrize(
@@ -297,13 +282,10 @@ def test_a_run_going_on_is_never_pruned_nor_forgotten(
     ],
 )
 def test_bad_prune_arguments_exit_2(
-    argv: tuple[str, ...], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    argv: tuple[str, ...], message: str, tmp_path: Path, cli: CLI
 ) -> None:
-    with contextlib.suppress(SystemExit):
-        code, _, err = cli(capsys, "history", "--db", str(tmp_path / "r.db"), *argv)
-        assert code == 2 and message in err
-        return
-    assert message in capsys.readouterr().err
+    code, _, err = cli("history", "--db", str(tmp_path / "r.db"), *argv)
+    assert code == 2 and message in err
 
 
 def test_durations() -> None:

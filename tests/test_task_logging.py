@@ -9,10 +9,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from conftest import CLI
 from textual.app import App, ComposeResult
 
 from tui_flow import Context, Workflow, task
-from tui_flow.cli import dispatch as main
 from tui_flow.engine import TaskLogs, run
 from tui_flow.engine.logs import capture, level_number
 from tui_flow.ui.session import log_entry
@@ -39,26 +39,17 @@ workflow = Workflow("logs", [a, p])
 """
 
 
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.fixture(autouse=True)
 def default_level() -> object:
     yield
     capture.set_level(logging.INFO)  # --log-level is process-wide: leave it as it was
 
 
-def test_log_level_and_the_source_of_each_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_log_level_and_the_source_of_each_line(tmp_path: Path, cli: CLI) -> None:
     flow = tmp_path / "logs.py"
     flow.write_text(FLOW)
     db = tmp_path / "runs.db"
-    assert cli(capsys, "run", str(flow), "--db", str(db), "--plain")[0] == 0
+    assert cli("run", str(flow), "--db", str(db), "--plain").returncode == 0
     with sqlite3.connect(db) as con:
         rows = con.execute("SELECT task_id, level, text, logger, extra FROM logs").fetchall()
     assert ("a", "debug", "checking stock", "shop.orders", '{"order":42}') not in rows
@@ -69,14 +60,14 @@ def test_log_level_and_the_source_of_each_line(
     assert ("a", "info", "printed", None, None) in rows
     assert not any(r[0] == "p" for r in rows)  # its only line is DEBUG
 
-    code, out, _ = cli(capsys, "run", str(flow), "--db", str(db), "--plain", "--log-level", "DEBUG")
+    code, out, _ = cli("run", str(flow), "--db", str(db), "--plain", "--log-level", "DEBUG")
     assert code == 0 and "a: shop.orders: checking stock" in out
-    code, out, _ = cli(capsys, "show", "last", "--db", str(db), "--logs", "a", "--plain")
+    code, out, _ = cli("show", "last", "--db", str(db), "--logs", "a", "--plain")
     lines = [ln.split("  ", 1)[1] for ln in out.splitlines()[1:]]
     assert lines[0] == "debug    shop.orders: checking stock  order=42"
     assert lines[1] == 'info     shop.orders: placed  order=7 tags=["x"] when="<class \'object\'>"'
     assert lines[2:] == ["warning  from the root", "info     printed"]
-    code, out, _ = cli(capsys, "show", "last", "--db", str(db), "--logs", "p", "--json")
+    code, out, _ = cli("show", "last", "--db", str(db), "--logs", "p", "--json")
     (line,) = json.loads(out)["lines"]
     assert (line["text"], line["logger"], line["extra"]) == (
         "in a process",
@@ -84,9 +75,8 @@ def test_log_level_and_the_source_of_each_line(
         {"k": 1},
     )
 
-    with pytest.raises(SystemExit) as stop:
-        cli(capsys, "run", str(flow), "--db", str(db), "--log-level", "loud")
-    assert stop.value.code == 2 and "--log-level: invalid choice" in capsys.readouterr().err
+    code, _, err = cli("run", str(flow), "--db", str(db), "--log-level", "loud")
+    assert code == 2 and "--log-level: invalid choice" in err
 
 
 async def test_the_python_api_takes_a_log_level() -> None:
